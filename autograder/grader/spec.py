@@ -1,0 +1,165 @@
+"""What a lesson's hidden checks declare, and how a student's answer is compared.
+
+Each lesson has a check module `autograder/checks/<lesson>.py` (e.g. `01_conv_forward.py`
+is not importable, so the module is `autograder/checks/l01_conv_forward.py`) that defines
+
+    LESSON = "01_conv_forward"
+    def parts(ref, rng) -> list[Part]
+
+`ref` is the reference namespace (the solution cells of `solutions/<lesson>.py`, executed in the
+grader's own process, never in the student's); `rng` is a seeded `np.random.Generator`.
+Every graded test cell (nbgrader `grade: true`) of the lesson has exactly one Part with its
+`grade_id`; the Part's points come from that cell's metadata in `solutions/`, never from the
+submission. A Part earns all its points when every Case passes, else none (nbgrader's rule).
+
+A Case names a function defined in the student's notebook and the arguments to call it with.
+Arguments and results cross the sandbox boundary as data only: numpy arrays, int, float, bool,
+str, None, and tuples/lists/dicts (str keys) of these. The student's result comes back and is
+judged here, outside the sandbox, by `Case.check` (default: `compare` against `Case.expected`).
+When a case fails, `Part.diagnose(case, actual)` may name the likely bug ("stride ignored").
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+Check = Callable[[Any, "Case"], "str | None"]
+
+
+@dataclass
+class Case:
+    func: str                                   # name looked up in the student's namespace
+    args: tuple = ()
+    kwargs: dict = field(default_factory=dict)
+    expected: Any = None                        # computed outside the sandbox from `ref`
+    check: Check | None = None                  # returns a failure message or None; default: compare
+    label: str = ""                             # shown in feedback, e.g. "B=2, 7x7, K=3, stride 2, pad 1"
+    timeout: float = 10.0                       # seconds for this one call
+    rtol: float = 1e-5
+    atol: float = 1e-6
+
+    def judge(self, actual: Any) -> str | None:
+        if self.check is not None:
+            return self.check(actual, self)
+        return compare(actual, self.expected, name=f"{self.func}(...)", rtol=self.rtol, atol=self.atol)
+
+
+@dataclass
+class Part:
+    grade_id: str                               # the graded test cell's grade_id
+    cases: list[Case]
+    diagnose: Callable[[Case, Any], "str | None"] | None = None
+
+
+@dataclass
+class Raised:
+    """A student call that raised instead of returning; what crosses back from the sandbox."""
+    type: str
+    message: str
+
+    def describe(self, func: str) -> str:
+        if self.type == "NotImplementedError":
+            return f"{func} is not implemented yet (it still raises NotImplementedError)"
+        if self.type == "NameError" and func in self.message:
+            return f"{func} is not defined: did the cell that defines it run, and is the name spelled {func!r}?"
+        if self.type == "Timeout":
+            return f"{func} did not return within the time limit ({self.message}): an infinite loop, or far too slow"
+        return f"{func} raised {self.type}: {self.message}"
+
+
+def compare(actual: Any, expected: Any, name: str = "result", rtol: float = 1e-5, atol: float = 1e-6) -> str | None:
+    """None if `actual` matches `expected`, else one sentence saying what differs.
+
+    Arrays: type, shape, NaN/inf, dtype kind (float vs int), then values with allclose.
+    Tuples/lists: length, then element by element. Scalars: numeric closeness or equality.
+    """
+    if isinstance(actual, Raised):
+        return actual.describe(name.split("(")[0])
+    if isinstance(expected, (tuple, list)):
+        if not isinstance(actual, (tuple, list)):
+            return f"{name} returned {type(actual).__name__}, expected a {type(expected).__name__} of {len(expected)} items"
+        if len(actual) != len(expected):
+            return f"{name} returned {len(actual)} items, expected {len(expected)}"
+        for i, (a, e) in enumerate(zip(actual, expected)):
+            if problem := compare(a, e, f"{name}[{i}]", rtol, atol):
+                return problem
+        return None
+    if isinstance(expected, dict):
+        if not isinstance(actual, dict):
+            return f"{name} returned {type(actual).__name__}, expected a dict with keys {sorted(expected)}"
+        if missing := sorted(set(expected) - set(actual)):
+            return f"{name} is missing keys {missing}"
+        for key in expected:
+            if problem := compare(actual[key], expected[key], f"{name}[{key!r}]", rtol, atol):
+                return problem
+        return None
+    if isinstance(expected, np.ndarray):
+        return _compare_array(actual, expected, name, rtol, atol)
+    if isinstance(expected, (bool, np.bool_)) or expected is None or isinstance(expected, str):
+        return None if actual == expected else f"{name} is {actual!r}, expected {expected!r}"
+    if isinstance(expected, (int, float, np.integer, np.floating)):
+        if not isinstance(actual, (int, float, np.integer, np.floating)) or isinstance(actual, bool):
+            return f"{name} returned {type(actual).__name__}, expected a number"
+        if isinstance(expected, (int, np.integer)) and not float(actual).is_integer():
+            return f"{name} is {actual!r}, expected the whole number {expected}: use floor division //"
+        if not np.isclose(actual, expected, rtol=rtol, atol=atol, equal_nan=False):
+            return f"{name} is {actual!r}, expected {expected!r}"
+        return None
+    raise TypeError(f"compare() cannot compare expected values of type {type(expected).__name__}")
+
+
+def _compare_array(actual: Any, expected: np.ndarray, name: str, rtol: float, atol: float) -> str | None:
+    if not isinstance(actual, np.ndarray):
+        return f"{name} returned {type(actual).__name__}, expected a numpy array of shape {expected.shape}"
+    if actual.shape != expected.shape:
+        return f"{name} has shape {actual.shape}, expected {expected.shape}"
+    if actual.dtype.kind in "fc" and not np.all(np.isfinite(actual)):
+        return f"{name} contains NaN or inf ({np.count_nonzero(~np.isfinite(actual))} of {actual.size} entries)"
+    if expected.dtype.kind == "f" and actual.dtype.kind != "f":
+        return f"{name} has dtype {actual.dtype}, expected a floating-point array ({expected.dtype})"
+    if expected.dtype.kind == "b" and actual.dtype.kind != "b":
+        return f"{name} has dtype {actual.dtype}, expected a boolean array"
+    if actual.dtype.kind not in "biufc":
+        return f"{name} has dtype {actual.dtype}, expected numbers"
+    if not np.allclose(actual, expected, rtol=rtol, atol=atol):
+        worst = np.unravel_index(np.argmax(np.abs(actual - expected)), expected.shape) if expected.size else ()
+        return (f"{name} has the right shape but wrong values: at index {tuple(int(i) for i in worst)} "
+                f"got {actual[worst]:.6g}, expected {expected[worst]:.6g}")
+    return None
+
+
+@dataclass
+class Sample:
+    """A sample submission built from the lesson: the release ('blank') or the solution notebook,
+    with some stub cells' sources replaced, or raw bytes standing for a broken file."""
+    base: str = "solution"                      # "solution" | "release"
+    replace: dict[str, str] = field(default_factory=dict)   # stub grade_id -> cell source
+    score: float = 0.0                          # exact expected total
+    messages: dict[str, str] = field(default_factory=dict)  # test grade_id -> substring of its feedback
+    raw: bytes | None = None                    # the file as submitted, when not a notebook built as above
+
+
+def judge_part(part: Part, results: list[Any]) -> str | None:
+    """None when every case of `part` passed, else the feedback for the first failing case:
+    what is wrong, the case's label, and the likely bug when `part.diagnose` names one."""
+    for case, actual in zip(part.cases, results, strict=True):
+        problem = case.judge(actual)
+        if problem is None:
+            continue
+        where = f" [{case.label}]" if case.label else ""
+        bug = part.diagnose(case, actual) if part.diagnose and not isinstance(actual, Raised) else None
+        return f"{problem}{where}" + (f". Likely bug: {bug}" if bug else "")
+    return None
+
+
+def call_in_process(namespace: Any, case: Case) -> Any:
+    """Run one case against trusted code in this process (tests of the checks themselves), mapping an
+    exception to Raised the way the sandbox does. Never use on student code: that runs sandboxed."""
+    import copy
+    func = getattr(namespace, case.func) if not isinstance(namespace, dict) else namespace[case.func]
+    try:
+        return func(*copy.deepcopy(case.args), **copy.deepcopy(case.kwargs))
+    except Exception as exc:  # noqa: BLE001 - mirrored as data, like the sandbox does
+        return Raised(type(exc).__name__, str(exc))
