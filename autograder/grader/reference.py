@@ -30,3 +30,10 @@ def load_reference(lesson: str) -> SimpleNamespace:
     for source in reference_cells(lesson):
         exec(compile(source, f"solutions/{lesson}.py", "exec"), namespace)
     return SimpleNamespace(**{k: v for k, v in namespace.items() if not k.startswith("__")})
+
+
+def test_points(lesson: str) -> dict[str, float]:
+    """grade_id -> points of every graded test cell, read from the instructor source (never the submission)."""
+    nb = jupytext.read(SOLUTIONS / f"{lesson}.py")
+    return {meta["grade_id"]: float(meta.get("points", 0)) for cell in nb.cells
+            if (meta := cell.metadata.get("nbgrader", {})).get("grade")}

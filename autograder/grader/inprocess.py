@@ -1,0 +1,62 @@
+"""Score a *trusted* sample submission in this process, without the sandbox.
+
+For authors: a quick way to see which parts a sample's bug fails and with what message, while
+writing checks and samples. Student submissions are never graded this way: they run sandboxed
+(autograder.grade), and the sample test there asserts the same scores end to end.
+"""
+from __future__ import annotations
+
+import re
+
+import jupytext
+import numpy as np
+
+from autograder.checks import check_module
+from autograder.grader.reference import SOLUTIONS, load_reference, test_points
+from autograder.grader.spec import Sample, call_in_process, judge_part
+
+STUB = "# YOUR CODE HERE\nraise NotImplementedError()"
+_SOLUTION_BLOCK = re.compile(r"^([ \t]*)### BEGIN SOLUTION.*?^[ \t]*### END SOLUTION[^\n]*", re.S | re.M)
+
+
+def _stubbed(source: str) -> str:
+    return _SOLUTION_BLOCK.sub(lambda m: "\n".join(m.group(1) + line for line in STUB.splitlines()), source)
+
+
+def sample_namespace(lesson: str, sample: Sample) -> dict:
+    """Execute the reference cells, with stubs per `sample.base` and the sample's replacements."""
+    namespace: dict = {"__name__": "__main__"}
+    for cell in jupytext.read(SOLUTIONS / f"{lesson}.py").cells:
+        meta = cell.metadata.get("nbgrader", {})
+        if cell.cell_type != "code" or not (meta.get("solution") or "reference" in cell.metadata.get("tags", [])):
+            continue
+        source = cell.source
+        if meta.get("solution"):
+            source = sample.replace.get(meta["grade_id"], source if sample.base == "solution" else _stubbed(source))
+        try:
+            exec(compile(source, f"<{meta.get('grade_id', 'cell')}>", "exec"), namespace)
+        except Exception:  # noqa: BLE001 - a broken sample cell leaves its names undefined, as in a kernel
+            pass
+    return namespace
+
+
+def grade_in_process(lesson: str, sample: Sample, seed: int = 0) -> tuple[float, dict[str, str]]:
+    """(total score, {test grade_id: feedback message for each failed part})."""
+    namespace = sample_namespace(lesson, sample)
+    points = test_points(lesson)
+    parts = check_module(lesson).parts(load_reference(lesson), np.random.default_rng(seed))
+    score, messages = 0.0, {}
+    for part in parts:
+        results = [call_in_process(namespace, case) if case.func in namespace
+                   else call_in_process({case.func: _undefined(case.func)}, case) for case in part.cases]
+        if (message := judge_part(part, results)) is None:
+            score += points[part.grade_id]
+        else:
+            messages[part.grade_id] = message
+    return score, messages
+
+
+def _undefined(name: str):
+    def missing(*args, **kwargs):
+        raise NameError(f"name {name!r} is not defined")
+    return missing
