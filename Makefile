@@ -24,7 +24,7 @@ $(STAMP): requirements.txt requirements.lock pyproject.toml
 venv: $(STAMP)  ## create .venv with the pinned packages (done by lab and test when missing)
 
 lab: $(STAMP)  ## start JupyterLab on the student release in course/
-	$(VENV)/bin/jupyter lab --notebook-dir=course
+	$(VENV)/bin/jupyter lab --notebook-dir=course $(if $(filter 0,$(shell id -u)),--allow-root)
 
 test: $(STAMP)  ## run every test (release drift, notebooks, grader, widgets, browser)
 	$(PY) -m pytest

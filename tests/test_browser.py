@@ -1,0 +1,177 @@
+"""The lessons in a real browser: JupyterLab in headless Debian Chromium, driven by Playwright.
+
+For each lesson the release notebook, with the stubs filled in as a student who finished would
+have them, is opened in JupyterLab, every cell is run (Run > Run All Cells), the notebook must hold
+no error output, and moving a slider of the first ConvLab widget must change what it renders.
+Screenshots land in test-artifacts/browser/. Chromium comes from Debian (`make system-deps`);
+Playwright never downloads a browser. Outside CI the test skips when Chromium is missing.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from autograder import build
+
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = build.ROOT / "test-artifacts" / "browser"
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+if not Path(CHROMIUM).exists():
+    if os.environ.get("CI"):
+        raise RuntimeError(f"{CHROMIUM} is missing: run `make system-deps` (apt-get install chromium)")
+    pytest.skip(f"{CHROMIUM} not installed (make system-deps)", allow_module_level=True)
+
+
+def completed_notebook(lesson: str) -> nbformat.NotebookNode:
+    """The release notebook with each stub replaced by its solution: a finished student's notebook."""
+    solutions = {c.metadata["nbgrader"]["grade_id"]: c.source for c in build.source_notebook(lesson).cells
+                 if c.metadata.get("nbgrader", {}).get("solution")}
+    nb = nbformat.read(build.COURSE / lesson / f"{lesson}.ipynb", as_version=4)
+    for cell in nb.cells:
+        if cell.metadata.get("nbgrader", {}).get("solution"):
+            cell.source = solutions[cell.metadata["nbgrader"]["grade_id"]]
+    return nb
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    """A JupyterLab server on a scratch copy of the lessons; yields (base_url, token, root)."""
+    root = tmp_path_factory.mktemp("lab")
+    for lesson in build.lessons():
+        (root / lesson).mkdir()
+        nbformat.write(completed_notebook(lesson), root / lesson / f"{lesson}.ipynb")
+    port, token = _free_port(), "convlab-browser-check"
+    env = dict(os.environ, CONVLAB_FAST="1", JUPYTER_CONFIG_DIR=str(root / ".jupyter-config"))
+    log = open(root / "jupyterlab.log", "w")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root", f"--port={port}", "--ip=127.0.0.1",
+         f"--ServerApp.root_dir={root}", f"--IdentityProvider.token={token}",
+         "--LabApp.news_url=", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"],
+        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(120):
+            try:
+                urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=1)
+                break
+            except OSError:
+                if server.poll() is not None:
+                    raise RuntimeError("JupyterLab exited:\n" + (root / "jupyterlab.log").read_text())
+                time.sleep(0.5)
+        else:
+            raise RuntimeError("JupyterLab did not start in 60 s:\n" + (root / "jupyterlab.log").read_text())
+        yield base, token, root
+    finally:
+        if server.poll() is None:
+            os.killpg(server.pid, 15)
+            server.wait(timeout=30)
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(
+            executable_path=CHROMIUM, headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-quic",
+                  "--no-first-run", "--disable-component-update", "--disable-sync"])
+        yield chromium
+        chromium.close()
+
+
+# Text a widget renders (HTML/SVG/images/output areas), not the controls' own readouts.
+_RENDERED = """w => Array.from(w.querySelectorAll(
+    '.widget-html-content, .jp-OutputArea-output, .widget-image, svg, img'))
+    .filter(e => !e.closest('.widget-slider, .widget-play'))
+    .map(e => e.outerHTML).join('\\n')"""
+
+
+@pytest.mark.parametrize("lesson", build.lessons())
+def test_lesson_runs_in_jupyterlab_and_its_widget_reacts_to_a_slider(lab, browser, lesson):
+    base, token, root = lab
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.set_default_timeout(60_000)
+    try:
+        page.goto(f"{base}/lab/tree/{lesson}/{lesson}.ipynb?token={token}")
+        page.wait_for_selector(".jp-Notebook .jp-Cell")
+        page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=90_000)
+        page.click(".lm-MenuBar-itemLabel:text-is('Run')")
+        page.click(".lm-Menu-itemLabel:text-is('Run All Cells')")
+        _wait_until_executed(page, timeout_s=240)
+        nb = _save(page, root / lesson / f"{lesson}.ipynb")
+        errors = _error_outputs(nb)
+        assert not errors, f"{lesson}: cells raised errors in JupyterLab:\n" + "\n".join(errors)
+        unrun = [i for i, c in enumerate(nb["cells"]) if c["cell_type"] == "code" and not c.get("execution_count")]
+        assert not unrun, f"{lesson}: cells {unrun} did not run"
+
+        widget = page.locator(".convlab-widget").first
+        widget.wait_for(state="visible", timeout=30_000)
+        widget.scroll_into_view_if_needed()
+        before = widget.evaluate(_RENDERED)
+        assert before.strip(), f"{lesson}: the widget renders nothing"
+        widget.screenshot(path=str(ARTIFACTS / f"{lesson}-widget-before.png"))
+        handle = widget.locator(".widget-slider .noUi-handle").first
+        for key in ("ArrowRight", "ArrowLeft", "ArrowLeft"):
+            handle.focus()
+            page.keyboard.press(key)
+            page.wait_for_timeout(1500)
+            after = widget.evaluate(_RENDERED)
+            if after != before:
+                break
+        widget.screenshot(path=str(ARTIFACTS / f"{lesson}-widget-after.png"))
+        assert after != before, f"{lesson}: moving the widget's first slider did not change what it renders"
+    finally:
+        page.screenshot(path=str(ARTIFACTS / f"{lesson}-page.png"))
+        page.close()
+
+
+def _wait_until_executed(page, timeout_s: float) -> None:
+    """Wait until the kernel has been idle for 5 s (Run All stops at an error) or every cell ran."""
+    deadline, idle_since = time.monotonic() + timeout_s, None
+    while time.monotonic() < deadline:
+        pending = page.evaluate("""() => Array.from(document.querySelectorAll('.jp-CodeCell .jp-InputPrompt'))
+            .filter(p => !/\\[\\d+\\]/.test(p.textContent)).length""")
+        if page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").count():
+            idle_since = idle_since or time.monotonic()
+            if pending == 0 or time.monotonic() - idle_since > 5:
+                return
+        else:
+            idle_since = None
+        time.sleep(1)
+    raise AssertionError(f"the notebook was still running after {timeout_s} s")
+
+
+def _save(page, path: Path) -> dict:
+    """Save the notebook from the browser and return it once the file on disk has the outputs."""
+    page.locator(".jp-Notebook").first.click(position={"x": 5, "y": 5})
+    page.keyboard.press("Control+s")
+    for _ in range(40):
+        nb = json.loads(path.read_text())
+        if any(c.get("execution_count") for c in nb["cells"] if c["cell_type"] == "code"):
+            return nb
+        time.sleep(0.5)
+    raise AssertionError(f"JupyterLab did not save {path.name} with its outputs")
+
+
+def _error_outputs(nb: dict) -> list[str]:
+    return [f"cell {i}: {out.get('ename')}: {out.get('evalue')}" for i, cell in enumerate(nb["cells"])
+            for out in cell.get("outputs", []) if out.get("output_type") == "error"]

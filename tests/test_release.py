@@ -1,0 +1,22 @@
+"""course/ is exactly what `make release` builds from solutions/, and holds no solutions."""
+import json
+
+from autograder import build
+
+
+def test_course_matches_a_fresh_build_of_solutions():
+    assert build.lessons(), "no lessons in solutions/"
+    problems = build.drift()
+    assert not problems, f"course/ is out of date with solutions/ (run `make release`): {problems}"
+
+
+def test_every_lesson_has_stubs_and_graded_tests_in_the_release():
+    for lesson in build.lessons():
+        nb = json.loads((build.COURSE / lesson / f"{lesson}.ipynb").read_text())
+        meta = [c["metadata"].get("nbgrader", {}) for c in nb["cells"]]
+        stubs = [c for c, m in zip(nb["cells"], meta) if m.get("solution")]
+        graded = [m for m in meta if m.get("grade")]
+        assert stubs and graded, f"{lesson}: {len(stubs)} stub cells, {len(graded)} graded test cells"
+        for cell in stubs:
+            assert "raise NotImplementedError()" in "".join(cell["source"]), \
+                f"{lesson}: stub {cell['id']} does not raise NotImplementedError in the release"
