@@ -38,8 +38,10 @@ _AXIS_NAMES = {4: ("batch size", "channels", "height", "width"), 3: ("channels",
                2: ("height", "width")}
 
 
-def expect_shape(actual: Any, expected: tuple, name: str = "result", hint: str | None = None) -> None:
-    """Shapes must match; the message names the first axis that differs (for 2-D to 4-D arrays)."""
+def expect_shape(actual: Any, expected: tuple, name: str = "result", hint: str | None = None,
+                 axes: tuple[str, ...] | None = None) -> None:
+    """Shapes must match; the message names the first axis that differs (for 2-D to 4-D arrays, or
+    by `axes`, e.g. ("batch", "channels", "time") for sequences)."""
     expect_array(actual, name, hint)
     expected = tuple(expected)
     if actual.shape == expected:
@@ -47,17 +49,17 @@ def expect_shape(actual: Any, expected: tuple, name: str = "result", hint: str |
     if actual.ndim != len(expected):
         _fail(f"{name} has {actual.ndim} dimensions {actual.shape}, expected {len(expected)} {expected}", hint)
     axis = next(i for i, (a, e) in enumerate(zip(actual.shape, expected)) if a != e)
-    axis_name = _AXIS_NAMES.get(len(expected), ())[axis:axis + 1] or (f"axis {axis}",)
+    axis_name = (axes or _AXIS_NAMES.get(len(expected), ()))[axis:axis + 1] or (f"axis {axis}",)
     _fail(f"{name} {axis_name[0]} is {actual.shape[axis]}, expected {expected[axis]} "
           f"(shape {actual.shape}, expected {expected})", hint)
 
 
 def expect_close(actual: Any, expected: Any, name: str = "result", hint: str | None = None,
-                 rtol: float = 1e-5, atol: float = 1e-7) -> None:
-    """Arrays (or numbers) must agree to rtol/atol; the message shows the worst entry."""
+                 rtol: float = 1e-5, atol: float = 1e-7, axes: tuple[str, ...] | None = None) -> None:
+    """Arrays (or numbers) must agree to rtol/atol; the message shows the worst entry (`axes` as in expect_shape)."""
     expected = np.asarray(expected)
     if expected.ndim:
-        expect_shape(actual, expected.shape, name, hint)
+        expect_shape(actual, expected.shape, name, hint, axes)
     actual_arr = np.asarray(actual, dtype=float)
     if not np.all(np.isfinite(actual_arr)):
         _fail(f"{name} contains NaN or inf", hint)

@@ -54,9 +54,6 @@ def _free_port() -> int:
 def lab(tmp_path_factory):
     """A JupyterLab server on a scratch copy of the lessons; yields (base_url, token, root)."""
     root = tmp_path_factory.mktemp("lab")
-    for lesson in build.lessons():
-        (root / lesson).mkdir()
-        nbformat.write(completed_notebook(lesson), root / lesson / f"{lesson}.ipynb")
     port, token = _free_port(), "convlab-browser-check"
     env = dict(os.environ, CONVLAB_FAST="1", JUPYTER_CONFIG_DIR=str(root / ".jupyter-config"))
     log = open(root / "jupyterlab.log", "w")
@@ -107,12 +104,15 @@ _RENDERED = """w => Array.from(w.querySelectorAll(
 @pytest.mark.parametrize("lesson", build.lessons())
 def test_lesson_runs_in_jupyterlab_and_its_widget_reacts_to_a_slider(lab, browser, lesson):
     base, token, root = lab
+    (root / lesson).mkdir()
+    nbformat.write(completed_notebook(lesson), root / lesson / f"{lesson}.ipynb")
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     page.set_default_timeout(60_000)
     try:
-        page.goto(f"{base}/lab/tree/{lesson}/{lesson}.ipynb?token={token}")
+        page.goto(f"{base}/lab/workspaces/{lesson}/tree/{lesson}/{lesson}.ipynb?token={token}&reset")
         page.wait_for_selector(".jp-Notebook .jp-Cell")
+        _accept_kernel_dialog(page)
         page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=90_000)
         page.click(".lm-MenuBar-itemLabel:text-is('Run')")
         page.click(".lm-Menu-itemLabel:text-is('Run All Cells')")
@@ -142,6 +142,15 @@ def test_lesson_runs_in_jupyterlab_and_its_widget_reacts_to_a_slider(lab, browse
     finally:
         page.screenshot(path=str(ARTIFACTS / f"{lesson}-page.png"))
         page.close()
+
+
+def _accept_kernel_dialog(page) -> None:
+    """JupyterLab sometimes asks which kernel to start even for a notebook that names one: accept."""
+    try:
+        page.wait_for_selector(".jp-Dialog .jp-mod-accept", timeout=5_000)
+    except Exception:  # noqa: BLE001 - no dialog is the normal case
+        return
+    page.click(".jp-Dialog .jp-mod-accept")
 
 
 def _wait_until_executed(page, timeout_s: float) -> None:

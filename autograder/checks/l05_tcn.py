@@ -1,0 +1,273 @@
+"""Hidden checks of lesson 05 (temporal convolutional networks).
+
+Randomised shapes, kernel sizes K = 1..4, dilations 1..8, float64 and float32. Tolerances:
+float64 rtol 1e-6 / atol 1e-8 relative to the values' scale; float32 rtol 1e-4 / atol 1e-4
+(sums of up to a few hundred float32 products round at ~1e-6 relative, a bug changes values by O(1)).
+The causality check puts two sequences that agree up to time t0 into the two batch entries of one
+call and compares the two outputs here, outside the sandbox.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from autograder.grader.spec import Case, Part, Raised, compare
+
+LESSON = "05_tcn"
+_TOL = {np.float64: {"rtol": 1e-6, "atol": 1e-8}, np.float32: {"rtol": 1e-4, "atol": 1e-4}}
+
+
+def _tol(dtype) -> dict:
+    return _TOL[np.dtype(dtype).type]
+
+
+def _label(B, C_in, C_out, T, K, dilation, dtype) -> str:
+    return f"B={B}, C_in={C_in}, C_out={C_out}, T={T}, K={K}, dilation={dilation}, {np.dtype(dtype).name}"
+
+
+# ---- typical bugs of the forward pass, built from the reference ------------------------------------
+def _looking_ahead(ref, shift: int):
+    """A conv whose output at t is the causal output at t + shift (right padding `shift` instead of left)."""
+    def conv(x, w, b, dilation=1):
+        T = x.shape[-1]
+        x_ext = np.pad(x, ((0, 0), (0, 0), (0, shift)))
+        return ref.conv1d_causal_forward(x_ext, w, b, dilation)[..., shift:shift + T]
+    return conv
+
+
+def forward_bugs(ref, K: int, dilation: int) -> dict[str, Callable]:
+    """Sentence naming a bug -> a conv with that bug (same signature as conv1d_causal_forward)."""
+    pad = (K - 1) * dilation
+    same = "non-causal padding: you padded both sides ('same' padding), so y[t] sees future inputs; " \
+           "pad (K-1)*dilation zeros on the left only"
+    return {
+        same: _looking_ahead(ref, pad - pad // 2),
+        same + " (here split the other way round)": _looking_ahead(ref, pad // 2),
+        "future indexing: tap k reads x[t + k*dilation] (padding on the right); it must read "
+        "x[t - (K-1-k)*dilation]": _looking_ahead(ref, pad),
+        "dilation ignored: the taps must be dilation steps apart": lambda x, w, b, dilation=1:
+            ref.conv1d_causal_forward(x, w, b, 1),
+        "kernel reversed: tap k must read x[t - (K-1-k)*dilation] (w[..., K-1] multiplies the current "
+        "input), not x[t - k*dilation]": lambda x, w, b, dilation=1:
+            ref.conv1d_causal_forward(x, w[..., ::-1], b, dilation),
+        "bias missing": lambda x, w, b, dilation=1: ref.conv1d_causal_forward(x, w, np.zeros_like(b), dilation),
+    }
+
+
+def _matches(actual, expected) -> bool:
+    return (isinstance(actual, np.ndarray) and actual.shape == expected.shape
+            and compare(actual, expected, rtol=1e-4, atol=1e-4) is None)
+
+
+def _diagnose_forward(ref):
+    def diagnose(case: Case, actual):
+        x, w, b = case.args
+        dilation = case.kwargs.get("dilation", 1)
+        K, T = w.shape[-1], x.shape[-1]
+        if isinstance(actual, np.ndarray) and actual.ndim == 3 and actual.shape[-1] == T + (K - 1) * dilation:
+            return "output length T + (K-1)*dilation: you padded both sides; pad only the left, then y has length T"
+        for bug, conv in forward_bugs(ref, K, dilation).items():
+            if _matches(actual, conv(x, w, b, dilation)):
+                return bug
+        return None
+    return diagnose
+
+
+def _random_conv_args(rng, B, C_in, C_out, T, K, dtype):
+    x = rng.standard_normal((B, C_in, T)).astype(dtype)
+    w = (rng.standard_normal((C_out, C_in, K)) / np.sqrt(C_in * K)).astype(dtype)
+    b = rng.standard_normal(C_out).astype(dtype)
+    return x, w, b
+
+
+def _conv_shapes(rng) -> list[tuple]:
+    """(B, C_in, C_out, T, K, dilation, dtype): plain, randomised, float32, K = 1, history longer than T."""
+    r = lambda lo, hi: int(rng.integers(lo, hi + 1))  # noqa: E731
+    return [(2, 3, 4, 16, 3, 1, np.float64),
+            (r(1, 3), r(1, 4), r(1, 4), r(20, 40), r(2, 4), r(2, 8), np.float64),
+            (r(1, 3), r(2, 4), r(2, 4), r(20, 40), 4, 3, np.float32),
+            (2, r(1, 3), r(2, 4), r(8, 16), 1, r(2, 8), np.float64),
+            (1, 2, 3, 6, 3, 8, np.float64),
+            (r(2, 3), r(1, 3), r(1, 3), r(30, 40), 2, 8, np.float32)]
+
+
+def _forward_part(ref, rng) -> Part:
+    cases = []
+    for index, (B, C_in, C_out, T, K, dilation, dtype) in enumerate(_conv_shapes(rng)):
+        x, w, b = _random_conv_args(rng, B, C_in, C_out, T, K, dtype)
+        kwargs = {} if index == 0 else {"dilation": dilation}   # the first case relies on the default dilation=1
+        cases.append(Case("conv1d_causal_forward", (x, w, b), kwargs, expected=ref.conv1d_causal_forward(x, w, b, **kwargs),
+                          label=_label(B, C_in, C_out, T, K, kwargs.get("dilation", 1), dtype), **_tol(dtype)))
+    return Part("test_conv1d_causal_forward", cases, diagnose=_diagnose_forward(ref))
+
+
+# ---- causality: a property, judged here on the two batch entries of one call ------------------------
+def _causality_check(t0: int, C_out: int):
+    def check(actual, case: Case) -> str | None:
+        name = "conv1d_causal_forward(...)"
+        if isinstance(actual, Raised):
+            return actual.describe("conv1d_causal_forward")
+        T = case.args[0].shape[-1]
+        if not isinstance(actual, np.ndarray) or actual.shape != (2, C_out, T):
+            shape = actual.shape if isinstance(actual, np.ndarray) else type(actual).__name__
+            return f"{name} returned {shape}, expected an array of shape {(2, C_out, T)}"
+        if not np.all(np.isfinite(actual)):
+            return f"{name} contains NaN or inf"
+        # equal inputs may still round differently in different rows of a matrix product: allow a few ulps
+        tol = (1e-4 if case.args[0].dtype == np.float32 else 1e-9) * (1 + np.max(np.abs(actual)))
+        change = np.abs(actual[0] - actual[1])
+        if np.any(change[:, :t0 + 1] > tol):
+            t = int(np.argmax(change[:, :t0 + 1].max(axis=0)))
+            return (f"y[:, :, {t}] changed when only inputs after t0 = {t0} changed: the output looks into the "
+                    "future; pad (K-1)*dilation zeros on the left only and read x[t - (K-1-k)*dilation]")
+        if np.all(change[:, t0 + 1] <= tol):
+            return (f"y[:, :, {t0 + 1}] did not change when x[:, :, {t0 + 1}] changed: y[t] must use the current "
+                    "input x[t] (tap k = K-1)")
+        return None
+    return check
+
+
+def _causality_part(rng) -> Part:
+    cases = []
+    for _, C_in, C_out, T, K, dilation, dtype in _conv_shapes(rng)[:4]:
+        x, w, b = _random_conv_args(rng, 2, C_in, C_out, T, K, dtype)
+        t0 = int(rng.integers(T // 3, T - 1))
+        x[1, :, :t0 + 1] = x[0, :, :t0 + 1]             # same past, different future
+        cases.append(Case("conv1d_causal_forward", (x, w, b), {"dilation": dilation}, check=_causality_check(t0, C_out),
+                          label=f"two sequences equal up to t0={t0}, {_label(2, C_in, C_out, T, K, dilation, dtype)}"))
+    return Part("test_conv1d_causal_forward_is_causal", cases)
+
+
+# ---- backward ----------------------------------------------------------------------------------------
+def _diagnose_backward(ref):
+    def diagnose(case: Case, actual):
+        dy, x, w = case.args
+        dilation = case.kwargs["dilation"]
+        if not (isinstance(actual, (tuple, list)) and len(actual) == 3):
+            return None
+        dx, dw, _ = actual
+        if dilation > 1 and all(_matches(a, e) for a, e in zip(actual, ref.conv1d_causal_backward(dy, x, w, 1))):
+            return "dilation ignored in the backward pass"
+        expected_dx, expected_dw, _ = case.expected
+        if not _matches(dx, expected_dx):
+            dx_past = ref.conv1d_causal_forward(dy, w.transpose(1, 0, 2), np.zeros(w.shape[1], dy.dtype), dilation)
+            if _matches(dx, dx_past):
+                return ("dx reads dy from the past; x[s] influences y[s + (K-1-k)*dilation], so dx[s] needs "
+                        "dy[s + (K-1-k)*dilation] (pad dy on the right)")
+            if dilation > 1 and _matches(dx, ref.conv1d_causal_backward(dy, x, w, 1)[0]):
+                return "dx ignores the dilation"
+            return None
+        if not _matches(dw, expected_dw):
+            if _matches(dw, expected_dw[..., ::-1]):
+                return "dw is reversed along k: dw[co, ci, k] pairs dy[t] with x[t - (K-1-k)*dilation]"
+            if dilation > 1 and _matches(dw, ref.conv1d_causal_backward(dy, x, w, 1)[1]):
+                return "dw ignores the dilation"
+        return None
+    return diagnose
+
+
+def _backward_part(ref, rng) -> Part:
+    cases = []
+    for B, C_in, C_out, T, K, dilation, dtype in _conv_shapes(rng):
+        x, w, _ = _random_conv_args(rng, B, C_in, C_out, T, K, dtype)
+        dy = rng.standard_normal((B, C_out, T)).astype(dtype)
+        cases.append(Case("conv1d_causal_backward", (dy, x, w), {"dilation": dilation},
+                          expected=ref.conv1d_causal_backward(dy, x, w, dilation),
+                          label=_label(B, C_in, C_out, T, K, dilation, dtype), **_tol(dtype)))
+    return Part("test_conv1d_causal_backward", cases, diagnose=_diagnose_backward(ref))
+
+
+# ---- receptive field ---------------------------------------------------------------------------------
+def _diagnose_receptive_field(case: Case, actual):
+    kernel_size, dilations = case.args
+    total, product = sum(dilations), int(np.prod(dilations))
+    bugs = {1 + (kernel_size - 1) * product: "used the product of the dilations; the reaches of the layers add up: "
+                                              "R = 1 + (K-1) * sum(dilations)",
+            (kernel_size - 1) * total: "off by one: the current input x[t] counts too, R = 1 + (K-1) * sum(dilations)",
+            2 + (kernel_size - 1) * total: "off by one: R = 1 + (K-1) * sum(dilations)",
+            1 + kernel_size * total: "each layer reaches (K-1)*d steps back, not K*d",
+            1 + (kernel_size - 1) * len(dilations): "dilations ignored: layer l reaches (K-1)*d_l steps back"}
+    bugs.pop(case.expected, None)
+    return bugs.get(actual) if isinstance(actual, (int, np.integer, float)) else None
+
+
+def _receptive_field_part(ref, rng) -> Part:
+    random_dilations = [int(d) for d in rng.integers(1, 9, size=int(rng.integers(2, 7)))]
+    inputs = [(3, [1, 2, 4, 8]), (2, [1, 1, 1]), (4, [1, 3, 9]), (1, [1, 2, 4]), (3, []),
+              (int(rng.integers(2, 5)), random_dilations), (2, (1, 2, 4, 8, 16))]
+    cases = [Case("receptive_field", (K, dilations), expected=ref.receptive_field(K, dilations),
+                  label=f"kernel_size={K}, dilations={dilations}") for K, dilations in inputs]
+    return Part("test_receptive_field", cases, diagnose=_diagnose_receptive_field)
+
+
+# ---- residual block ----------------------------------------------------------------------------------
+def block_from(conv, x, params, dilation, final_relu=False, relu=True, skip=True):
+    """The residual block computed with `conv`, optionally with a typical bug switched on."""
+    hidden = conv(x, params["w1"], params["b1"], dilation)
+    residual = conv(np.maximum(hidden, 0) if relu else hidden, params["w2"], params["b2"], dilation)
+    if skip:
+        residual = residual + (conv(x, params["w_skip"], params["b_skip"], 1) if "w_skip" in params else x)
+    return np.maximum(residual, 0) if final_relu else residual
+
+
+def _block_params(rng, C_in, C_out, K, dtype) -> dict:
+    params = {"w1": rng.standard_normal((C_out, C_in, K)) / np.sqrt(C_in * K), "b1": rng.standard_normal(C_out),
+              "w2": rng.standard_normal((C_out, C_out, K)) / np.sqrt(C_out * K), "b2": rng.standard_normal(C_out)}
+    if C_in != C_out:
+        params |= {"w_skip": rng.standard_normal((C_out, C_in, 1)) / np.sqrt(C_in), "b_skip": rng.standard_normal(C_out)}
+    return {key: value.astype(dtype) for key, value in params.items()}
+
+
+def _diagnose_block(ref):
+    def diagnose(case: Case, actual):
+        x, params, dilation = case.args
+        conv = ref.conv1d_causal_forward
+        K = params["w1"].shape[-1]
+        candidates = {
+            "the skip connection is missing: add skip(x) to the second conv's output":
+                lambda: block_from(conv, x, params, dilation, skip=False),
+            "ReLU applied after the sum: this block is conv -> ReLU -> conv, then + skip, with no final ReLU":
+                lambda: block_from(conv, x, params, dilation, final_relu=True),
+            "the ReLU between the two convolutions is missing": lambda: block_from(conv, x, params, dilation, relu=False),
+            "the skip path adds x itself although the channels change: apply the 1x1 conv "
+            "(params['w_skip'], params['b_skip'])": lambda: block_from(conv, x, {k: v for k, v in params.items()
+                                                                        if "skip" not in k}, dilation),
+        }
+        candidates |= {f"tcn_block_forward matches a block built on a conv1d_causal_forward with this bug: {bug}; "
+                       "fix conv1d_causal_forward first": lambda c=buggy: block_from(c, x, params, dilation)
+                       for bug, buggy in forward_bugs(ref, K, dilation).items()}
+        for bug, compute in candidates.items():
+            try:
+                if _matches(actual, compute()):
+                    return bug
+            except ValueError:          # a variant that cannot broadcast for these channel counts
+                continue
+        return None
+    return diagnose
+
+
+def _block_check(actual, case: Case) -> str | None:
+    problem = compare(actual, case.expected, name="tcn_block_forward(...)", rtol=case.rtol, atol=case.atol)
+    if problem and isinstance(actual, Raised) and "broadcast" in actual.message and "w_skip" in case.args[1]:
+        problem += ": when C_in != C_out the skip path needs the 1x1 conv params['w_skip'], params['b_skip']"
+    return problem
+
+
+def _block_part(ref, rng) -> Part:
+    cases = []
+    for B, C_in, C_out, T, K, dilation, dtype in [(2, 4, 4, 24, 3, 2, np.float64), (2, 3, 5, 30, 2, 4, np.float64),
+                                                 (1, 1, 4, 20, 3, int(rng.integers(2, 9)), np.float64),
+                                                 (2, 4, 4, 16, 4, 8, np.float32)]:
+        x = rng.standard_normal((B, C_in, T)).astype(dtype)
+        params = _block_params(rng, C_in, C_out, K, dtype)
+        skip = "1x1 conv on the skip path" if C_in != C_out else "identity skip"
+        cases.append(Case("tcn_block_forward", (x, params, dilation), expected=ref.tcn_block_forward(x, params, dilation),
+                          check=_block_check, label=f"{_label(B, C_in, C_out, T, K, dilation, dtype)}, {skip}",
+                          **_tol(dtype)))
+    return Part("test_tcn_block_forward", cases, diagnose=_diagnose_block(ref))
+
+
+def parts(ref, rng) -> list[Part]:
+    return [_forward_part(ref, rng), _causality_part(rng), _backward_part(ref, rng),
+            _receptive_field_part(ref, rng), _block_part(ref, rng)]
