@@ -1,0 +1,362 @@
+"""Hidden checks of lesson 03 (convolution backward).
+
+Randomised shapes: batch 1-3, channels 1-5 (some cases with C_in == C_out so that a transposed dW
+has the right shape), non-square inputs and kernels (K 1-4), strides 1-3, paddings 0-2, and input
+sizes where (H + 2*pad - K_h) is not a multiple of stride (the last rows of x get zero gradient).
+float64 and float32 (float32 in must give float32 out for conv2d_backward).
+
+Expected values are computed by the reference in float64 and cast to the case's dtype. Tolerances:
+float64 rtol 1e-6 / atol 1e-8 (sums of at most a few hundred products of O(1) numbers round at
+~1e-14); float32 rtol 1e-4 / atol 1e-4 (float32 rounding of those sums is ~1e-6 relative). A bug
+changes entries by O(1), so no tolerance question arises between a correct and a wrong gradient.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from autograder.grader.spec import Case, Part, Raised, compare
+
+LESSON = "03_conv_backward"
+_TOL = {np.float64: {"rtol": 1e-6, "atol": 1e-8}, np.float32: {"rtol": 1e-4, "atol": 1e-4}}
+GRADIENTS = ("dx", "dw", "db")
+
+
+# ---- random problems ------------------------------------------------------------------------------
+def _size(rng, k: int, stride: int, pad: int, divisible: bool | None) -> int:
+    """An input size giving at least 2 windows (so that stride matters), with (size + 2*pad - k) % stride
+    == 0 when divisible, != 0 when not divisible (only possible for stride > 1), either when None."""
+    sizes = [n for n in range(max(k - 2 * pad + stride, 1), k - 2 * pad + 4 * stride + 4)
+             if n > 0 and (divisible is None or stride == 1 or ((n + 2 * pad - k) % stride == 0) == divisible)]
+    return int(rng.choice(sizes))
+
+
+def _problem(rng, stride, pad, dtype=np.float64, divisible=None, k_min=1, same_channels=False, big=False):
+    """(dy, x, w, b, label): a random layer with the given stride and padding."""
+    B = int(rng.integers(1, 4))
+    C_in, C_out = (int(c) for c in rng.integers(1, 6 if big else 4, size=2))
+    if same_channels:
+        C_out = C_in = max(C_in, 2)
+    K_h, K_w = (int(k) for k in rng.integers(k_min, 5, size=2))
+    H = _size(rng, K_h, stride, pad, divisible) + (int(rng.integers(0, 6)) * stride if big else 0)
+    W = _size(rng, K_w, stride, pad, None)
+    H_out, W_out = (H + 2 * pad - K_h) // stride + 1, (W + 2 * pad - K_w) // stride + 1
+    dy, x, w, b = (rng.standard_normal(s) for s in ((B, C_out, H_out, W_out), (B, C_in, H, W),
+                                                    (C_out, C_in, K_h, K_w), (C_out,)))
+    label = (f"B={B}, C_in={C_in}, C_out={C_out}, {H}x{W} input, K {K_h}x{K_w}, stride {stride}, pad {pad}, "
+             f"{np.dtype(dtype).name}")
+    return dy.astype(dtype), x.astype(dtype), w.astype(dtype), b.astype(dtype), label
+
+
+def _f64(*arrays):
+    return tuple(np.asarray(a, dtype=np.float64) for a in arrays)
+
+
+# ---- judging a (dx, dw, db) tuple ---------------------------------------------------------------
+def _as_number(value):
+    """A 0-d or one-element array counts as a number (for the scalar db of conv1d_backward)."""
+    if isinstance(value, np.ndarray) and value.size == 1 and value.ndim <= 1:
+        return value.reshape(-1)[0]
+    return value
+
+
+def check_gradients(actual, case: Case) -> str | None:
+    """actual must be (dx, dw, db) matching case.expected, each with the expected dtype when that is float32."""
+    if isinstance(actual, Raised):
+        return actual.describe(case.func)
+    if not isinstance(actual, (tuple, list)) or len(actual) != 3:
+        got = f"{len(actual)} items" if isinstance(actual, (tuple, list)) else f"a {type(actual).__name__}"
+        return f"{case.func} returned {got}, expected the tuple (dx, dw, db)"
+    for name, got, want in zip(GRADIENTS, actual, case.expected):
+        got = _as_number(got) if not isinstance(want, np.ndarray) else got
+        if problem := compare(got, want, f"{name} from {case.func}", case.rtol, case.atol):
+            return problem
+    for name, got, want in zip(GRADIENTS, actual, case.expected):
+        if isinstance(want, np.ndarray) and want.dtype == np.float32 and got.dtype != np.float32:
+            return f"{name} from {case.func} has dtype {got.dtype}, expected float32 (the inputs are float32)"
+    return None
+
+
+def _close(got, want, rtol=1e-4, atol=1e-4) -> bool:
+    return (isinstance(got, np.ndarray) and got.shape == np.shape(want)
+            and bool(np.all(np.isfinite(got))) and np.allclose(got, want, rtol=rtol, atol=atol))
+
+
+# ---- typical bugs, built from the reference and small numpy oracles ---------------------------------
+def _scatter_dx_pad(dy, w, x_shape, step: int, pad: int) -> np.ndarray:
+    """dx_pad with window (i, j) scattered to rows step*i.., columns step*j..; step = stride is correct."""
+    B, C_in, H, W = x_shape
+    _, _, H_out, W_out = dy.shape
+    _, _, K_h, K_w = w.shape
+    dx_pad = np.zeros((B, C_in, H + 2 * pad, W + 2 * pad))
+    for m in range(K_h):
+        for n in range(K_w):
+            plane = np.einsum("bohw,oc->bchw", dy, w[:, :, m, n])     # what tap (m, n) sends back
+            dx_pad[:, :, m:m + step * H_out:step, n:n + step * W_out:step] += plane
+    return dx_pad
+
+
+def diagnose_dx(ref, dy, x, w, stride, pad, got) -> str | None:
+    """Name the bug that turns the correct dx into `got`, or None."""
+    dy, x, w = _f64(dy, x, w)
+    B, C_in, H, W = x.shape
+    _, _, K_h, K_w = w.shape
+    if not isinstance(got, np.ndarray):
+        return None
+    dx_pad = _scatter_dx_pad(dy, w, x.shape, stride, pad)
+    if pad and _close(got, dx_pad):
+        return "padding not cropped: dx must have the shape of x; crop dx_pad[:, :, pad:pad+H, pad:pad+W]"
+    remainder = ((H + 2 * pad - K_h) % stride, (W + 2 * pad - K_w) % stride)
+    shorter = [got_size == size or (got_size < size and left > 0)
+               for got_size, size, left in zip(got.shape[2:], (H, W), remainder)]
+    if got.ndim == 4 and got.shape[:2] == x.shape[:2] and got.shape != x.shape and all(shorter):
+        return ("rows/columns no window reached are missing: when (H + 2*pad - K) is not a multiple of stride, "
+                "the last rows of x get zero gradient; make dx_pad as large as x_pad before cropping")
+    if got.shape != x.shape:
+        return None
+    if pad and any(_close(got, dx_pad[:, :, a:a + H, c:c + W])
+                   for a in range(2 * pad + 1) for c in range(2 * pad + 1) if (a, c) != (pad, pad)):
+        return ("padding cropped at the wrong offset: remove pad rows/columns from each side, "
+                "dx_pad[:, :, pad:pad+H, pad:pad+W]")
+
+    def dx_of(kernel):
+        return ref.conv2d_backward(dy, x, np.ascontiguousarray(kernel), stride=stride, pad=pad)[0]
+
+    bugs = [("kernel not flipped in dX: the full convolution of dy must use the 180-degree rotated kernel "
+             "rot180(w), both spatial axes reversed", lambda: dx_of(w[..., ::-1, ::-1]))]
+    if stride > 1:
+        bugs.append(("stride ignored in dX (dy not dilated): put stride-1 zeros between the entries of dy before "
+                     "the full convolution, i.e. window (i, j) sends its gradient to x_pad[stride*i + m, stride*j + n]",
+                     lambda: _scatter_dx_pad(dy, w, x.shape, 1, pad)[:, :, pad:pad + H, pad:pad + W]))
+    one_axis = "kernel flipped along one axis only: rot180 reverses both K_h and K_w"
+    bugs += [(one_axis, lambda: dx_of(w[..., ::-1, :])), (one_axis, lambda: dx_of(w[..., :, ::-1]))]
+    if C_in == w.shape[0]:
+        bugs.append(("kernel channel axes not swapped in dX: the kernel of the full convolution is "
+                     "rot180(w).transpose(1, 0, 2, 3) (dy's C_out channels are its inputs)",
+                     lambda: dx_of(w.transpose(1, 0, 2, 3))))
+    return next((bug for bug, variant in bugs if _close(got, variant())), None)
+
+
+def diagnose_dw(ref, dy, x, w, stride, pad, got) -> str | None:
+    dy, x, w = _f64(dy, x, w)
+    dw = ref.conv2d_backward(dy, x, w, stride=stride, pad=pad)[1]
+    H_out, W_out = dy.shape[2:]
+    x_pad = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
+    windows = np.lib.stride_tricks.sliding_window_view(x_pad, w.shape[2:], axis=(2, 3))
+    bugs = [("dW has its C_out and C_in axes swapped: dw[co, ci, m, n] pairs dy's channel co with x's channel ci",
+             lambda: dw.transpose(1, 0, 2, 3)),
+            ("dW has its K_h and K_w axes swapped", lambda: dw.transpose(0, 1, 3, 2)),
+            ("dW is rotated by 180 degrees: dW is a correlation of x_pad with dy, without a flip",
+             lambda: dw[..., ::-1, ::-1]),
+            ("stride ignored in dW: window (i, j) starts at x_pad[stride*i, stride*j]",
+             lambda: np.einsum("bohw,bchwmn->ocmn", dy, windows[:, :, :H_out, :W_out])),
+            ("dW divided by the batch size: the gradient of a sum over the batch is a sum, not a mean",
+             lambda: dw / dy.shape[0])]
+    return next((bug for bug, variant in bugs if _close(got, variant())), None)
+
+
+def diagnose_db(dy, got) -> str | None:
+    dy = np.asarray(dy, dtype=np.float64)
+    B, C_out = dy.shape[:2]
+    wrong_axes = ("db summed over the wrong axes: sum dy over the batch and both spatial axes, "
+                  "dy.sum(axis=(0, 2, 3)), giving shape (C_out,)")
+    if np.ndim(got) != 1 or np.shape(got) != (C_out,):
+        return wrong_axes
+    if (B > 1 and _close(got, dy.mean(axis=(0, 2, 3)))) or _close(got, dy.mean(axis=(2, 3)).sum(axis=0)):
+        return "db averaged instead of summed: db[co] is the sum of dy[:, co] over batch and positions"
+    if B == C_out and _close(got, dy.sum(axis=(1, 2, 3))):
+        return wrong_axes
+    return None
+
+
+WRONG_DTYPE = ("gradients with the wrong dtype: float32 inputs must give float32 gradients (np.zeros defaults "
+               "to float64: allocate with dtype=x.dtype or np.zeros_like)")
+
+
+def _diagnose_backward(ref):
+    def diagnose(case: Case, actual) -> str | None:
+        if not isinstance(actual, (tuple, list)) or len(actual) != 3:
+            return None
+        dy, x, w = case.args
+        stride, pad = case.kwargs["stride"], case.kwargs["pad"]
+        found = []
+        for name, got, want in zip(GRADIENTS, actual, case.expected):
+            if compare(got, want, name, case.rtol, case.atol) is None:
+                continue
+            bug = (diagnose_dx(ref, dy, x, w, stride, pad, got) if name == "dx" else
+                   diagnose_dw(ref, dy, x, w, stride, pad, got) if name == "dw" else diagnose_db(dy, got))
+            if bug:
+                found.append(bug)
+        if not found and any(isinstance(g, np.ndarray) and g.dtype != e.dtype
+                             for g, e in zip(actual, case.expected)):
+            found.append(WRONG_DTYPE)
+        return "; ".join(dict.fromkeys(found)) or None
+    return diagnose
+
+
+def check_dx_rotated(actual, case: Case) -> str | None:
+    """Like compare, but a NotImplementedError may come from a function conv2d_dx_rotated calls."""
+    if isinstance(actual, Raised) and actual.type == "NotImplementedError":
+        return ("conv2d_dx_rotated raised NotImplementedError: it, or a function it calls (conv2d_forward, "
+                "rot180, dilate), is not implemented yet")
+    return compare(actual, case.expected, f"{case.func}(...)", case.rtol, case.atol)
+
+
+def _diagnose_dx_rotated(ref):
+    def diagnose(case: Case, actual) -> str | None:
+        dy, w, x_shape = case.args
+        return diagnose_dx(ref, dy, np.zeros(x_shape), w, case.kwargs["stride"], case.kwargs["pad"], actual)
+    return diagnose
+
+
+def _diagnose_forward(ref):
+    def diagnose(case: Case, actual) -> str | None:
+        x, w, b = _f64(*case.args)
+        stride, pad = case.kwargs["stride"], case.kwargs["pad"]
+        bugs = [("kernel flipped: the forward pass is a cross-correlation, w[co, ci, m, n] multiplies "
+                 "x_pad[stride*i + m, stride*j + n]",
+                 lambda: ref.conv2d_forward(x, w[..., ::-1, ::-1], b, stride, pad)),
+                ("stride ignored: window (i, j) starts at x_pad[stride*i, stride*j]",
+                 lambda: ref.conv2d_forward(x, w, b, 1, pad)),
+                ("bias missing", lambda: ref.conv2d_forward(x, w, np.zeros_like(b), stride, pad))]
+        if min(x.shape[2:]) >= max(w.shape[2:]):
+            bugs.append(("padding ignored", lambda: ref.conv2d_forward(x, w, b, stride, 0)))
+        return next((bug for bug, variant in bugs if _close(actual, variant())), None)
+    return diagnose
+
+
+def _diagnose_conv1d(case: Case, actual) -> str | None:
+    if not isinstance(actual, (tuple, list)) or len(actual) != 3:
+        return None
+    dy, x, w = case.args
+    dx, dw, db = actual
+    if isinstance(dx, np.ndarray) and dx.shape == dy.shape != x.shape:
+        return ("dx has the length of dy, but it needs one entry per input: pad dy with K-1 zeros on both sides "
+                "(the full convolution)")
+    if _close(dx, np.convolve(dy, w[::-1], "full")) and not _close(dx, case.expected[0]):
+        return "kernel not flipped in dx: slide the flipped kernel w[::-1] over the padded dy"
+    if _close(dw, case.expected[1][::-1]) and not _close(dw, case.expected[1]):
+        return "dw is reversed: dw[m] = sum_i dy[i] x[i + m], no flip"
+    if np.size(db) != 1:
+        return "db must be a single number, the sum of dy (the bias is a scalar)"
+    return None
+
+
+def _expected(compute, dtype):
+    """compute() in float64 (the reference on float64 copies), cast to the case's dtype (tuples element-wise)."""
+    out = compute()
+    if isinstance(out, tuple):
+        return tuple(np.asarray(o, dtype=dtype) for o in out)
+    return np.asarray(out, dtype=dtype)
+
+
+def _diagnose_rot180(case: Case, actual) -> str | None:
+    w = case.args[0]
+    if not isinstance(actual, np.ndarray):
+        return None
+    if actual.shape == w.shape[:-2] + w.shape[:-3:-1] and actual.shape != w.shape:
+        return ("rot180 swapped K_h and K_w (a transpose or np.rot90 once): reverse both axes instead, "
+                "w[..., ::-1, ::-1]")
+    bugs = [("only the rows reversed: reverse the columns too", w[..., ::-1, :]),
+            ("only the columns reversed: reverse the rows too", w[..., :, ::-1])]
+    if w.ndim > 2:
+        bugs.insert(0, ("all axes reversed, the channel axes too: flip only the last two, w[..., ::-1, ::-1]",
+                        np.flip(w)))
+    return next((bug for bug, variant in bugs if _close(actual, variant) and not _close(actual, case.expected)), None)
+
+
+def _diagnose_dilate(case: Case, actual) -> str | None:
+    dy, stride = case.args
+    if not isinstance(actual, np.ndarray) or actual.ndim != 4:
+        return None
+    B, C, H_out, W_out = dy.shape
+    if stride > 1 and _close(actual, dy):
+        return "nothing inserted: dilate must put stride - 1 zeros between neighbouring rows and columns"
+    if actual.shape == (B, C, H_out * stride, W_out * stride) and stride > 1:
+        return ("zeros after the last row/column: the result has (H_out - 1)*stride + 1 rows, "
+                "zeros only between entries")
+    if actual.shape != case.expected.shape and actual.shape in (
+            (B, C, (H_out - 1) * stride + 1, W_out), (B, C, H_out, (W_out - 1) * stride + 1)):
+        return "zeros inserted along one axis only: dilate both rows and columns"
+    if actual.shape[:2] != (B, C):
+        return "the batch and channel axes must stay as they are: dilate only the last two axes"
+    return None
+
+
+# ---- the parts ------------------------------------------------------------------------------------
+# (stride, pad, dtype, divisible, k_min, same_channels): simple first, so that the first failing
+# case names the most specific bug (a stride bug shows first on a stride > 1 case, and so on).
+NAIVE_SPECS = [(1, 0, np.float64, None, 2, False), (1, 1, np.float64, None, 2, True),
+               (2, 0, np.float64, False, 2, False), (2, 1, np.float64, False, 1, True),
+               (3, 2, np.float64, False, 1, False)]
+FULL_SPECS = NAIVE_SPECS + [(1, 2, np.float32, None, 1, False), (2, 1, np.float32, False, 2, True),
+                            (3, 1, np.float32, None, 1, False), (3, 0, np.float64, True, 2, False)]
+
+
+def _backward_cases(ref, rng, func, specs, big=False):
+    cases = []
+    for stride, pad, dtype, divisible, k_min, same in specs:
+        dy, x, w, _, label = _problem(rng, stride, pad, dtype, divisible, k_min, same, big)
+        kwargs = {"stride": stride, "pad": pad}
+        expected = _expected(lambda: ref.conv2d_backward(*_f64(dy, x, w), **kwargs), dtype)
+        cases.append(Case(func, (dy, x, w), kwargs, expected=expected, check=check_gradients, label=label,
+                          **_TOL[np.dtype(dtype).type]))
+    return cases
+
+
+def parts(ref, rng) -> list[Part]:
+    forward_cases = []
+    for stride, pad, dtype in [(1, 0, np.float64), (2, 1, np.float64), (3, 2, np.float32), (1, 1, np.float64)]:
+        _, x, w, b, label = _problem(rng, stride, pad, dtype, divisible=False, k_min=2)
+        kwargs = {"stride": stride, "pad": pad}
+        forward_cases.append(Case("conv2d_forward", (x, w, b), kwargs, label=label,
+                                  expected=_expected(lambda: ref.conv2d_forward(*_f64(x, w, b), **kwargs), dtype),
+                                  **_TOL[np.dtype(dtype).type]))
+
+    conv1d_cases = []
+    for N, K in [(int(rng.integers(5, 12)), 3), (int(rng.integers(4, 9)), int(rng.integers(2, 5))),
+                 (int(rng.integers(2, 6)), 1), (4, 4)]:
+        x, w, dy = rng.standard_normal(N), rng.standard_normal(K), rng.standard_normal(N - K + 1)
+        dx, dw, db = ref.conv1d_backward(dy, x, w)
+        conv1d_cases.append(Case("conv1d_backward", (dy, x, w), expected=(dx, dw, float(db)),
+                                 check=check_gradients, label=f"N={N}, K={K}", **_TOL[np.float64]))
+
+    kernels = [rng.standard_normal(shape) for shape in [(2, 3, 2, 3), (3, 1, 4, 2), (3, 4), (2, 1, 1, 3)]]
+    rot_cases = [Case("rot180", (w,), expected=np.array(ref.rot180(w)), label=f"w of shape {w.shape}") for w in kernels]
+
+    dilate_cases = []
+    for stride, shape in [(2, (1, 1, 2, 2)), (3, (2, 3, 3, 4)), (1, (2, 2, 3, 3)), (2, (1, 2, 1, 4)),
+                          (3, (2, 1, 4, 1))]:
+        dy = rng.standard_normal(shape)
+        dilate_cases.append(Case("dilate", (dy, stride), expected=ref.dilate(dy, stride),
+                                 label=f"dy of shape {shape}, stride {stride}"))
+
+    rotated_cases = []
+    for stride, pad, dtype, divisible, k_min, same in NAIVE_SPECS:
+        dy, x, w, _, label = _problem(rng, stride, pad, dtype, divisible, k_min, same)
+        kwargs = {"stride": stride, "pad": pad}
+        expected = _expected(lambda: ref.conv2d_dx_rotated(*_f64(dy, w), x.shape, **kwargs), dtype)
+        rotated_cases.append(Case("conv2d_dx_rotated", (dy, w, x.shape), kwargs, expected=expected,
+                                  check=check_dx_rotated, label=label, **_TOL[np.float64]))
+
+    backward_diagnose = _safe(_diagnose_backward(ref))
+    return [
+        Part("test_conv2d_forward", forward_cases, diagnose=_safe(_diagnose_forward(ref))),
+        Part("test_conv1d_backward", conv1d_cases, diagnose=_safe(_diagnose_conv1d)),
+        Part("test_conv2d_backward_naive", _backward_cases(ref, rng, "conv2d_backward_naive", NAIVE_SPECS),
+             diagnose=backward_diagnose),
+        Part("test_rot180", rot_cases, diagnose=_safe(_diagnose_rot180)),
+        Part("test_dilate", dilate_cases, diagnose=_safe(_diagnose_dilate)),
+        Part("test_conv2d_dx_rotated", rotated_cases, diagnose=_safe(_diagnose_dx_rotated(ref))),
+        Part("test_conv2d_backward", _backward_cases(ref, rng, "conv2d_backward", FULL_SPECS, big=True),
+             diagnose=backward_diagnose),
+    ]
+
+
+def _safe(diagnose):
+    """A diagnosis is a hint: whatever odd value a student returns, it must never crash the grading."""
+    def guarded(case: Case, actual) -> str | None:
+        try:
+            return diagnose(case, actual)
+        except Exception:  # noqa: BLE001 - no hint rather than no grade
+            return None
+    return guarded

@@ -1,0 +1,681 @@
+# %% [markdown]
+# # Lesson 03 — The convolution backward pass
+#
+# In lesson 01 you built the forward pass of a convolutional layer,
+# $Y = \mathrm{conv}(X, W) + b$. To *train* a network we need the other direction: given how the
+# loss $L$ changes with every output, `dy` $= \partial L / \partial Y$ (the **upstream gradient**,
+# same shape as $Y$), compute
+#
+# * `db` $= \partial L/\partial b$, `dw` $= \partial L/\partial W$ — to update the parameters;
+# * `dx` $= \partial L/\partial X$ — to pass on to the layer below.
+#
+# The layer never sees $L$ itself, only `dy`. Everything in this lesson follows from one rule, the
+# chain rule through a sum: if $L$ depends on a variable $v$ only through the outputs $y_i$, then
+#
+# $$\frac{\partial L}{\partial v} = \sum_i \frac{\partial L}{\partial y_i}\,\frac{\partial y_i}{\partial v}.$$
+#
+# In words: **every output that used $v$ sends back its upstream gradient, times the factor $v$ was
+# multiplied by.** For a convolution that factor is a kernel weight (for `dx`) or an input pixel
+# (for `dw`). The hard part is bookkeeping: *which* outputs used a given pixel, through *which* tap.
+#
+# The road map:
+#
+# 1. paste your forward pass from lesson 01 (the gradient checks differentiate it);
+# 2. a warm-up in 1-D with one channel, where the "flipped kernel" appears on its own;
+# 3. 2-D with channels, stride and padding in **index form**, and a loop implementation;
+# 4. `dx` rewritten as a convolution with the **180°-rotated kernel** (plus dilation for stride
+#    and cropping for padding), built from your own `conv2d_forward`;
+# 5. a fast, vectorized backward (**col2im**), the one lesson 04 trains with;
+# 6. a widget that shows where every gradient comes from, and a timing of naive vs vectorized.
+#
+# Shapes follow lesson 01: `x` (B, C_in, H, W), `w` (C_out, C_in, K_h, K_w), `b` (C_out,),
+# `y` and `dy` (B, C_out, H_out, W_out) with $H_{out} = \lfloor (H + 2\,\mathrm{pad} - K_h)/\mathrm{stride} \rfloor + 1$.
+
+# %% tags=["reference"]
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+# %%
+import time
+
+import convlab
+from convlab.checks import expect_close, expect_equal, expect_implemented, expect_shape
+from convlab.gradcheck import gradient_check, numerical_gradient, numerical_gradient_array, relative_error
+
+# %% [markdown]
+# ## 1. Your forward pass from lesson 01
+#
+# Paste your **vectorized** `conv2d_forward` from lesson 01 into the cell below (the whole body,
+# with any helpers it calls). It is used twice in this lesson: the gradient checks differentiate
+# it numerically, and in section 4 you will discover that `dx` *is* a forward convolution and
+# compute it with this very function.
+#
+# $$Y[b, co, i, j] = \sum_{ci}\sum_{m=0}^{K_h-1}\sum_{n=0}^{K_w-1} W[co, ci, m, n]\;
+#   X_{pad}[b, ci, \mathrm{stride}\cdot i + m,\ \mathrm{stride}\cdot j + n] + b[co]$$
+
+# %% nbgrader={"grade": false, "grade_id": "conv2d_forward", "locked": false, "schema_version": 3, "solution": true, "task": false}
+from numpy.lib.stride_tricks import sliding_window_view
+
+
+def conv2d_forward(x, w, b, stride=1, pad=0):
+    """Vectorized convolution (cross-correlation) forward pass: im2col and one matrix product.
+
+    x: (B, C_in, H, W); w: (C_out, C_in, K_h, K_w); b: (C_out,); stride, pad: ints.
+    Returns y: (B, C_out, H_out, W_out) with the dtype of x (float32 stays float32).
+    No Python loop over pixels.
+    """
+    ### BEGIN SOLUTION
+    B, C_in, H, W = x.shape
+    C_out, _, K_h, K_w = w.shape
+    dtype = np.result_type(x.dtype, np.float32)   # floats keep their precision; ints become float64
+    x_pad = np.pad(x.astype(dtype, copy=False), ((0, 0), (0, 0), (pad, pad), (pad, pad)))
+    # windows[bi, ci, i, j, m, n] = x_pad[bi, ci, stride*i + m, stride*j + n]: a view, nothing copied yet
+    windows = sliding_window_view(x_pad, (K_h, K_w), axis=(2, 3))[:, :, ::stride, ::stride]
+    H_out, W_out = windows.shape[2:4]
+    # im2col, the one copy: rows (ci, m, n), columns (bi, i, j)
+    cols = windows.transpose(1, 4, 5, 0, 2, 3).reshape(C_in * K_h * K_w, B * H_out * W_out)
+    w_rows = w.reshape(C_out, C_in * K_h * K_w).astype(dtype, copy=False)
+    y_mat = w_rows @ cols
+    y_mat += b.astype(dtype, copy=False)[:, None]
+    return y_mat.reshape(C_out, B, H_out, W_out).transpose(1, 0, 2, 3)
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "test_conv2d_forward", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+# A hand-computed case: 2x2 sums of 0..15 with stride 2, plus the bias 1.
+x = np.arange(16, dtype=float).reshape(1, 1, 4, 4)
+y = expect_implemented(conv2d_forward, x, np.ones((1, 1, 2, 2)), np.array([1.0]), stride=2)
+expect_close(y, [[[[11.0, 19.0], [43.0, 51.0]]]], "conv2d_forward(arange(16), ones(2x2), stride=2)",
+             hint="each output is the sum of one 2x2 block plus the bias")
+
+# A one-hot kernel picks one input pixel per window: y[:, 1, i, j] = x_pad[:, 0, 2*i + 1, 2*j + 2].
+rng = np.random.default_rng(1)
+x = rng.standard_normal((2, 3, 7, 6))
+w = np.zeros((2, 3, 3, 4))
+w[1, 0, 1, 2] = 1.0
+y = conv2d_forward(x, w, np.array([0.5, -1.0]), stride=2, pad=1)
+expect_shape(y, (2, 2, 4, 3), "conv2d_forward output", hint="H_out = (H + 2*pad - K_h) // stride + 1")
+x_pad = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1)))
+expect_close(y[:, 1], x_pad[:, 0, 1::2, 2::2][:, :4, :3] - 1.0, "output channel 1 (a one-hot kernel)",
+             hint="window (i, j) starts at x_pad[stride*i, stride*j]")
+expect_close(y[:, 0], np.full((2, 4, 3), 0.5), "output channel 0 (a zero kernel gives just the bias)")
+print("conv2d_forward: correct")
+
+# %% [markdown]
+# ## 2. Warm-up: 1-D, one channel
+#
+# Take a 1-D signal `x` of length $N$, a kernel `w` of length $K$ and a bias `b`. The forward pass
+# (stride 1, no padding) is
+#
+# $$y[i] = \sum_{m=0}^{K-1} w[m]\; x[i+m] + b, \qquad i = 0, \dots, N_{out}-1,\quad N_{out} = N - K + 1.$$
+#
+# Write it out for $N = 5$, $K = 3$:
+#
+# $$\begin{aligned}
+# y[0] &= w[0]\,x[0] + w[1]\,x[1] + w[2]\,x[2] + b\\
+# y[1] &= \phantom{w[0]\,x[0] + {}} w[0]\,x[1] + w[1]\,x[2] + w[2]\,x[3] + b\\
+# y[2] &= \phantom{w[0]\,x[0] + w[1]\,x[1] + {}} w[0]\,x[2] + w[1]\,x[3] + w[2]\,x[4] + b
+# \end{aligned}$$
+#
+# **Differentiate with respect to one input, say $x[2]$.** It appears in all three outputs, with
+# weights $w[2], w[1], w[0]$ — in *reverse* order, because the later the output, the earlier the tap
+# that reaches back to $x[2]$. By the chain rule
+#
+# $$dx[2] = dy[0]\,w[2] + dy[1]\,w[1] + dy[2]\,w[0].$$
+#
+# At the border fewer outputs touch the input: $dx[0] = dy[0]\,w[0]$ and $dx[4] = dy[2]\,w[2]$.
+#
+# **In general**, $\partial y[i] / \partial x[k] = w[k-i]$ when $0 \le k - i < K$ (the tap of output
+# $i$ that lands on $x[k]$), and $0$ otherwise. So
+#
+# $$dx[k] = \sum_{i} dy[i]\; w[k-i] \qquad \text{(all } i \text{ with } 0 \le i < N_{out},\ 0 \le k-i < K).$$
+#
+# **Reindex** to see a sliding window. Substitute $i = k - (K-1) + m'$, i.e. $m' = K-1-(k-i)$:
+#
+# $$dx[k] = \sum_{m'=0}^{K-1} w[K-1-m']\; dy[k-(K-1)+m'] = \sum_{m'=0}^{K-1} w_{flip}[m']\; dy_{full}[k+m'],$$
+#
+# where $w_{flip}[m'] = w[K-1-m']$ is the kernel reversed, and $dy_{full}$ is `dy` with $K-1$ zeros
+# added on *both* sides (those zeros stand for the outputs "off the edge" that do not exist, which
+# handles the border terms for free). That is exactly a forward pass, a sliding dot product, of
+# the **flipped kernel** over the **zero-padded upstream gradient**. Its length is
+# $N_{out} + 2(K-1) - K + 1 = N$: one value per input, as it must be. Because the kernel slides over
+# every position where it overlaps `dy` at all, this is called the **full** convolution (and a
+# correlation with a flipped kernel is what mathematicians call a convolution).
+#
+# The other two gradients need no flip:
+#
+# $$dw[m] = \sum_{i} dy[i]\; x[i+m], \qquad db = \sum_i dy[i].$$
+#
+# $dw[m]$ collects, over all outputs, the input pixel that tap $m$ saw, weighted by that output's
+# upstream gradient: a sliding dot product of `x` with `dy` (here `dy` plays the kernel).
+#
+# Below, `conv1d_forward` is given. Implement `conv1d_backward`. Hints: `np.pad`, `w[::-1]`, and
+# `sliding_window_view` from lesson 01 (or a loop over the $K$ taps).
+
+# %%
+def conv1d_forward(x, w, b):
+    """1-D cross-correlation of x (N,) with w (K,) plus the scalar b: y (N - K + 1,)."""
+    return sliding_window_view(x, w.shape[0]) @ w + b
+
+
+# %% nbgrader={"grade": false, "grade_id": "conv1d_backward", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def conv1d_backward(dy, x, w):
+    """Backward pass of conv1d_forward.
+
+    dy: (N_out,) upstream gradient, x: (N,), w: (K,), with N_out = N - K + 1.
+    returns (dx, dw, db): dx (N,) = the full convolution of dy with the flipped kernel,
+    dw (K,), db a number (the bias is a scalar).
+    """
+    ### BEGIN SOLUTION
+    K = w.shape[0]
+    dy_full = np.pad(dy, K - 1)                        # K-1 zeros on both sides: outputs "off the edge"
+    dx = sliding_window_view(dy_full, K) @ w[::-1]     # slide the flipped kernel over the padded dy
+    dw = sliding_window_view(x, dy.shape[0]) @ dy      # dw[m] = sum_i dy[i] x[i + m]
+    db = dy.sum()
+    return dx, dw, db
+    ### END SOLUTION
+
+
+# %% [markdown]
+# ### How we check gradients, and what the tolerances mean
+#
+# `convlab.gradcheck` compares an analytic gradient with a **numerical** one: nudge one input by
+# $\pm h$ and see how $L$ moves, $\dfrac{L(v + h) - L(v - h)}{2h}$ (central differences).
+# `numerical_gradient_array(f, v, dy)` does this for every entry of `v`, with
+# $L = \sum f(v) \cdot dy$ — exactly the loss whose gradient a backward pass returns.
+# `relative_error(a, b)` is $\max|a - b| / \max(|a| + |b|)$, and `gradient_check` raises when it
+# exceeds a tolerance (default $10^{-6}$). Why that number, in float64 with $h = 10^{-5}$?
+#
+# * **Truncation error** $\approx \frac{h^2}{6}|L'''| \approx 10^{-11}|L'''|$. For a convolution it is
+#   exactly zero: $L$ is *linear* in `x`, in `w` and in `b` separately.
+# * **Rounding error**: each $L$ is a sum of terms of size $S$ (a few units here) computed with
+#   relative precision $\varepsilon_{64} \approx 10^{-16}$, so the difference of two evaluations is off
+#   by $\approx 10^{-16} S$, and dividing by $2h$ gives $\approx 10^{-11} S$ absolute error.
+#
+# A correct gradient therefore shows a relative error of $10^{-8}$ or (much) less. A bug — one
+# missing term, one wrong index — shows $10^{-4}$ at the very least (one entry off by 1%, below) and
+# usually $10^{-2}$ to $1$. The default tolerance $10^{-6}$ sits safely between the two.
+# In float32 ($\varepsilon_{32} \approx 6 \cdot 10^{-8}$) the rounding error alone would be about
+# $10^{-2}S$, which is why `numerical_gradient` refuses anything but float64.
+
+# %%
+rng = np.random.default_rng(0)
+v = rng.standard_normal(6)
+exact = 3 * v**2                                       # d/dv of sum(v**3)
+numeric = numerical_gradient(lambda t: float(np.sum(t**3)), v)
+print(f"correct gradient of sum(v**3): relative error {relative_error(exact, numeric):.1e}")
+print(f"one entry off by 1%:            relative error {relative_error(exact * [1.01, 1, 1, 1, 1, 1], numeric):.1e}")
+
+# %% nbgrader={"grade": true, "grade_id": "test_conv1d_backward", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+# Hand-computed: dx[k] = sum_i dy[i] w[k - i]; dw[m] = sum_i dy[i] x[i + m].
+dx, dw, db = expect_implemented(conv1d_backward, np.array([1.0, 0.0, 2.0]), np.array([1.0, 2.0, 3.0, 4.0]),
+                                np.array([1.0, -1.0]))
+expect_close(dx, [1.0, -1.0, 2.0, -2.0], "dx for dy=[1, 0, 2], w=[1, -1]",
+             hint="dx has length N and dx[k] = sum_i dy[i] * w[k - i]: pad dy by K-1 and flip the kernel")
+expect_close(dw, [7.0, 10.0], "dw for dy=[1, 0, 2], x=[1, 2, 3, 4]", hint="dw[m] = sum_i dy[i] * x[i + m], no flip")
+expect_close(db, 3.0, "db", hint="db is the sum of dy")
+
+# Gradient check against central differences of conv1d_forward.
+rng = np.random.default_rng(2)
+for N, K in [(7, 3), (5, 1), (6, 6)]:
+    x, w, b = rng.standard_normal(N), rng.standard_normal(K), rng.standard_normal(1)
+    dy = rng.standard_normal(N - K + 1)
+    dx, dw, db = conv1d_backward(dy, x, w)
+    gradient_check(dx, numerical_gradient_array(lambda v: conv1d_forward(v, w, b), x, dy), f"dx (N={N}, K={K})")
+    gradient_check(dw, numerical_gradient_array(lambda v: conv1d_forward(x, v, b), w, dy), f"dw (N={N}, K={K})")
+    gradient_check(np.atleast_1d(db), numerical_gradient_array(lambda v: conv1d_forward(x, w, v), b, dy),
+                   f"db (N={N}, K={K})")
+print("conv1d_backward: correct")
+
+# %% [markdown]
+# By the way, numpy has this operation built in: `np.convolve` flips its second argument (that is
+# what the textbook word *convolution* means), so `np.convolve(dy, w, "full")` is exactly your `dx`.
+
+# %%
+try:
+    dy, x, w = np.array([1.0, -2.0, 0.5]), np.arange(5.0), np.array([2.0, 1.0, -1.0])
+    print("your dx:              ", conv1d_backward(dy, x, w)[0])
+    print("np.convolve(dy, w):   ", np.convolve(dy, w, "full"))
+except NotImplementedError:
+    print("implement conv1d_backward above first")
+
+# %% [markdown]
+# ## 3. Two dimensions, channels, stride and padding: the index form
+#
+# Now the real layer. Recall the forward pass with $X_{pad}$ = `x` padded by `pad` zeros on each side:
+#
+# $$Y[b, co, i, j] = \sum_{ci}\sum_{m}\sum_{n} W[co, ci, m, n]\;
+#   X_{pad}[b, ci, \mathrm{stride}\cdot i + m,\ \mathrm{stride}\cdot j + n] + b[co].$$
+#
+# We differentiate it once for each kind of variable, always asking "which outputs used it, and
+# multiplied by what?".
+#
+# ### 3.1 The bias: `db`
+# $b[co]$ is added, with factor 1, to every output of channel $co$, for every image and position:
+#
+# $$db[co] = \sum_{b}\sum_{i}\sum_{j} dY[b, co, i, j] \qquad\text{(in numpy: }\texttt{dy.sum(axis=(0, 2, 3))}\text{)}.$$
+#
+# ### 3.2 The weights: `dw`
+# $W[co, ci, m, n]$ multiplies $X_{pad}[b, ci, \mathrm{stride}\cdot i+m, \mathrm{stride}\cdot j+n]$ in
+# output $Y[b, co, i, j]$, for every image $b$ and every position $(i, j)$:
+#
+# $$dW[co, ci, m, n] = \sum_{b}\sum_{i}\sum_{j} dY[b, co, i, j]\;
+#   X_{pad}[b, ci, \mathrm{stride}\cdot i + m,\ \mathrm{stride}\cdot j + n].$$
+#
+# Read it as: tap $(m, n)$ saw one pixel in every window; sum those pixels, each weighted by the
+# upstream gradient of its window. It is a **correlation of the padded input with `dy`** (no
+# flip), summed over the batch — the same windows as the forward pass.
+#
+# ### 3.3 The input: `dx`
+# Call a position of the padded input $(u, v)$. Output $(i, j)$ reaches it through tap
+# $m = u - \mathrm{stride}\cdot i$, $n = v - \mathrm{stride}\cdot j$, *if* that tap exists
+# ($0 \le m < K_h$, $0 \le n < K_w$), and it does so for every output channel $co$:
+#
+# $$dX_{pad}[b, ci, u, v] = \sum_{co}\ \sum_{\substack{i,\,j:\ 0 \le u - \mathrm{stride}\cdot i < K_h\\
+#   \phantom{i,\,j:\ } 0 \le v - \mathrm{stride}\cdot j < K_w}}
+#   dY[b, co, i, j]\; W[co, ci,\ u - \mathrm{stride}\cdot i,\ v - \mathrm{stride}\cdot j].$$
+#
+# The padding zeros are constants, not inputs, so their gradients are thrown away:
+# $dX = dX_{pad}[:, :, \mathrm{pad}:\mathrm{pad}+H,\ \mathrm{pad}:\mathrm{pad}+W]$.
+#
+# **Loops read the sum the other way round** ("scatter" instead of "gather"): visit every output
+# $(b, co, i, j)$ once and send its gradient to everything it used,
+#
+# $$dX_{pad}[b, :, \mathrm{stride}\cdot i + m, \mathrm{stride}\cdot j + n] \mathrel{+}= dY[b, co, i, j]\, W[co, :, m, n],\qquad
+#   dW[co, :, m, n] \mathrel{+}= dY[b, co, i, j]\, X_{pad}[b, :, \mathrm{stride}\cdot i + m, \mathrm{stride}\cdot j + n]$$
+#
+# for all taps $(m, n)$ at once — a slice of `dx_pad`, like the window slice of the forward pass.
+# Windows overlap, so the contributions **add up** (`+=`, never `=`).
+#
+# **A trap: rows no window reaches.** With $H = 6$, $K_h = 3$, stride 2, no padding,
+# $H_{out} = \lfloor 3/2 \rfloor + 1 = 2$: the windows cover rows 0–2 and 2–4, and row 5 is never used.
+# Its gradient is 0, which the loops give for free (`dx_pad` starts as zeros) — but section 4 will
+# have to take care of it.
+#
+# Implement `conv2d_backward_naive` with explicit loops over `b`, `co`, `i`, `j`. Keep the dtype
+# of each gradient equal to the dtype of its variable (`np.zeros_like`).
+
+# %% nbgrader={"grade": false, "grade_id": "conv2d_backward_naive", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def conv2d_backward_naive(dy, x, w, stride=1, pad=0):
+    """Backward pass of conv2d_forward with explicit loops (the index form).
+
+    dy: (B, C_out, H_out, W_out), x: (B, C_in, H, W), w: (C_out, C_in, K_h, K_w)
+    returns (dx, dw, db): dx like x (B, C_in, H, W), dw like w (C_out, C_in, K_h, K_w),
+    db (C_out,); each with the dtype of the array it is the gradient of.
+    """
+    ### BEGIN SOLUTION
+    B, C_out, H_out, W_out = dy.shape
+    _, _, K_h, K_w = w.shape
+    _, _, H, W = x.shape
+    x_pad = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
+    dx_pad = np.zeros_like(x_pad)
+    dw = np.zeros_like(w)
+    for b in range(B):
+        for co in range(C_out):
+            for i in range(H_out):
+                for j in range(W_out):
+                    rows = slice(stride * i, stride * i + K_h)
+                    cols = slice(stride * j, stride * j + K_w)
+                    dx_pad[b, :, rows, cols] += dy[b, co, i, j] * w[co]
+                    dw[co] += dy[b, co, i, j] * x_pad[b, :, rows, cols]
+    db = dy.sum(axis=(0, 2, 3))
+    return dx_pad[:, :, pad:pad + H, pad:pad + W], dw, db
+    ### END SOLUTION
+
+
+# %% [markdown]
+# The gradient checks below (and in the next sections) use this helper: it differentiates **your**
+# `conv2d_forward` numerically, one entry of `x`, `w` and `b` at a time.
+
+# %%
+def numerical_conv_grads(dy, x, w, b, stride, pad):
+    """Numerical (dx, dw, db) of L = sum(conv2d_forward(x, w, b, stride, pad) * dy), all float64."""
+    try:
+        conv2d_forward(x, w, b, stride=stride, pad=pad)
+    except NotImplementedError:
+        raise AssertionError("the gradient checks differentiate your conv2d_forward: paste it into "
+                             "section 1 and run that cell first") from None
+    return (numerical_gradient_array(lambda v: conv2d_forward(v, w, b, stride=stride, pad=pad), x, dy),
+            numerical_gradient_array(lambda v: conv2d_forward(x, v, b, stride=stride, pad=pad), w, dy),
+            numerical_gradient_array(lambda v: conv2d_forward(x, w, v, stride=stride, pad=pad), b, dy))
+
+
+def random_conv_problem(rng, B, C_in, C_out, H, W, K_h, K_w, stride, pad):
+    """Random float64 (dy, x, w, b) with matching shapes."""
+    H_out, W_out = (H + 2 * pad - K_h) // stride + 1, (W + 2 * pad - K_w) // stride + 1
+    return (rng.standard_normal((B, C_out, H_out, W_out)), rng.standard_normal((B, C_in, H, W)),
+            rng.standard_normal((C_out, C_in, K_h, K_w)), rng.standard_normal(C_out))
+
+
+# (B, C_in, C_out, H, W, K_h, K_w, stride, pad): the last two leave rows/columns no window reaches.
+CHECK_CONFIGS = [(2, 3, 2, 5, 5, 3, 3, 1, 1), (2, 2, 3, 8, 6, 3, 2, 2, 1), (1, 2, 2, 8, 7, 2, 3, 3, 0)]
+
+# %% nbgrader={"grade": true, "grade_id": "test_conv2d_backward_naive", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
+rng = np.random.default_rng(3)
+for config in CHECK_CONFIGS:
+    dy, x, w, b = random_conv_problem(rng, *config)
+    stride, pad = config[-2:]
+    dx, dw, db = expect_implemented(conv2d_backward_naive, dy, x, w, stride=stride, pad=pad)
+    expect_shape(dx, x.shape, "dx", hint="dx has the shape of x: crop the padding off dx_pad")
+    expect_shape(dw, w.shape, "dw")
+    expect_shape(db, b.shape, "db", hint="sum dy over the batch and both spatial axes, axis=(0, 2, 3)")
+    num_dx, num_dw, num_db = numerical_conv_grads(dy, x, w, b, stride, pad)
+    where = f"(stride {stride}, pad {pad}, K {config[5]}x{config[6]})"
+    gradient_check(db, num_db, f"db {where}")
+    gradient_check(dw, num_dw, f"dw {where}")
+    gradient_check(dx, num_dx, f"dx {where}")
+print("conv2d_backward_naive: gradients agree with the numerical ones")
+
+# %% [markdown]
+# ## 4. `dx` is a convolution too: the 180°-rotated kernel
+#
+# The loops work, but they hide a beautiful fact: **the backward pass of a convolution with respect
+# to its input is another convolution**, so your fast `conv2d_forward` can compute it. Build it up
+# the same way as the 1-D case.
+#
+# ### 4.1 One channel, stride 1, no padding
+# With stride 1 the index form of 3.3 reads $dX[u, v] = \sum_{i, j} dY[i, j]\; W[u - i, v - j]$
+# (terms with the tap inside the kernel). Substitute $m' = K_h - 1 - (u - i)$ and
+# $n' = K_w - 1 - (v - j)$, exactly as in 1-D, once per axis:
+#
+# $$dX[u, v] = \sum_{m'=0}^{K_h-1}\sum_{n'=0}^{K_w-1} W[K_h-1-m',\ K_w-1-n']\;\; dY_{full}[u + m',\ v + n'],$$
+#
+# where $dY_{full}$ is `dy` padded with $K_h - 1$ zero rows on top and bottom and $K_w - 1$ zero
+# columns left and right. The kernel $W[K_h-1-m', K_w-1-n']$ is reversed along *both* axes, which is
+# the same as **rotating it by 180°**: `rot180(w)`. So
+#
+# $$dX = \mathrm{correlate}\big(dY_{full},\ \mathrm{rot180}(W)\big),$$
+#
+# the *full* correlation: a forward pass over the padded upstream gradient. Implement `rot180`
+# (it must work for any array whose last two axes are $(K_h, K_w)$, leaving the others alone).
+
+# %% nbgrader={"grade": false, "grade_id": "rot180", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def rot180(w):
+    """The kernel rotated by 180 degrees: w (..., K_h, K_w) reversed along its last two axes.
+
+    rot180(w)[..., m, n] == w[..., K_h - 1 - m, K_w - 1 - n]; all other axes untouched.
+    """
+    ### BEGIN SOLUTION
+    return w[..., ::-1, ::-1]
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "test_rot180", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+w = np.arange(12.0).reshape(2, 1, 2, 3)
+rotated = expect_implemented(rot180, w)
+expect_shape(rotated, (2, 1, 2, 3), "rot180(w)", hint="rotating does not change the shape")
+expect_close(rotated[0, 0], [[5.0, 4.0, 3.0], [2.0, 1.0, 0.0]], "rot180 of [[0, 1, 2], [3, 4, 5]]",
+             hint="reverse both the rows and the columns (not a transpose)")
+expect_close(rotated[1, 0], [[11.0, 10.0, 9.0], [8.0, 7.0, 6.0]], "rot180(w)[1, 0]",
+             hint="flip only the last two axes: the channel axes stay in place")
+expect_close(rot180(rot180(w)), w, "rot180(rot180(w))", hint="two half-turns give back w")
+print("rot180: correct")
+
+# %% [markdown]
+# ### 4.2 Channels
+# With channels, 3.3 says $dX[b, ci] = \sum_{co} \mathrm{correlate}\big(dY_{full}[b, co],\ \mathrm{rot180}(W)[co, ci]\big)$.
+# Compare with the forward pass, $Y[b, co] = \sum_{ci} \mathrm{correlate}(X[b, ci],\ W[co, ci]) + b[co]$: it
+# is the same formula with the roles of $ci$ and $co$ exchanged. So `dx` is a `conv2d_forward` whose
+# *input* is the padded `dy` (it has C_out channels) and whose kernel has C_out input channels and
+# C_in output channels: `rot180(w).transpose(1, 0, 2, 3)`, of shape (C_in, C_out, K_h, K_w), with
+# bias 0.
+#
+# ### 4.3 Stride: dilate `dy`
+# With stride $s$ (one channel, one axis, no padding): $dX_{pad}[u] = \sum_i dY[i]\; W[u - s\cdot i]$.
+# The upstream gradient of output $i$ lands at offset $s \cdot i$. Define the **dilated** gradient
+# $D$ by spreading `dy` out: $D[s\cdot i] = dY[i]$ and zeros in between, length $(H_{out}-1)\,s + 1$.
+# Then $\sum_i dY[i]\, W[u - s\cdot i] = \sum_t D[t]\, W[u - t]$ — the stride-1 formula applied to $D$.
+# In 2-D, $s - 1$ zeros go between neighbouring rows *and* between neighbouring columns:
+#
+# $$\begin{bmatrix} 1 & 2\\ 3 & 4\end{bmatrix} \xrightarrow{\ \text{stride } 2\ }
+#   \begin{bmatrix} 1 & 0 & 2\\ 0 & 0 & 0\\ 3 & 0 & 4\end{bmatrix}$$
+#
+# (Nothing goes after the last row: no output starts there.) Implement `dilate`.
+
+# %% nbgrader={"grade": false, "grade_id": "dilate", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def dilate(dy, stride):
+    """Insert stride - 1 zero rows between the rows of dy and stride - 1 zero columns between its columns.
+
+    dy: (B, C, H_out, W_out) -> (B, C, (H_out - 1)*stride + 1, (W_out - 1)*stride + 1), same dtype;
+    result[:, :, stride*i, stride*j] == dy[:, :, i, j], zeros elsewhere.
+    """
+    ### BEGIN SOLUTION
+    B, C, H_out, W_out = dy.shape
+    dilated = np.zeros((B, C, (H_out - 1) * stride + 1, (W_out - 1) * stride + 1), dtype=dy.dtype)
+    dilated[:, :, ::stride, ::stride] = dy
+    return dilated
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "test_dilate", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+dy = np.array([[[[1.0, 2.0], [3.0, 4.0]]]])
+expect_close(expect_implemented(dilate, dy, 2), [[[[1.0, 0.0, 2.0], [0.0, 0.0, 0.0], [3.0, 0.0, 4.0]]]],
+             "dilate([[1, 2], [3, 4]], stride=2)", hint="one zero between neighbours, none after the last")
+expect_close(dilate(dy, 1), dy, "dilate(dy, stride=1)", hint="stride 1 inserts nothing")
+dy = np.random.default_rng(4).standard_normal((2, 3, 3, 4))
+spread = dilate(dy, 3)
+expect_shape(spread, (2, 3, 7, 10), "dilate(dy of shape (2, 3, 3, 4), stride=3)",
+             hint="(H_out - 1) * stride + 1 rows: zeros only *between* rows")
+expect_close(spread[:, :, ::3, ::3], dy, "dilate(dy, 3)[:, :, ::3, ::3]", hint="dy's entries sit at multiples of stride")
+expect_equal(int(np.count_nonzero(spread)), dy.size, "number of nonzeros in dilate(dy, 3)")
+print("dilate: correct")
+
+# %% [markdown]
+# ### 4.4 Padding and the uncovered rows: crop and fill
+# The full correlation of the dilated, $(K-1)$-padded `dy` with the rotated kernel has
+# $(H_{out}-1)\cdot\mathrm{stride} + 1 + 2(K_h - 1) - K_h + 1 = (H_{out}-1)\cdot\mathrm{stride} + K_h$ rows:
+# exactly the rows of $X_{pad}$ that some window touched. $X_{pad}$ has $H + 2\,\mathrm{pad}$ rows; the
+# remaining $(H + 2\,\mathrm{pad} - K_h) \bmod \mathrm{stride}$ rows at the bottom (and columns on the
+# right) were never used, so their gradient is **zero**. Finally crop `pad` rows and columns off
+# each side, as in 3.3. Altogether:
+#
+# $$dX = \mathrm{crop}_{\mathrm{pad}}\Big(\mathrm{fill}_{H+2\mathrm{pad}}\big(\texttt{conv2d\_forward}\big(
+#   \mathrm{pad}_{K-1}(\mathrm{dilate}(dY, \mathrm{stride})),\ \mathrm{rot180}(W)^{T_{01}},\ 0\big)\big)\Big)$$
+#
+# with $T_{01}$ the swap of the two channel axes and $\mathrm{fill}$ the zero rows and columns at the
+# bottom and right. Implement it with your `dilate`, `rot180` and `conv2d_forward` (stride 1, and pad
+# `dy` yourself with `np.pad`, since the kernel may not be square).
+
+# %% nbgrader={"grade": false, "grade_id": "conv2d_dx_rotated", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def conv2d_dx_rotated(dy, w, x_shape, stride=1, pad=0):
+    """dx as a full convolution: conv2d_forward of the dilated, (K-1)-padded dy with rot180(w).
+
+    dy: (B, C_out, H_out, W_out), w: (C_out, C_in, K_h, K_w), x_shape: (B, C_in, H, W)
+    returns dx: (B, C_in, H, W), dtype of dy.
+    """
+    ### BEGIN SOLUTION
+    _, C_in, H, W = x_shape
+    _, _, K_h, K_w = w.shape
+    dy_full = np.pad(dilate(dy, stride), ((0, 0), (0, 0), (K_h - 1, K_h - 1), (K_w - 1, K_w - 1)))
+    kernel = rot180(w).transpose(1, 0, 2, 3)                  # (C_in, C_out, K_h, K_w): dy's channels are inputs
+    covered = conv2d_forward(dy_full, kernel, np.zeros(C_in, dtype=dy.dtype))
+    dx_pad = np.zeros((dy.shape[0], C_in, H + 2 * pad, W + 2 * pad), dtype=covered.dtype)
+    dx_pad[:, :, :covered.shape[2], :covered.shape[3]] = covered   # rows no window reached stay 0
+    return dx_pad[:, :, pad:pad + H, pad:pad + W]
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "test_conv2d_dx_rotated", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
+try:
+    conv2d_forward(np.ones((1, 1, 2, 2)), np.ones((1, 1, 1, 1)), np.zeros(1))
+    rot180(np.ones((2, 2)))
+    dilate(np.ones((1, 1, 2, 2)), 2)
+except NotImplementedError:
+    raise AssertionError("conv2d_dx_rotated builds on your conv2d_forward, rot180 and dilate: "
+                         "implement those first") from None
+rng = np.random.default_rng(5)
+for config in CHECK_CONFIGS:
+    dy, x, w, b = random_conv_problem(rng, *config)
+    stride, pad = config[-2:]
+    dx = expect_implemented(conv2d_dx_rotated, dy, w, x.shape, stride=stride, pad=pad)
+    expect_shape(dx, x.shape, f"dx (stride {stride}, pad {pad})",
+                 hint="fill the rows no window reached with zeros, then crop pad from each side")
+    gradient_check(dx, numerical_conv_grads(dy, x, w, b, stride, pad)[0], f"dx (stride {stride}, pad {pad})")
+print("conv2d_dx_rotated: correct")
+
+# %% [markdown]
+# ### 4.5 Two forms, one gradient
+# The index form of 3.3 (your loops) and the rotated-kernel form (one call of your forward pass)
+# are the same formula, reindexed. Numerically:
+
+# %%
+try:
+    rng = np.random.default_rng(6)
+    for config in CHECK_CONFIGS + [(2, 3, 4, 9, 9, 4, 4, 2, 2)]:
+        dy, x, w, b = random_conv_problem(rng, *config)
+        stride, pad = config[-2:]
+        index_form = conv2d_backward_naive(dy, x, w, stride=stride, pad=pad)[0]
+        rotated_form = conv2d_dx_rotated(dy, w, x.shape, stride=stride, pad=pad)
+        print(f"stride {stride}, pad {pad}, kernel {config[5]}x{config[6]}: "
+              f"max |index form - rotated form| = {np.max(np.abs(index_form - rotated_form)):.1e}")
+except NotImplementedError:
+    print("implement conv2d_backward_naive and conv2d_dx_rotated first")
+
+# %% [markdown]
+# The differences are float64 rounding, about $10^{-15}$. The same reindexing shows that `dw` is a
+# correlation too: of the padded input with the dilated `dy`, summed over the batch.
+#
+# ## 5. The vectorized backward: col2im
+#
+# The rotated-kernel form is elegant, but with stride it wastes work multiplying dilation zeros.
+# Production code goes back to the im2col view of lesson 01. Lay the windows out as a matrix
+# `cols` of shape $(C_{in} K_h K_w,\ B\,H_{out} W_{out})$: row $(ci, m, n)$, column $(b, i, j)$ holds
+# $X_{pad}[b, ci, \mathrm{stride}\cdot i + m, \mathrm{stride}\cdot j + n]$. With
+# `W_mat = w.reshape(C_out, -1)` the forward pass is one matrix product,
+# $Y_{mat} = W_{mat}\, \mathrm{cols} + b$, where $Y_{mat}[co, (b, i, j)] = Y[b, co, i, j]$.
+#
+# **The backward pass of a matrix product.** For $Z = A\,C$, i.e. $Z[p, q] = \sum_r A[p, r]\, C[r, q]$,
+# the chain rule gives $dA[p, r] = \sum_q dZ[p, q]\, C[r, q]$ and $dC[r, q] = \sum_p A[p, r]\, dZ[p, q]$:
+#
+# $$dA = dZ\; C^{\mathsf T}, \qquad dC = A^{\mathsf T}\, dZ.$$
+#
+# So the whole layer is two matrix products and a sum. Lay `dy` out like $Y_{mat}$, as
+# $dY_{mat}$ of shape $(C_{out},\ B\,H_{out} W_{out})$ (move the channel axis first, then reshape); then
+#
+# * $dW_{mat} = dY_{mat}\, \mathrm{cols}^{\mathsf T}$, reshaped to `w`'s shape — the sum of 3.2, for all taps at once;
+# * $d\mathrm{cols} = W_{mat}^{\mathsf T}\, dY_{mat}$, of shape $(C_{in} K_h K_w,\ B\,H_{out} W_{out})$, like `cols`;
+# * $db$ = the row sums of $dY_{mat}$.
+#
+# **col2im.** im2col *copied* each pixel of $X_{pad}$ into every window (column) that contains it.
+# The gradient of a copy is a sum: every entry of $d\mathrm{cols}$ goes back to the pixel it was
+# copied from, and overlapping windows add up. Take one tap $(m, n)$: the rows $(ci, m, n)$ of
+# $d\mathrm{cols}$, reshaped to $(B, H_{out}, W_{out})$ per channel, hold the gradients of the pixels
+# $X_{pad}[b, ci,\ \mathrm{stride}\cdot i + m,\ \mathrm{stride}\cdot j + n]$ for all $b, i, j$. Those
+# pixels form a **strided slice** of $X_{pad}$: rows starting at $m$ in steps of `stride`, $H_{out}$ of
+# them, and columns likewise from $n$. So col2im is $K_h K_w$ slice additions `+=`, one per tap
+# (all images and channels at once), never a loop over pixels. (Why not one fancy-indexed
+# `+=` with all positions at once? With repeated indices numpy keeps only one of the duplicates
+# instead of adding them; `np.add.at` adds them but is slow.)
+#
+# Implement `conv2d_backward` this way: no Python loop over `b`, `i` or `j`; a loop over the
+# $K_h K_w$ taps is fine. float32 in, float32 out (lesson 04 trains in float32).
+
+# %% nbgrader={"grade": false, "grade_id": "conv2d_backward", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def conv2d_backward(dy, x, w, stride=1, pad=0):
+    """Vectorized backward pass of conv2d_forward: im2col for dw, col2im for dx.
+
+    dy: (B, C_out, H_out, W_out), x: (B, C_in, H, W), w: (C_out, C_in, K_h, K_w)
+    returns (dx, dw, db): dx (B, C_in, H, W), dw (C_out, C_in, K_h, K_w), db (C_out,);
+    float32 in, float32 out.
+    """
+    ### BEGIN SOLUTION
+    B, C_out, H_out, W_out = dy.shape
+    _, C_in, K_h, K_w = w.shape
+    _, _, H, W = x.shape
+    x_pad = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
+    # im2col: cols[(ci, m, n), (b, i, j)] = x_pad[b, ci, stride*i + m, stride*j + n]
+    windows = sliding_window_view(x_pad, (K_h, K_w), axis=(2, 3))[:, :, ::stride, ::stride]
+    cols = windows.transpose(1, 4, 5, 0, 2, 3).reshape(C_in * K_h * K_w, B * H_out * W_out)
+    dy_mat = dy.transpose(1, 0, 2, 3).reshape(C_out, B * H_out * W_out)
+    dw = (dy_mat @ cols.T).reshape(w.shape)                           # one matmul
+    dcols = (w.reshape(C_out, -1).T @ dy_mat).reshape(C_in, K_h, K_w, B, H_out, W_out)  # one matmul
+    # col2im: each tap's plane goes back to the strided slice it was copied from; overlaps add up.
+    dx_pad = np.zeros((C_in, B, H + 2 * pad, W + 2 * pad), dtype=dcols.dtype)
+    for m in range(K_h):
+        for n in range(K_w):
+            dx_pad[:, :, m:m + stride * H_out:stride, n:n + stride * W_out:stride] += dcols[:, m, n]
+    dx = dx_pad[:, :, pad:pad + H, pad:pad + W].transpose(1, 0, 2, 3)
+    return np.ascontiguousarray(dx), dw, dy.sum(axis=(0, 2, 3))
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "test_conv2d_backward", "locked": true, "points": 4, "schema_version": 3, "solution": false, "task": false}
+rng = np.random.default_rng(7)
+for config in CHECK_CONFIGS:
+    dy, x, w, b = random_conv_problem(rng, *config)
+    stride, pad = config[-2:]
+    dx, dw, db = expect_implemented(conv2d_backward, dy, x, w, stride=stride, pad=pad)
+    where = f"(stride {stride}, pad {pad}, K {config[5]}x{config[6]})"
+    expect_shape(dx, x.shape, f"dx {where}", hint="crop the padding off dx_pad")
+    expect_shape(dw, w.shape, f"dw {where}", hint="dw[co, ci, m, n]: reshape dy_mat @ cols.T to w.shape")
+    expect_shape(db, b.shape, f"db {where}", hint="sum dy over axis=(0, 2, 3)")
+    num_dx, num_dw, num_db = numerical_conv_grads(dy, x, w, b, stride, pad)
+    print(f"{where}: relative errors dx {gradient_check(dx, num_dx, f'dx {where}'):.1e}, "
+          f"dw {gradient_check(dw, num_dw, f'dw {where}'):.1e}, db {gradient_check(db, num_db, f'db {where}'):.1e}")
+
+# float32 in, float32 out, and the same numbers up to float32 rounding.
+dy, x, w, b = random_conv_problem(rng, 2, 3, 4, 9, 8, 3, 3, 2, 1)
+grads64 = conv2d_backward(dy, x, w, stride=2, pad=1)
+grads32 = conv2d_backward(dy.astype(np.float32), x.astype(np.float32), w.astype(np.float32), stride=2, pad=1)
+for name, g32, g64 in zip(("dx", "dw", "db"), grads32, grads64):
+    expect_equal(g32.dtype, np.dtype(np.float32), f"{name}.dtype for float32 inputs",
+                 hint="allocate with the inputs' dtype (np.zeros(..., dtype=x.dtype)), not the float64 default")
+    expect_close(g32, g64, f"float32 {name}", rtol=1e-4, atol=1e-4)
+print("conv2d_backward: correct")
+
+# %% [markdown]
+# ## 6. Watch the gradient flow
+#
+# The widget below runs **your** `conv2d_backward` on a small single-channel example with
+# small whole numbers, so you can follow the arithmetic by eye.
+#
+# * **dX pixel**: pick an input pixel with the sliders. The widget lists every output position
+#   $(i, j)$ whose window covered it and the kernel tap $(m, n)$ it went through, with the terms
+#   $dY[i, j]\cdot W[m, n]$ and their sum, and compares that sum with your `dx`. Try stride 2 and a
+#   pixel in the last row: sometimes no window reaches it.
+# * **dW tap**: pick a kernel tap; see which input pixels it saw and the terms of $dW[m, n]$.
+# * **build dX**: press Play to watch the rotated kernel slide over the padded, dilated `dy`
+#   and fill in $dX_{pad}$ one value at a time; the cropped region is `dx`.
+#
+# If `conv2d_backward` is not implemented yet, the widget shows the term sums on their own and says so.
+
+# %%
+from convlab.widgets.gradflow import gradflow_widget
+
+gradflow_widget(conv2d_backward)
+
+# %% [markdown]
+# ## 7. How much does vectorizing buy?
+#
+# Both of your implementations on the same layer (a small one in fast mode):
+
+# %%
+shape = (2, 3, 4, 8, 8, 3, 3, 1, 1) if convlab.FAST else (8, 3, 16, 16, 16, 3, 3, 1, 1)
+dy, x, w, b = random_conv_problem(np.random.default_rng(8), *shape)
+try:
+    timings = {}
+    for name, backward in [("naive loops", conv2d_backward_naive), ("vectorized", conv2d_backward)]:
+        runs = []
+        for _ in range(3):                     # best of 3: the least disturbed by other programs
+            start = time.perf_counter()
+            backward(dy, x, w, stride=1, pad=1)
+            runs.append(time.perf_counter() - start)
+        timings[name] = min(runs)
+        print(f"{name:12s} {1000 * timings[name]:8.2f} ms")
+    print(f"speed-up: {timings['naive loops'] / timings['vectorized']:.0f}x")
+except NotImplementedError:
+    print("implement conv2d_backward_naive and conv2d_backward first")
+
+# %% [markdown]
+# ## Summary
+#
+# | gradient | index form | as a convolution |
+# |---|---|---|
+# | `db[co]` | $\sum_{b,i,j} dY[b, co, i, j]$ | — |
+# | `dw[co, ci, m, n]` | $\sum_{b,i,j} dY[b,co,i,j]\,X_{pad}[b,ci,\mathrm{stride}\cdot i+m,\mathrm{stride}\cdot j+n]$ | correlation of $X_{pad}$ with the dilated $dY$ |
+# | `dx[b, ci]` | $\sum_{co,i,j} dY[b,co,i,j]\,W[co,ci,u-\mathrm{stride}\cdot i, v-\mathrm{stride}\cdot j]$, cropped | full correlation of the dilated $dY$ with $\mathrm{rot180}(W)^{T_{01}}$, filled and cropped |
+#
+# The kernel flip is not a convention to memorise: it is the reindexing that turns "which outputs
+# used this pixel" into a sliding window. In code, the fast path is two matrix products and
+# col2im, the exact mirror of the forward pass's im2col. Lesson 04 stacks your forward and backward
+# passes into a CNN and trains it.
