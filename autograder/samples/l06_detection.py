@@ -1,0 +1,128 @@
+"""Sample submissions for lesson 06 (object detection), with their exact expected scores.
+
+Points: iou 3, encode_boxes 2, decode_boxes 2, non_max_suppression 3, roi_max_pool 3,
+generate_anchors 2, match_detections 2, precision_recall 1, average_precision 2; 20 in all.
+Each bug is one students write. non_max_suppression and match_detections call the student's iou,
+so a wrong union also costs those two parts (and the NMS feedback says to fix iou).
+"""
+from autograder.grader.spec import Sample
+
+LESSON = "06_detection"
+
+IOU_UNION_NOT_SUBTRACTED = '''\
+def iou(boxes_a, boxes_b):
+    a, b = boxes_a[:, None, :], boxes_b[None, :, :]
+    w = np.clip(np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]), 0, None)
+    h = np.clip(np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]), 0, None)
+    area_a = (boxes_a[:, 2] - boxes_a[:, 0]) * (boxes_a[:, 3] - boxes_a[:, 1])
+    area_b = (boxes_b[:, 2] - boxes_b[:, 0]) * (boxes_b[:, 3] - boxes_b[:, 1])
+    union = area_a[:, None] + area_b[None, :]
+    return np.divide(w * h, union, out=np.zeros_like(w * h), where=union > 0)
+'''
+
+# 0 / 0 for two zero-area boxes: NaN (numpy only warns).
+IOU_NO_GUARD = '''\
+def iou(boxes_a, boxes_b):
+    a, b = boxes_a[:, None, :], boxes_b[None, :, :]
+    w = np.maximum(0, np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]))
+    h = np.maximum(0, np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]))
+    inter = w * h
+    area_a = (boxes_a[:, 2] - boxes_a[:, 0]) * (boxes_a[:, 3] - boxes_a[:, 1])
+    area_b = (boxes_b[:, 2] - boxes_b[:, 0]) * (boxes_b[:, 3] - boxes_b[:, 1])
+    with np.errstate(invalid="ignore"):
+        return inter / (area_a[:, None] + area_b[None, :] - inter)
+'''
+
+NMS_NOT_SORTED = '''\
+def non_max_suppression(boxes, scores, iou_threshold):
+    keep = []
+    for i in range(len(boxes)):
+        if all(iou(boxes[i:i + 1], boxes[k:k + 1])[0, 0] <= iou_threshold for k in keep):
+            keep.append(i)
+    return np.array(keep, dtype=int)
+'''
+
+NMS_GREATER_OR_EQUAL = '''\
+def non_max_suppression(boxes, scores, iou_threshold):
+    order = np.argsort(-scores, kind="stable")
+    keep = []
+    while len(order):
+        best, order = order[0], order[1:]
+        keep.append(best)
+        order = order[iou(boxes[best:best + 1], boxes[order])[0] < iou_threshold]
+    return np.array(keep, dtype=int)
+'''
+
+ANCHORS_WH_SWAPPED = '''\
+def generate_anchors(feature_shape, stride, scales, ratios):
+    H_f, W_f = feature_shape
+    anchors = []
+    for i in range(H_f):
+        for j in range(W_f):
+            cx, cy = (j + 0.5) * stride, (i + 0.5) * stride
+            for s in scales:
+                for r in ratios:
+                    w, h = s * np.sqrt(r), s / np.sqrt(r)
+                    anchors.append([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2])
+    return np.array(anchors)
+'''
+
+ENCODE_NO_LOG = '''\
+def encode_boxes(anchors, gt):
+    x_a, y_a, w_a, h_a = centre_size(anchors)
+    x_g, y_g, w_g, h_g = centre_size(gt)
+    return np.stack([(x_g - x_a) / w_a, (y_g - y_a) / h_a, w_g / w_a, h_g / h_a], axis=1)
+'''
+
+ROI_POOL_ROUNDED_BINS = '''\
+def roi_max_pool(feature_map, rois, output_size, spatial_scale):
+    C, H, W = feature_map.shape
+    out_h, out_w = output_size
+    pooled = np.zeros((len(rois), C, out_h, out_w), dtype=feature_map.dtype)
+    for r, (x1, y1, x2, y2) in enumerate(rois * spatial_scale):
+        bin_h, bin_w = (y2 - y1) / out_h, (x2 - x1) / out_w
+        for p in range(out_h):
+            for q in range(out_w):
+                top, bottom = int(max(round(y1 + p * bin_h), 0)), int(min(round(y1 + (p + 1) * bin_h), H))
+                left, right = int(max(round(x1 + q * bin_w), 0)), int(min(round(x1 + (q + 1) * bin_w), W))
+                if top < bottom and left < right:
+                    pooled[r, :, p, q] = feature_map[:, top:bottom, left:right].max(axis=(1, 2))
+    return pooled
+'''
+
+AP_NO_ENVELOPE = '''\
+def average_precision(scores, is_true_positive, num_ground_truth):
+    precision, recall = precision_recall(scores, is_true_positive, num_ground_truth)
+    return float(np.sum(np.diff(recall, prepend=0.0) * precision))
+'''
+
+SAMPLES = {
+    "full": Sample(base="solution", score=20),
+    "blank": Sample(base="release", score=0),
+    "iou_union_not_subtracted": Sample(
+        base="solution", replace={"iou": IOU_UNION_NOT_SUBTRACTED}, score=12,
+        messages={"test_iou": "counts the intersection twice",
+                  "test_non_max_suppression": "fix iou",
+                  "test_match_detections": "fix iou"}),
+    "iou_no_zero_area_guard": Sample(
+        base="solution", replace={"iou": IOU_NO_GUARD}, score=17,
+        messages={"test_iou": "0 / 0 = NaN"}),
+    "nms_not_sorted_by_score": Sample(
+        base="solution", replace={"non_max_suppression": NMS_NOT_SORTED}, score=17,
+        messages={"test_non_max_suppression": "sort them by descending score"}),
+    "nms_greater_or_equal": Sample(
+        base="solution", replace={"non_max_suppression": NMS_GREATER_OR_EQUAL}, score=17,
+        messages={"test_non_max_suppression": "not >="}),
+    "anchors_width_height_swapped": Sample(
+        base="solution", replace={"generate_anchors": ANCHORS_WH_SWAPPED}, score=18,
+        messages={"test_generate_anchors": "width and height are swapped"}),
+    "encode_without_log": Sample(
+        base="solution", replace={"encode_boxes": ENCODE_NO_LOG}, score=18,
+        messages={"test_encode_boxes": "the log is missing"}),
+    "roi_pool_rounded_bins": Sample(
+        base="solution", replace={"roi_max_pool": ROI_POOL_ROUNDED_BINS}, score=17,
+        messages={"test_roi_max_pool": "rounded to the nearest cell"}),
+    "ap_without_envelope": Sample(
+        base="solution", replace={"average_precision": AP_NO_ENVELOPE}, score=18,
+        messages={"test_average_precision": "envelope"}),
+}

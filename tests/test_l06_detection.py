@@ -1,0 +1,383 @@
+"""Lesson 06 (object detection): the reference against independent oracles (loops, brute-force NMS
+over all subsets, AP by enumerating score thresholds, exact-fraction RoI bins, PyTorch's adaptive max
+pooling when installed), the road video, the detector's helpers, the widgets' logic, the hidden
+checks and the sample scores."""
+from __future__ import annotations
+
+import itertools
+import json
+import math
+from fractions import Fraction
+
+import numpy as np
+import pytest
+
+from autograder import build
+from autograder.checks import check_module
+from autograder.grader.inprocess import grade_in_process
+from autograder.grader.reference import load_reference
+from autograder.grader.reference import test_points as graded_points
+from autograder.grader.spec import call_in_process, judge_part
+from autograder.samples import sample_module
+from convlab import detection
+from convlab.video import CLASS_NAMES, draw_vehicle, make_road_video
+from convlab.widgets import detection as wd
+
+LESSON = "06_detection"
+
+
+@pytest.fixture(scope="module")
+def ref():
+    return load_reference(LESSON)
+
+
+def random_boxes(rng, n, extent=30.0, degenerate=0.25):
+    """Boxes on a 0.5 lattice (edges often touch), some of zero width, height or both."""
+    corner = np.round(rng.uniform(0, extent, (n, 2)) * 2) / 2
+    size = np.round(rng.uniform(0, extent / 2, (n, 2)) * 2) / 2
+    size[rng.random((n, 2)) < degenerate] = 0.0
+    return np.concatenate([corner, corner + size], axis=1)
+
+
+# ---- oracles ---------------------------------------------------------------------------------------
+def loop_iou(a, b):
+    """IoU of two boxes from the definition, in Python floats."""
+    inter = max(0.0, min(a[2], b[2]) - max(a[0], b[0])) * max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return 0.0 if union == 0 else inter / union
+
+
+def brute_force_nms(boxes, scores, threshold):
+    """The kept set is the unique subset K (checked over all subsets) in which no box has IoU >
+    threshold with a higher-priority box of K, and every box outside K has one; priority = higher
+    score, then lower index. Returned in priority order."""
+    n = len(boxes)
+    priority = sorted(range(n), key=lambda i: (-scores[i], i))
+    rank = {i: r for r, i in enumerate(priority)}
+    dup = [[loop_iou(boxes[i], boxes[j]) > threshold for j in range(n)] for i in range(n)]
+    solutions = []
+    for mask in range(1 << n):
+        kept = [i for i in range(n) if mask >> i & 1]
+        ok = all(not any(dup[k][i] and rank[k] < rank[i] for k in kept) for i in kept)
+        ok = ok and all(any(dup[k][i] and rank[k] < rank[i] for k in kept) for i in range(n) if i not in kept)
+        if ok:
+            solutions.append(sorted(kept, key=rank.get))
+    assert len(solutions) == 1, "the greedy NMS result must be the unique consistent subset"
+    return solutions[0]
+
+
+def threshold_ap(scores, hits, num_gt):
+    """AP from its definition: for each recall level k/G the best precision of any score threshold
+    reaching that recall, averaged over the G levels (scores must be distinct)."""
+    points = []
+    for tau in scores:
+        chosen = scores >= tau
+        tp = int(np.sum(hits & chosen))
+        points.append((tp / chosen.sum(), tp / num_gt))
+    return sum(max([p for p, r in points if r >= k / num_gt - 1e-12], default=0.0)
+               for k in range(1, num_gt + 1)) / num_gt
+
+
+def exact_roi_pool(fmap, rois, output_size, scale):
+    """RoI max pooling with loops and exact fractions for the bin edges."""
+    C, H, W = fmap.shape
+    out_h, out_w = output_size
+    pooled = np.zeros((len(rois), C, out_h, out_w))
+    for r, roi in enumerate(rois):
+        x1, y1, x2, y2 = (Fraction(float(v)) * Fraction(scale) for v in roi)
+        for p, q in itertools.product(range(out_h), range(out_w)):
+            top = max(math.floor(y1 + p * (y2 - y1) / out_h), 0)
+            bottom = min(math.ceil(y1 + (p + 1) * (y2 - y1) / out_h), H)
+            left = max(math.floor(x1 + q * (x2 - x1) / out_w), 0)
+            right = min(math.ceil(x1 + (q + 1) * (x2 - x1) / out_w), W)
+            for c in range(C):
+                cells = [fmap[c, row, col] for row in range(top, bottom) for col in range(left, right)]
+                pooled[r, c, p, q] = max(cells) if cells else 0.0
+    return pooled
+
+
+# ---- the reference ---------------------------------------------------------------------------------
+def test_iou_matches_the_loop_oracle_on_degenerate_boxes(ref):
+    rng = np.random.default_rng(0)
+    for n, m in ((7, 5), (12, 12), (1, 9)):
+        a, b = random_boxes(rng, n), random_boxes(rng, m)
+        b[: min(n, m) // 2] = a[: min(n, m) // 2]                  # some identical pairs
+        expected = np.array([[loop_iou(x, y) for y in b] for x in a])
+        got = ref.iou(a, b)
+        assert got.shape == (n, m) and np.all(np.isfinite(got))
+        np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-15)
+    assert ref.iou(np.zeros((0, 4)), random_boxes(rng, 3)).shape == (0, 3)
+    edge = ref.iou(np.array([[0., 0., 2., 2.]]), np.array([[2., 0., 4., 2.], [0., 0., 2., 2.], [3., 3., 4., 4.]]))
+    np.testing.assert_array_equal(edge, [[0.0, 1.0, 0.0]])
+
+
+def test_nms_equals_the_brute_force_definition(ref):
+    rng = np.random.default_rng(1)
+    for trial in range(12):
+        n = int(rng.integers(1, 10))
+        centres = rng.uniform(0, 20, (n, 2))
+        boxes = np.concatenate([centres, centres + rng.uniform(2, 10, (n, 2))], axis=1)
+        scores = np.round(rng.random(n) * 3) / 3                   # many ties
+        threshold = float(rng.choice([0.0, 0.3, 0.5, 0.7]))
+        keep = ref.non_max_suppression(boxes, scores, threshold)
+        assert keep.dtype.kind == "i"
+        assert keep.tolist() == brute_force_nms(boxes, scores, threshold), f"trial {trial}"
+
+
+def test_nms_threshold_is_strict_and_ties_keep_index_order(ref):
+    halves = np.array([[0., 0., 4., 1.], [0., 0., 2., 1.]])        # IoU exactly 0.5
+    assert ref.non_max_suppression(halves, np.array([0.9, 0.8]), 0.5).tolist() == [0, 1]
+    assert ref.non_max_suppression(halves, np.array([0.8, 0.9]), 0.49).tolist() == [1]
+    same = np.tile([[0., 0., 5., 5.]], (40, 1))                    # 40 identical boxes, equal scores
+    assert ref.non_max_suppression(same, np.full(40, 0.5), 0.5).tolist() == [0]
+    assert ref.non_max_suppression(np.zeros((0, 4)), np.zeros(0), 0.5).shape == (0,)
+
+
+def test_anchors_match_explicit_loops(ref):
+    for shape, stride, scales, ratios in (((2, 3), 8, [8., 16.], [0.5, 1., 2.]), ((3, 1), 4, [5.], [0.3, 3.]),
+                                          ((1, 1), 16, [16., 32., 64.], [1.])):
+        expected = []
+        for i, j, s, r in itertools.product(range(shape[0]), range(shape[1]), scales, ratios):
+            cx, cy = (j + 0.5) * stride, (i + 0.5) * stride
+            w, h = s / math.sqrt(r), s * math.sqrt(r)
+            assert math.isclose(w * h, s * s) and math.isclose(h / w, r)
+            expected.append([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2])
+        np.testing.assert_allclose(ref.generate_anchors(shape, stride, scales, ratios), expected, rtol=1e-12)
+
+
+def test_encode_decode_match_loops_and_round_trip(ref):
+    rng = np.random.default_rng(2)
+    corner = rng.uniform(0, 50, (20, 2))
+    anchors = np.concatenate([corner, corner + rng.uniform(1, 30, (20, 2))], axis=1)
+    gt = np.concatenate([corner + rng.uniform(-5, 5, (20, 2)), corner + rng.uniform(6, 40, (20, 2))], axis=1)
+    expected = []
+    for (ax1, ay1, ax2, ay2), (gx1, gy1, gx2, gy2) in zip(anchors, gt):
+        aw, ah, gw, gh = ax2 - ax1, ay2 - ay1, gx2 - gx1, gy2 - gy1
+        expected.append([((gx1 + gx2) / 2 - (ax1 + ax2) / 2) / aw, ((gy1 + gy2) / 2 - (ay1 + ay2) / 2) / ah,
+                         math.log(gw / aw), math.log(gh / ah)])
+    deltas = ref.encode_boxes(anchors, gt)
+    np.testing.assert_allclose(deltas, expected, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(ref.decode_boxes(anchors, deltas), gt, rtol=1e-10, atol=1e-10)
+    random_deltas = rng.normal(0, 0.5, (20, 4))
+    np.testing.assert_allclose(ref.encode_boxes(anchors, ref.decode_boxes(anchors, random_deltas)), random_deltas,
+                               rtol=1e-9, atol=1e-10)
+
+
+def test_roi_max_pool_matches_exact_fraction_bins(ref):
+    rng = np.random.default_rng(3)
+    for trial in range(25):
+        C, H, W = int(rng.integers(1, 3)), int(rng.integers(3, 8)), int(rng.integers(3, 8))
+        scale = float(rng.choice([1.0, 0.5, 0.25]))
+        out = (int(rng.integers(1, 5)), int(rng.integers(1, 5)))
+        fmap = rng.standard_normal((C, H, W))
+        corner = rng.integers(-3, int(max(H, W) / scale), (6, 2))
+        rois = np.concatenate([corner, corner + rng.integers(0, int(6 / scale) + 1, (6, 2))], axis=1).astype(float)
+        np.testing.assert_array_equal(ref.roi_max_pool(fmap, rois, out, scale), exact_roi_pool(fmap, rois, out, scale),
+                                      err_msg=f"trial {trial}")
+    fmap32 = rng.standard_normal((2, 4, 4)).astype(np.float32)
+    assert ref.roi_max_pool(fmap32, np.array([[0., 0., 4., 4.]]), (2, 2), 1.0).dtype == np.float32
+
+
+def test_roi_max_pool_matches_pytorch_adaptive_max_pool_on_aligned_regions(ref):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(4)
+    fmap = rng.standard_normal((3, 12, 10))
+    for _ in range(10):
+        x1, y1 = int(rng.integers(0, 8)), int(rng.integers(0, 10))
+        x2, y2 = int(rng.integers(x1 + 1, 11)), int(rng.integers(y1 + 1, 13))
+        out = (int(rng.integers(1, 5)), int(rng.integers(1, 5)))
+        crop = torch.from_numpy(fmap[:, y1:y2, x1:x2].copy())[None]
+        expected = torch.nn.functional.adaptive_max_pool2d(crop, out).numpy()
+        got = ref.roi_max_pool(fmap, np.array([[x1 * 4., y1 * 4., x2 * 4., y2 * 4.]]), out, 0.25)
+        np.testing.assert_allclose(got, expected, rtol=1e-12)
+
+
+def test_matching_and_average_precision_match_their_definitions(ref):
+    rng = np.random.default_rng(5)
+    for _ in range(10):
+        gt = random_boxes(rng, 4, degenerate=0.0)
+        det = np.concatenate([gt[rng.integers(0, 4, 6)] + rng.normal(0, 1.0, (6, 4)), random_boxes(rng, 3, degenerate=0.0)])
+        scores = rng.random(len(det))
+        claimed, expected = set(), []
+        for d in sorted(range(len(det)), key=lambda k: -scores[k]):
+            overlaps = [loop_iou(det[d], g) for g in gt]
+            g = int(np.argmax(overlaps))
+            expected.append((d, overlaps[g] >= 0.5 and g not in claimed))
+            if expected[-1][1]:
+                claimed.add(g)
+        hits = ref.match_detections(det, scores, gt)
+        assert hits.dtype == bool and hits.tolist() == [h for _, h in sorted(expected)]
+        num_gt = int(hits.sum()) + int(rng.integers(0, 3)) or 1
+        assert math.isclose(ref.average_precision(scores, hits, num_gt), threshold_ap(scores, hits, num_gt), abs_tol=1e-12)
+        precision, recall = ref.precision_recall(scores, hits, num_gt)
+        order = np.argsort(-scores)
+        for k in range(len(scores)):
+            tp = int(hits[order[:k + 1]].sum())
+            assert math.isclose(precision[k], tp / (k + 1)) and math.isclose(recall[k], tp / num_gt)
+    assert ref.average_precision(np.zeros(0), np.zeros(0, bool), 3) == 0.0
+    assert ref.average_precision(np.array([0.3, 0.2]), np.array([False, False]), 2) == 0.0
+    assert ref.average_precision(np.array([0.3, 0.2]), np.array([True, True]), 2) == 1.0
+
+
+# ---- the road video --------------------------------------------------------------------------------
+def test_video_is_deterministic_and_well_formed():
+    a, b = make_road_video(30, seed=7), make_road_video(30, seed=7)
+    assert a.frames.shape == (30, 96, 192, 3) and a.frames.dtype == np.float32
+    assert 0.0 <= a.frames.min() and a.frames.max() <= 1.0
+    np.testing.assert_array_equal(a.frames, b.frames)
+    assert all(np.array_equal(x, y) for x, y in zip(a.boxes, b.boxes))
+    assert not np.array_equal(a.frames, make_road_video(30, seed=8).frames)
+    for boxes, labels in zip(a.boxes, a.labels):
+        assert boxes.shape == (len(labels), 4) and set(labels.tolist()) <= {0, 1, 2}
+        assert np.all(boxes[:, 2] > boxes[:, 0]) and np.all(boxes[:, 3] > boxes[:, 1])
+
+
+def test_each_box_is_the_tight_extent_of_its_vehicle_and_nothing_else_is_drawn():
+    video = make_road_video(60, seed=3, noise=0.0)
+    H, W = video.frames.shape[1:3]
+    for t in range(0, 60, 3):
+        boxes = {tuple(b) for b in video.boxes[t]} | {tuple(b) for b in video.ignored[t]}
+        changed = np.any(video.frames[t] != video.background, axis=-1)
+        covered = np.zeros((H, W), bool)
+        for vehicle in video.vehicles[t]:
+            canvas = np.full((H, W, 3), np.nan, dtype=np.float32)
+            draw_vehicle(canvas, vehicle)
+            rows, cols = np.nonzero(~np.isnan(canvas[..., 0]))
+            if not len(rows):
+                continue
+            box = (cols.min(), rows.min(), cols.max() + 1, rows.max() + 1)
+            assert tuple(vehicle.box(H, W)) == box and box in boxes
+            covered[box[1]:box[3], box[0]:box[2]] = True
+        assert not np.any(changed & ~covered), "pixels changed outside every vehicle's box"
+
+
+def test_traffic_has_every_class_overlaps_and_half_visible_rule():
+    video = make_road_video(150, seed=1)
+    labels = np.concatenate(video.labels)
+    assert set(labels.tolist()) == {0, 1, 2} and len(CLASS_NAMES) == 3
+    overlaps = sum(int((load_reference(LESSON).iou(b, b) > 0).sum() - len(b)) for b in video.boxes)
+    assert overlaps > 0, "vehicles should sometimes overlap"
+    for t in range(0, 150, 10):
+        by_id = {v.track_id: v for v in video.vehicles[t]}
+        for box, track in zip(video.boxes[t], video.track_ids[t]):
+            assert box[2] - box[0] >= 0.5 * by_id[track].w
+
+
+# ---- detector helpers ------------------------------------------------------------------------------
+def test_integral_image_means_match_direct_means():
+    rng = np.random.default_rng(6)
+    channels = rng.random((3, 9, 11))
+    summed = detection.integral_image(channels)
+    regions = np.array([[0, 0, 11, 9], [2, 3, 5, 4], [4, 4, 4, 8], [10, 8, 11, 9]])
+    got = detection.region_means(summed, regions)
+    for (x1, y1, x2, y2), row in zip(regions, got):
+        expected = channels[:, y1:y2, x1:x2].mean(axis=(1, 2)) if x2 > x1 and y2 > y1 else np.zeros(3)
+        np.testing.assert_allclose(row, expected, atol=1e-12)
+    fmap = detection.feature_map(rng.random((8, 12, 3)), stride=4)
+    assert fmap.shape == (5, 2, 3)
+
+
+def test_a_small_detector_trained_on_the_reference_finds_vehicles(ref):
+    ops = {name: getattr(ref, name) for name in ("iou", "non_max_suppression", "encode_boxes", "decode_boxes",
+                                                 "match_detections", "average_precision")}
+    train, test = make_road_video(40, seed=0, frame_step=4), make_road_video(10, seed=1)
+    anchors = ref.generate_anchors((24, 48), 4, (8, 16, 24), (0.35, 0.5, 1.0))
+    det = detection.train_detector(train, anchors, 9, ops, steps=40)
+    detections = [detection.detect(det, frame, ops) for frame in test.frames]
+    mean_ap, per_class = detection.mean_average_precision(detections, test, ops)
+    assert len(per_class) == 3 and mean_ap > 0.5, f"mAP {mean_ap:.3f}"
+    boxes = np.concatenate([d[0] for d in detections])
+    assert np.all(np.isfinite(boxes)) and np.all(boxes[:, 2] >= boxes[:, 0])
+
+
+# ---- widgets ---------------------------------------------------------------------------------------
+def _stub(*args):
+    raise NotImplementedError
+
+
+def test_iou_readout_uses_the_students_function_or_says_it_does_not(ref):
+    rng = np.random.default_rng(7)
+    for a, b in zip(random_boxes(rng, 20), random_boxes(rng, 20)):
+        assert math.isclose(wd.two_box_iou(a, b), loop_iou(a, b))
+    value, note = wd.iou_readout((0, 0, 2, 2), (1, 1, 3, 3), ref.iou)
+    assert math.isclose(value, 1 / 7) and note == "computed by your iou"
+    value, note = wd.iou_readout((0, 0, 2, 2), (1, 1, 3, 3), _stub)
+    assert math.isclose(value, 1 / 7) and "widget's own" in note and "not implemented" in note
+    _, note = wd.iou_readout((0, 0, 2, 2), (1, 1, 3, 3), lambda a, b: np.full((1, 1), 0.125))
+    assert "check your iou" in note
+
+
+def test_nms_state_shows_kept_boxes_or_overlapping_pairs(ref):
+    boxes = np.array([[0., 0., 10., 10.], [1., 0., 10., 10.], [30., 0., 40., 10.]])
+    scores = np.array([0.9, 0.8, 0.7])
+    state = wd.nms_state(boxes, scores, 0.5, ref.non_max_suppression, ref.iou)
+    assert state["kept"] == [0, 2] and state["suppressed"] == [1]
+    assert wd.nms_state(boxes, scores, 0.95, ref.non_max_suppression, ref.iou)["kept"] == [0, 1, 2]
+    fallback = wd.nms_state(boxes, scores, 0.5, _stub, _stub)
+    assert fallback["kept"] is None and fallback["pairs"] == [(0, 1)] and "not implemented" in fallback["note"]
+    assert wd.nms_state(boxes, scores, 0.95, _stub, ref.iou)["pairs"] == []
+
+
+def test_anchor_state_with_and_without_generate_anchors(ref):
+    gt = np.array([[40., 40., 64., 52.]])
+    state = wd.anchor_state((96, 192), 4, 17, 0.5, (11, 12), ref.generate_anchors, ref.iou, gt)
+    np.testing.assert_allclose(state["anchor"], ref.generate_anchors((24, 48), 4, [17], [0.5])[11 * 48 + 12])
+    assert len(state["positives"]) > 0 and np.all(ref.iou(state["positives"], gt) >= 0.5)
+    fallback = wd.anchor_state((96, 192), 4, 17, 0.5, (11, 12), _stub, ref.iou, gt)
+    np.testing.assert_allclose(fallback["anchor"], state["anchor"])
+    assert len(fallback["positives"]) == 0 and "not implemented" in fallback["note"]
+
+
+def test_widgets_carry_the_dom_class_and_redraw_when_a_slider_moves(ref):
+    video = make_road_video(5, seed=2)
+    detections = [(b + 1.0, np.linspace(0.9, 0.3, len(b)), l) for b, l in zip(video.boxes, video.labels)]
+    image, caption = wd.scrubber_frame(video, 1, detections, 0.5)
+    assert image.shape == (96 * 3, 192 * 3, 3) and image.dtype == np.uint8 and "frame 1" in caption
+    built = [wd.iou_explorer(ref.iou), wd.nms_explorer(video.boxes[0], np.linspace(1, 0.5, len(video.boxes[0])),
+                                                       video.frames[0], _stub, ref.iou),
+             wd.anchor_explorer(video.frames[0], video.boxes[0], ref.generate_anchors, ref.iou),
+             wd.video_scrubber(video, detections)]
+    for widget in built:
+        assert "convlab-widget" in widget._dom_classes
+        slider = next(w for w in _descendants(widget) if hasattr(w, "value") and hasattr(w, "max")
+                      and type(w).__name__ in ("IntSlider", "FloatSlider", "FloatLogSlider"))
+        shown = [w for w in _descendants(widget) if type(w).__name__ in ("Image", "HTML")]
+        before = [w.value for w in shown]
+        slider.value = slider.max if slider.value != slider.max else slider.min
+        assert [w.value for w in shown] != before, f"{type(widget).__name__}: moving {slider.description} changed nothing"
+
+
+def _descendants(widget):
+    yield widget
+    for child in getattr(widget, "children", ()):
+        yield from _descendants(child)
+
+
+# ---- hidden checks, samples and the release ---------------------------------------------------------
+def test_hidden_checks_cover_every_graded_cell_and_pass_the_reference(ref):
+    parts = check_module(LESSON).parts(ref, np.random.default_rng(0))
+    assert sorted(p.grade_id for p in parts) == sorted(graded_points(LESSON))
+    assert sum(graded_points(LESSON).values()) == 20
+    for part in parts:
+        assert judge_part(part, [call_in_process(ref, case) for case in part.cases]) is None, part.grade_id
+
+
+@pytest.mark.parametrize("name", list(sample_module(LESSON).SAMPLES))
+def test_sample_scores_and_feedback(name):
+    sample = sample_module(LESSON).SAMPLES[name]
+    score, messages = grade_in_process(LESSON, sample)
+    assert score == sample.score, f"{name}: {score} != {sample.score}: {messages}"
+    for grade_id, text in sample.messages.items():
+        assert text in messages.get(grade_id, ""), f"{name}/{grade_id}: {messages.get(grade_id)!r}"
+
+
+def test_release_has_stubs_and_no_solution_text():
+    release = build.COURSE / LESSON / f"{LESSON}.ipynb"
+    if not release.exists():
+        pytest.skip("course/ not built yet")
+    cells = json.loads(release.read_text())["cells"]
+    stubs = {c["metadata"]["nbgrader"]["grade_id"]: "".join(c["source"]) for c in cells
+             if c["metadata"].get("nbgrader", {}).get("solution")}
+    assert len(stubs) == 9 and all("raise NotImplementedError()" in s for s in stubs.values())
+    text = "".join("".join(c["source"]) for c in cells)
+    assert "BEGIN SOLUTION" not in text and "np.maximum.accumulate(precision[::-1])" not in text
