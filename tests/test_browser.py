@@ -55,7 +55,12 @@ def lab(tmp_path_factory):
     """A JupyterLab server on a scratch copy of the lessons; yields (base_url, token, root)."""
     root = tmp_path_factory.mktemp("lab")
     port, token = _free_port(), "convlab-browser-check"
-    env = dict(os.environ, CONVLAB_FAST="1", JUPYTER_CONFIG_DIR=str(root / ".jupyter-config"))
+    settings = root / ".lab-settings"   # no "get Jupyter news?" toast over the widgets in screenshots
+    (settings / "@jupyterlab" / "apputils-extension").mkdir(parents=True)
+    (settings / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings").write_text(
+        json.dumps({"fetchNews": "false", "checkForUpdates": False}))
+    env = dict(os.environ, CONVLAB_FAST="1", JUPYTER_CONFIG_DIR=str(root / ".jupyter-config"),
+               JUPYTERLAB_SETTINGS_DIR=str(settings))
     log = open(root / "jupyterlab.log", "w")
     server = subprocess.Popen(
         [sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root", f"--port={port}", "--ip=127.0.0.1",

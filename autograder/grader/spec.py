@@ -66,6 +66,13 @@ class Raised:
             return f"{func} is not defined: did the cell that defines it run, and is the name spelled {func!r}?"
         if self.type == "Timeout":
             return f"{func} did not return within the time limit ({self.message}): an infinite loop, or far too slow"
+        if self.type == "Unsupported":   # set by the sandboxed grader: the result was not plain data
+            return (f"{func} returned {self.message}, which cannot be checked: return numpy arrays, numbers, "
+                    "str, None, or tuples/lists/dicts of these")
+        if self.type == "Crashed":       # set by the sandboxed grader: the Python process died in the call
+            return f"{func} crashed the Python process ({self.message})"
+        if self.type == "NotRun":        # set by the sandboxed grader: the call was never made
+            return f"{func} was not checked: {self.message}"
         return f"{func} raised {self.type}: {self.message}"
 
 
@@ -124,7 +131,8 @@ def _compare_array(actual: Any, expected: np.ndarray, name: str, rtol: float, at
     if actual.dtype.kind not in "biufc":
         return f"{name} has dtype {actual.dtype}, expected numbers"
     if not np.allclose(actual, expected, rtol=rtol, atol=atol):
-        worst = np.unravel_index(np.argmax(np.abs(actual - expected)), expected.shape) if expected.size else ()
+        error = np.abs(actual.astype(np.float64) - expected.astype(np.float64))   # bool arrays cannot subtract
+        worst = np.unravel_index(np.argmax(error), expected.shape) if expected.size else ()
         return (f"{name} has the right shape but wrong values: at index {tuple(int(i) for i in worst)} "
                 f"got {actual[worst]:.6g}, expected {expected[worst]:.6g}")
     return None
