@@ -160,7 +160,8 @@ def grid_svg(values: np.ndarray, title: str, fills: dict | None = None,
     """An SVG grid of numbers; fills maps (row, col) -> colour, box = (top, left, size) outlines a window,
     bold and faint are sets of (row, col) whose numbers are drawn bold or grey."""
     rows, cols = values.shape
-    parts = [f"<svg width='{cols * CELL + 4}' height='{rows * CELL + 24}' font-family='monospace' font-size='11'>",
+    width = max(cols * CELL + 4, 8 * len(title) + 8)   # wide enough for the title, not just the grid
+    parts = [f"<svg width='{width}' height='{rows * CELL + 24}' font-family='monospace' font-size='11'>",
              f"<text x='2' y='13' font-size='12' font-weight='bold'>{html.escape(title)}</text>"]
     for (r, c), value in np.ndenumerate(values):
         fill = (fills or {}).get((r, c), "white")
