@@ -1,8 +1,79 @@
-"""Sample submissions, one module per lesson: `l01_conv_forward.py` defines SAMPLES for `01_conv_forward`."""
+"""Sample submissions, one module per lesson: `l01_conv_forward.py` defines SAMPLES for `01_conv_forward`.
+
+    python -m autograder.samples --out DIR   # DIR/sample_<name>/<lesson>/<lesson>.ipynb, nbgrader's layout
+
+A sample notebook is the lesson's release (what a student downloads) with its stub cells filled in:
+with the instructor's solutions (base "solution") or left as stubs (base "release"), then the
+sample's `replace` sources; or the sample's `raw` bytes, standing for a broken file.
+"""
+from __future__ import annotations
+
+import argparse
 import importlib
+import json
+from pathlib import Path
 from types import ModuleType
+
+from autograder.grader.course import Course
+from autograder.grader.spec import Sample
 
 
 def sample_module(lesson: str) -> ModuleType:
     """The sample module of `lesson` (e.g. '01_conv_forward' -> autograder.samples.l01_conv_forward)."""
     return importlib.import_module(f"autograder.samples.l{lesson}")
+
+
+def lesson_samples(course: Course = Course(), log=print) -> dict[str, dict[str, Sample]]:
+    """lesson -> its SAMPLES, for every lesson in solutions/ with a sample module and a built release."""
+    found = {}
+    for lesson in course.lessons():
+        if not (course.release / lesson / f"{lesson}.ipynb").exists():
+            log(f"skipping {lesson}: course/{lesson}/{lesson}.ipynb is missing (run `make release`)")
+            continue
+        try:
+            found[lesson] = sample_module(lesson).SAMPLES
+        except ModuleNotFoundError as exc:
+            if exc.name != f"autograder.samples.l{lesson}":
+                raise
+    return found
+
+
+def build_sample(course: Course, lesson: str, sample: Sample) -> bytes:
+    """The sample as the bytes of a submitted .ipynb."""
+    if sample.raw is not None:
+        return sample.raw
+    nb = course.release_notebook(lesson)
+    solutions = course.solution_sources(lesson) if sample.base == "solution" else {}
+    if sample.base not in ("solution", "release"):
+        raise ValueError(f"Sample base must be 'solution' or 'release', not {sample.base!r}")
+    stubs = {cell["metadata"]["nbgrader"]["grade_id"]: cell for cell in nb["cells"]
+             if cell.get("metadata", {}).get("nbgrader", {}).get("solution")}
+    if unknown := sorted(set(sample.replace) - set(stubs)):
+        raise ValueError(f"{lesson}: Sample.replace names no stub cell: {unknown}")
+    for grade_id, cell in stubs.items():
+        cell["source"] = sample.replace.get(grade_id, solutions.get(grade_id, cell["source"]))
+    return (json.dumps(nb, indent=1, ensure_ascii=False) + "\n").encode()
+
+
+def write_samples(out: Path, samples: dict[str, dict[str, Sample]], course: Course = Course()) -> list[Path]:
+    """Write out/sample_<name>/<lesson>/<lesson>.ipynb for each lesson's samples."""
+    written = []
+    for lesson, by_name in samples.items():
+        for name, sample in by_name.items():
+            path = out / f"sample_{name}" / lesson / f"{lesson}.ipynb"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(build_sample(course, lesson, sample))
+            written.append(path)
+    return written
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, required=True, help="the submissions folder to fill")
+    args = parser.parse_args(argv)
+    written = write_samples(args.out, lesson_samples())
+    print(f"{len(written)} sample submissions written under {args.out}")
+
+
+if __name__ == "__main__":
+    main()

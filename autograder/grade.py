@@ -1,0 +1,69 @@
+"""The instructor's grading commands (see docs/grading.md):
+
+    python -m autograder.grade autograde --submitted DIR --work WORK [--jobs N]
+    python -m autograder.grade feedback --work WORK
+    python -m autograder.grade grades --work WORK
+
+`autograde` reads nbgrader's layout DIR/<student>/<lesson>/<lesson>.ipynb and grades every
+notebook in its own sandbox, N at a time, into WORK/autograded/; `feedback` writes
+WORK/feedback/<student>/<lesson>/<lesson>.html; `grades` writes WORK/grades.csv.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from autograder.grader import report
+from autograder.grader.course import Course, CourseError
+from autograder.grader.engine import grade_all
+from autograder.grader.sandbox import SandboxUnavailable
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+    autograde = commands.add_parser("autograde", help="grade every submission, in parallel sandboxes")
+    autograde.add_argument("--submitted", type=Path, required=True, help="DIR/<student>/<lesson>/<lesson>.ipynb")
+    autograde.add_argument("--work", type=Path, required=True, help="where results, feedback and grades go")
+    autograde.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="submissions graded at once")
+    autograde.add_argument("--seed", type=int, help="vary the hidden checks' random inputs for this run")
+    autograde.add_argument("--solutions", type=Path, help=argparse.SUPPRESS)   # a fixture course (tests)
+    autograde.add_argument("--release", type=Path, help=argparse.SUPPRESS)
+    autograde.add_argument("--checks", type=Path, help=argparse.SUPPRESS)
+    for name, text in (("feedback", "write one HTML feedback page per student and lesson"),
+                       ("grades", "export WORK/grades.csv")):
+        commands.add_parser(name, help=text).add_argument("--work", type=Path, required=True)
+    args = parser.parse_args(argv)
+
+    if args.command == "autograde":
+        if not args.submitted.is_dir():
+            print(f"no submissions folder {args.submitted}: collect submissions there "
+                  "(or `make samples` for the shipped samples)", file=sys.stderr)
+            return 2
+        if not 1 <= args.jobs <= 512:
+            parser.error("--jobs must be between 1 and 512")
+        course = Course(**{k: getattr(args, k) for k in ("solutions", "release", "checks") if getattr(args, k)})
+        try:
+            results = grade_all(args.submitted, args.work, args.jobs, course, run_seed=args.seed)
+        except (SandboxUnavailable, CourseError) as exc:
+            print(exc, file=sys.stderr)
+            return 2
+        errors = [r for r in results if r["status"] == "error"]
+        print(f"graded {len(results)} notebooks into {args.work / 'autograded'}"
+              + (f"; {len(errors)} grader errors (see above)" if errors else ""))
+        return 1 if errors else 0
+    if not (args.work / "autograded").is_dir():
+        print(f"nothing graded in {args.work}: run `make autograde` first", file=sys.stderr)
+        return 2
+    if args.command == "feedback":
+        written = report.write_feedback(args.work)
+        print(f"{len(written)} feedback pages under {args.work / 'feedback'}")
+    else:
+        print(f"gradebook written to {report.write_grades(args.work)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,206 @@
+"""Runs INSIDE the sandbox: executes a submission's code cells in IPython, then answers probe calls.
+
+Standalone on purpose (stdlib, numpy and IPython only): the sandbox holds this script, the
+submission's cells and the probe inputs, and nothing of the grader, the hidden checks or the
+references. The grader treats everything this process reports as untrusted data and judges it
+outside (autograder.grader.wire decodes it with size caps and no pickle).
+
+    python runner.py JOB_DIR PROBES_DIR CHANNEL_FD SKIP CELL_TIMEOUT
+
+JOB_DIR/cells.json is the list of cell sources; SKIP lists cell indices not to run ("3,7" or "-").
+Reports are JSON lines on CHANNEL_FD; after the cells, each line "k" on stdin asks for probe
+PROBES_DIR/k.json ({"func", "args", "kwargs", "timeout"}) to be called and its result reported.
+"""
+import base64
+import io
+import json
+import os
+import signal
+import sys
+
+import numpy as np
+
+OUTPUT_CAP = 100_000    # characters of text output kept per cell (the rest is counted, not kept)
+MESSAGE_CAP = 2_000     # characters of an exception message
+MAX_DEPTH = 32          # nesting of lists/tuples/dicts in a result
+
+
+class Timeout(BaseException):
+    """Raised by the alarm in a cell or call that runs too long; BaseException so that a student's
+    `except Exception` cannot swallow it (the grader kills the sandbox if it is swallowed anyway)."""
+
+
+class Unsupported(Exception):
+    """A result that is not plain data (arrays, numbers, str, None, lists/tuples/dicts of these)."""
+
+
+def encode(value, depth=0):
+    """Plain data -> JSON-able structure; arrays and numpy scalars as base64 .npy (no pickle)."""
+    if depth > MAX_DEPTH:
+        raise Unsupported(f"a structure nested more than {MAX_DEPTH} levels deep")
+    if value is None or type(value) in (bool, int, float, str):
+        return value
+    if isinstance(value, (np.ndarray, np.generic)):
+        array = np.asarray(value)
+        if array.dtype.kind not in "biufc":
+            raise Unsupported(f"a numpy {'array' if array.ndim else 'scalar'} of dtype {array.dtype}")
+        buffer = io.BytesIO()
+        np.save(buffer, array, allow_pickle=False)
+        key = "__ndarray__" if isinstance(value, np.ndarray) else "__scalar__"
+        return {key: base64.b64encode(buffer.getvalue()).decode("ascii")}
+    if type(value) is tuple:
+        return {"__tuple__": [encode(item, depth + 1) for item in value]}
+    if type(value) is list:
+        return [encode(item, depth + 1) for item in value]
+    if type(value) is dict:
+        if not all(type(key) is str for key in value):
+            raise Unsupported("a dict with keys that are not strings")
+        return {"__dict__": [[key, encode(item, depth + 1)] for key, item in value.items()]}
+    raise Unsupported(f"an object of type {type(value).__name__}")
+
+
+def decode(data):
+    """Inverse of encode, for the grader's own probe inputs (trusted: the grader wrote them)."""
+    if isinstance(data, list):
+        return [decode(item) for item in data]
+    if isinstance(data, dict):
+        if "__tuple__" in data:
+            return tuple(decode(item) for item in data["__tuple__"])
+        if "__dict__" in data:
+            return {key: decode(item) for key, item in data["__dict__"]}
+        array = np.load(io.BytesIO(base64.b64decode(data.get("__ndarray__") or data["__scalar__"])),
+                        allow_pickle=False)
+        return array if "__ndarray__" in data else array[()]
+    return data
+
+
+class CappedText(io.TextIOBase):
+    """A text stream that keeps the first OUTPUT_CAP characters and counts the rest."""
+    encoding = "utf-8"
+
+    def __init__(self):
+        self.parts, self.kept, self.dropped = [], 0, 0
+
+    def writable(self):
+        return True
+
+    def write(self, text):
+        text = str(text)
+        written, room = len(text), OUTPUT_CAP - self.kept
+        if len(text) > room:
+            self.dropped += len(text) - room
+            text = text[:room]
+        if text:
+            self.parts.append(text)
+            self.kept += len(text)
+        return written
+
+    def value(self):
+        more = f"\n[output truncated: {self.dropped} more characters]" if self.dropped else ""
+        return "".join(self.parts) + more
+
+
+def error_name(exc_type):
+    """The exception's public name: numpy's private _ArrayMemoryError reads as MemoryError."""
+    return next((c.__name__ for c in getattr(exc_type, "__mro__", ()) if not c.__name__.startswith("_")), "Error")
+
+
+def safe_str(exc):
+    try:
+        return str(exc)[:MESSAGE_CAP]
+    except BaseException:  # noqa: BLE001 - a student's exception whose __str__ fails
+        return "<message could not be printed>"
+
+
+def alarm(seconds, message=""):
+    """Raise Timeout(message) after `seconds` (0 cancels). Soft: the grader enforces a hard limit too."""
+    def expire(signum, frame):
+        raise Timeout(message)
+    signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+
+
+class Runner:
+    def __init__(self, channel_fd):
+        from IPython.core.interactiveshell import InteractiveShell
+        from traitlets.config import Config
+
+        config = Config()
+        config.HistoryManager.enabled = False
+        config.InteractiveShell.colors = "nocolor"
+        self.shell = InteractiveShell(config=config)
+        self.shell._showtraceback = self._record_traceback
+        self.channel = channel_fd
+        self.requests = os.fdopen(os.dup(0), "r")   # kept before student code can touch stdin
+        self.stdout, self.stderr = sys.stdout, sys.stderr
+        self.error = None
+
+    def emit(self, event):
+        data = (json.dumps(event) + "\n").encode()
+        while data:
+            data = data[os.write(self.channel, data):]
+
+    def _record_traceback(self, etype, evalue, stb):
+        self.error = {"ename": error_name(etype), "evalue": safe_str(evalue),
+                      "traceback": self.shell.InteractiveTB.stb2text(stb)[:OUTPUT_CAP]}
+
+    def run_cells(self, cells, skip, cell_timeout):
+        for index, source in enumerate(cells):
+            if index in skip:
+                continue
+            self.emit({"ev": "cell", "i": index})
+            out, self.error = CappedText(), None
+            sys.stdout = sys.stderr = out
+            try:
+                alarm(cell_timeout, f"ran past {cell_timeout:g} s")
+                self.shell.run_cell(source, store_history=True)
+            except Timeout as exc:   # expired outside the cell's own code, between IPython's steps
+                self.error = {"ename": "Timeout", "evalue": safe_str(exc), "traceback": ""}
+            finally:
+                alarm(0)
+                sys.stdout, sys.stderr = self.stdout, self.stderr
+            self.emit({"ev": "cell_done", "i": index, "out": out.value(), "dropped": out.dropped, "error": self.error})
+        self.emit({"ev": "cells_done"})
+
+    def answer_probes(self, probes_dir):
+        for line in self.requests:
+            index = int(line)
+            with open(os.path.join(probes_dir, f"{index}.json")) as file:
+                request = json.load(file)
+            self.emit({"ev": "probe", "k": index})
+            self.emit({"ev": "result", "k": index, **self.call(request)})
+
+    def call(self, request):
+        name = request["func"]
+        sys.stdout = sys.stderr = CappedText()   # prints during a probe are not feedback
+        try:
+            if name not in self.shell.user_ns:
+                raise NameError(f"name {name!r} is not defined")
+            args, kwargs = decode(request["args"]), decode(request["kwargs"])
+            try:
+                alarm(request["timeout"], f"{request['timeout']:g} s")
+                value = self.shell.user_ns[name](*args, **kwargs)
+            finally:
+                alarm(0)
+            return {"value": encode(value)}
+        except Unsupported as exc:
+            return {"raised": {"type": "Unsupported", "message": safe_str(exc)}}
+        except BaseException as exc:  # noqa: BLE001 - every outcome of student code is reported as data
+            return {"raised": {"type": error_name(type(exc)), "message": safe_str(exc)}}
+        finally:
+            sys.stdout, sys.stderr = self.stdout, self.stderr
+
+
+def main(argv):
+    job_dir, probes_dir, channel_fd, skip, cell_timeout = argv
+    runner = Runner(int(channel_fd))
+    with open(os.path.join(job_dir, "cells.json")) as file:
+        cells = json.load(file)
+    runner.emit({"ev": "ready"})
+    runner.run_cells(cells, {int(i) for i in skip.split(",") if i not in ("", "-")}, float(cell_timeout))
+    runner.answer_probes(probes_dir)
+    runner.emit({"ev": "done"})
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,103 @@
+"""Data across the sandbox boundary: what the grader sends in, and the hardened decoding of what comes out.
+
+Both directions use the format of `runner.encode`: JSON, with arrays and numpy scalars as base64
+.npy and tuples/dicts marked. Going in, the grader's own data is encoded with `runner.encode`.
+Coming out, everything is untrusted: `decode_result` accepts only that format, parses .npy
+headers itself (dtype numbers only, size consistent with the bytes, no pickle), limits nesting,
+and turns anything else into a `Raised` saying what was wrong. Nothing is ever unpickled.
+"""
+from __future__ import annotations
+
+import ast
+import base64
+import binascii
+import json
+import math
+from typing import Any
+
+import numpy as np
+
+from autograder.grader.runner import MAX_DEPTH, encode
+from autograder.grader.spec import Raised
+
+__all__ = ["encode_request", "decode_result", "parse_event", "Malformed"]
+
+_MAGIC = b"\x93NUMPY"
+
+
+class Malformed(ValueError):
+    """What came out of the sandbox is not in the agreed format."""
+
+
+def encode_request(func: str, args: tuple, kwargs: dict, timeout: float) -> str:
+    """One probe call as the JSON text the runner reads."""
+    return json.dumps({"func": func, "args": encode(tuple(args)), "kwargs": encode(dict(kwargs)),
+                       "timeout": timeout})
+
+
+def parse_event(line: bytes) -> dict:
+    """One line of the runner's channel -> dict with a str 'ev'; Malformed otherwise."""
+    try:
+        event = json.loads(line)
+    except (ValueError, RecursionError) as exc:
+        raise Malformed(f"unreadable report from the sandbox ({type(exc).__name__})") from None
+    if not isinstance(event, dict) or not isinstance(event.get("ev"), str):
+        raise Malformed("unexpected report from the sandbox")
+    return event
+
+
+def decode_result(event: dict) -> Any:
+    """A runner 'result' event -> the student's value, or Raised (what the call raised, or why the
+    value could not be read)."""
+    raised = event.get("raised")
+    if isinstance(raised, dict):
+        return Raised(str(raised.get("type", "Error"))[:100], str(raised.get("message", ""))[:2000])
+    try:
+        return _decode(event.get("value"), 0)
+    except Malformed as exc:
+        return Raised("Unsupported", str(exc))
+
+
+def _decode(data: Any, depth: int) -> Any:
+    if depth > MAX_DEPTH:
+        raise Malformed(f"a structure nested more than {MAX_DEPTH} levels deep")
+    if data is None or type(data) in (bool, int, float, str):
+        return data
+    if type(data) is list:
+        return [_decode(item, depth + 1) for item in data]
+    if type(data) is dict and len(data) == 1:
+        (key, inner), = data.items()
+        if key == "__tuple__" and type(inner) is list:
+            return tuple(_decode(item, depth + 1) for item in inner)
+        if key == "__dict__" and type(inner) is list and all(
+                type(pair) is list and len(pair) == 2 and type(pair[0]) is str for pair in inner):
+            return {name: _decode(item, depth + 1) for name, item in inner}
+        if key in ("__ndarray__", "__scalar__") and type(inner) is str:
+            array = _load_npy(inner)
+            return array if key == "__ndarray__" else array[()]
+    raise Malformed("data in an unknown format")
+
+
+def _load_npy(text: str) -> np.ndarray:
+    try:
+        raw = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise Malformed("an array that is not valid base64") from None
+    if not raw.startswith(_MAGIC) or len(raw) < 10:
+        raise Malformed("an array without a .npy header")
+    major = raw[6]
+    header_len, start = (int.from_bytes(raw[8:10], "little"), 10) if major == 1 else \
+        (int.from_bytes(raw[8:12], "little"), 12)
+    try:
+        header = ast.literal_eval(raw[start:start + header_len].decode("latin1"))
+        dtype = np.dtype(header["descr"])
+        shape = tuple(int(n) for n in header["shape"])
+        fortran = bool(header["fortran_order"])
+    except Exception:  # noqa: BLE001 - any malformed header is reported, not raised
+        raise Malformed("an array with an unreadable .npy header") from None
+    if dtype.hasobject or dtype.kind not in "biufc" or dtype.fields is not None or any(n < 0 for n in shape):
+        raise Malformed(f"an array of dtype {dtype}")
+    data = raw[start + header_len:]
+    if len(data) != math.prod(shape) * dtype.itemsize:
+        raise Malformed("an array whose size does not match its shape")
+    return np.frombuffer(data, dtype=dtype).reshape(shape, order="F" if fortran else "C").copy()

@@ -1,0 +1,3 @@
+from autograder.samples import main
+
+main()

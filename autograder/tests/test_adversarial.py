@@ -1,0 +1,96 @@
+"""The adversarial corpus (autograder/samples/adversarial.py), graded in one sandboxed run of the
+fixture lesson: every hostile or broken submission gets its exact score and message, and none of
+them reaches the instructor's files, the gradebook, other submissions or outlives grading."""
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from autograder.grader.course import Course
+from autograder.grader.engine import grade_all
+from autograder.grader.sandbox import BASE_UID, processes_of
+from autograder.samples import build_sample
+from autograder.samples.adversarial import LESSON, VICTIM_SECRET, Targets, corpus
+
+ROOT = Path(__file__).resolve().parents[2]
+FIXTURE = Path(__file__).parent / "fixtures"
+COURSE = Course(solutions=FIXTURE / "solutions", release=FIXTURE / "course", checks=FIXTURE / "checks")
+JOBS = 2
+NAMES = list(corpus(COURSE, Targets(ROOT, FIXTURE, Path("/nowhere"), Path("/nowhere"))))
+
+
+def _snapshot(*folders: Path) -> dict[str, tuple[int, int]]:
+    return {str(p): (p.stat().st_size, p.stat().st_mtime_ns) for folder in folders for p in folder.rglob("*")
+            if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    base = tmp_path_factory.mktemp("adversarial")
+    submitted, work = base / "submitted", base / "work"
+    attacks = corpus(COURSE, Targets(ROOT, FIXTURE, submitted, work))
+    for name, attack in attacks.items():
+        path = submitted / f"sample_{name}" / LESSON / (attack.filename or f"{LESSON}.ipynb")
+        path.parent.mkdir(parents=True)
+        path.write_bytes(build_sample(COURSE, LESSON, attack.sample))
+    work.mkdir()
+    with sqlite3.connect(work / "gradebook.db") as db:   # what nbgrader's gradebook attack aims at
+        db.execute("CREATE TABLE grade (manual_score REAL)")
+        db.execute("INSERT INTO grade VALUES (1)")
+    protected = (ROOT / "course", ROOT / "solutions", ROOT / "autograder" / "checks", FIXTURE, submitted)
+    before = _snapshot(*protected)
+    results = {r["student"].removeprefix("sample_"): r for r in grade_all(submitted, work, JOBS, COURSE,
+                                                                           log=lambda line: None)}
+    return attacks, results, work, before, _snapshot(*protected)
+
+
+def _outputs(work: Path, name: str) -> str:
+    executed = work / "autograded" / f"sample_{name}" / LESSON / f"{LESSON}.ipynb"
+    if not executed.exists():
+        return ""
+    cells = json.loads(executed.read_text())["cells"]
+    return "\n".join(o.get("text", "") + o.get("evalue", "") for c in cells for o in c.get("outputs", []))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_attack_gets_its_exact_score_and_message(run, name):
+    attacks, results, work, _, _ = run
+    attack, result = attacks[name], results[name]
+    messages = {p["grade_id"]: p["message"] for p in result["parts"]}
+    assert (result["score"], result["max_score"]) == (attack.sample.score, 3.0), (messages, result["notes"])
+    for grade_id, expected in attack.sample.messages.items():
+        assert expected in messages[grade_id], messages
+    assert attack.notes in "\n".join(result["notes"]), result["notes"]
+    outputs = _outputs(work, name) + result["console"]
+    assert attack.output in outputs
+    assert not attack.not_output or attack.not_output not in outputs
+
+
+def test_instructor_files_and_other_submissions_survive(run):
+    _, _, _, before, after = run
+    assert before and after == before
+
+
+def test_gradebook_and_results_cannot_be_touched(run):
+    _, results, work, _, _ = run
+    with sqlite3.connect(work / "gradebook.db") as db:
+        assert db.execute("SELECT manual_score FROM grade").fetchall() == [(1.0,)]
+    victim = json.loads((work / "autograded" / "sample_victim" / LESSON / "result.json").read_text())
+    assert victim["score"] == 3.0 and results["victim"]["score"] == 3.0
+
+
+def test_no_process_outlives_grading(run):
+    _, results, _, _, _ = run
+    uids = {r["sandbox_uid"] for r in results.values() if "sandbox_uid" in r}
+    assert len(uids) == JOBS and all(uid >= BASE_UID for uid in uids)
+    assert {uid: processes_of(uid) for uid in uids} == {uid: [] for uid in uids}
+
+
+def test_the_victims_code_stays_private(run):
+    _, _, work, _, _ = run
+    leaked = [p for p in (work / "autograded").rglob("*") if p.is_file() and "sample_victim" not in str(p)
+              and VICTIM_SECRET in p.read_text()]
+    assert leaked == []

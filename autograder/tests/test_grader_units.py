@@ -1,0 +1,96 @@
+"""Fast checks of the grader's parts that need no sandbox: decoding what a sandbox reports,
+rebuilding a notebook from the release, refusing to grade without bubblewrap."""
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from autograder import grade
+from autograder.grader import sandbox
+from autograder.grader.notebook import Unreadable, read_submission, reconstruct
+from autograder.grader.runner import encode
+from autograder.grader.spec import Raised
+from autograder.grader.wire import decode_result
+
+RELEASE = json.loads((Path(__file__).parent / "fixtures/course/00_fixture/00_fixture.ipynb").read_text())
+
+
+def _npy(header: str, data: bytes) -> dict:
+    head = header.encode("latin1")
+    raw = b"\x93NUMPY\x01\x00" + len(head).to_bytes(2, "little") + head + data
+    return {"__ndarray__": base64.b64encode(raw).decode()}
+
+
+def test_plain_data_crosses_back_intact():
+    value = {"y": np.arange(6, dtype=np.float32).reshape(2, 3), "n": np.int64(7), "t": (1, 2.5, None, "s"),
+             "l": [True, np.float16(0.5)], "fortran": np.asfortranarray(np.eye(3))}
+    back = decode_result({"value": json.loads(json.dumps(encode(value)))})
+    assert back.keys() == value.keys() and type(back["t"]) is tuple and type(back["n"]) is np.int64
+    assert back["y"].dtype == np.float32 and np.array_equal(back["y"], value["y"])
+    assert np.array_equal(back["fortran"], np.eye(3)) and back["l"] == [True, 0.5]
+
+
+@pytest.mark.parametrize("value,problem", [
+    (_npy("{'descr': '|O', 'fortran_order': False, 'shape': (1,), }", b"\0" * 8), "dtype object"),
+    (_npy("{'descr': '<f8', 'fortran_order': False, 'shape': (1000000000000,), }", b"\0" * 8), "does not match"),
+    (_npy("__import__('os').system('true')", b""), "unreadable .npy header"),
+    ({"__ndarray__": "not base64!"}, "not valid base64"),
+    ({"__set__": [1]}, "unknown format"),
+    (json.loads("[" * 40 + "]" * 40), "nested more than"),
+])
+def test_anything_else_becomes_a_message_not_an_object(value, problem):
+    result = decode_result({"value": value})
+    assert isinstance(result, Raised) and result.type == "Unsupported" and problem in result.message
+
+
+def _submission(cells_edit) -> dict:
+    nb = json.loads(json.dumps(RELEASE))
+    cells_edit(nb["cells"])
+    return nb
+
+
+def test_only_solution_sources_and_added_cells_come_from_the_submission():
+    def edit(cells):
+        by_id = {c["id"]: c for c in cells}
+        by_id["add_arrays"]["source"] = ["def add_arrays(a, b):\n", "    return a + b\n"]
+        by_id["test_add_arrays"]["source"] = "pass  # edited test"
+        by_id["test_add_arrays"]["metadata"]["nbgrader"]["points"] = 99
+        cells.remove(by_id["test_row_sums"])
+        cells.insert(cells.index(by_id["add_arrays"]) + 1,
+                     {"cell_type": "code", "id": "mine", "metadata": {}, "source": "print('my scratch cell')"})
+        cells.insert(0, {"cell_type": "code", "id": "first", "metadata": {}, "source": "print('before all')"})
+    cells = reconstruct(RELEASE, _submission(edit), "00_fixture")
+    code = [(c.origin, c.source.splitlines()[0]) for c in cells if c.cell_type == "code"]
+    assert code == [("added", "print('before all')"), ("provided", "import numpy as np"),
+                    ("student", "def add_arrays(a, b):"), ("added", "print('my scratch cell')"),
+                    ("test", "assert np.array_equal(add_arrays(np.ones((1, 2)), np.ones((1, 2))), "
+                             "np.full((1, 2), 2.0)), \"1 + 1 should be 2\""),
+                    ("stub", "def row_sums(x):"), ("provided", "def probe_row_sums_twice(x):"),
+                    ("test", "assert row_sums(np.ones((2, 3))).shape == (2,), \"row_sums should return one number per row\"")]
+    assert [c.metadata.get("nbgrader", {}).get("points") for c in cells if c.origin == "test"] == [1, 2]
+
+
+def test_a_symlinked_submission_is_not_followed(tmp_path):
+    (tmp_path / "00_fixture.ipynb").symlink_to(Path(__file__))
+    with pytest.raises(Unreadable, match="not a regular file"):
+        read_submission(tmp_path / "00_fixture.ipynb", "00_fixture")
+
+
+def test_without_bubblewrap_the_grader_refuses_and_says_how_to_fix_it(monkeypatch, tmp_path, capsys):
+    real_which = sandbox.shutil.which
+    monkeypatch.setattr(sandbox.shutil, "which", lambda tool: None if tool == "bwrap" else real_which(tool))
+    (tmp_path / "submitted").mkdir()
+    assert grade.main(["autograde", "--submitted", str(tmp_path / "submitted"), "--work", str(tmp_path / "w")]) == 2
+    assert "`bwrap` is not installed" in capsys.readouterr().err and not (tmp_path / "w").exists()
+
+
+def test_the_fixture_release_is_a_fresh_nbgrader_build(monkeypatch, tmp_path):
+    from autograder import build
+    fixture = Path(__file__).parent / "fixtures"
+    monkeypatch.setattr(build, "SOLUTIONS", fixture / "solutions")
+    built = build.build_release(tmp_path, only=["00_fixture"])[0]
+    assert built.read_text() == (fixture / "course/00_fixture/00_fixture.ipynb").read_text()

@@ -1,0 +1,44 @@
+"""Every shipped sample of every lesson, graded in the sandbox: its exact score, and the messages its
+author expects in both result.json and the HTML feedback; grades.csv agrees with the results."""
+from __future__ import annotations
+
+import csv
+import html
+
+import pytest
+
+from autograder.samples import lesson_samples
+
+CASES = [(lesson, name) for lesson, samples in lesson_samples(log=lambda line: None).items() for name in samples]
+
+
+def test_every_lesson_with_a_release_ships_full_blank_and_partial_samples():
+    samples = lesson_samples(log=lambda line: None)
+    assert samples, "no lesson has samples"
+    for lesson, by_name in samples.items():
+        scores = {s.score for s in by_name.values()}
+        assert {"full", "blank"} <= set(by_name) and len(scores) >= 3, lesson
+
+
+@pytest.mark.parametrize("lesson,name", CASES)
+def test_sample_gets_its_exact_score_and_messages(graded_samples, lesson, name):
+    sample, result = graded_samples.samples[lesson][name], graded_samples.result(lesson, name)
+    messages = {p["grade_id"]: p["message"] for p in result["parts"]}
+    assert (result["status"], result["score"]) == ("graded", sample.score), (messages, result["notes"])
+    feedback = graded_samples.feedback(lesson, name)
+    for grade_id, expected in sample.messages.items():
+        assert expected in messages[grade_id], messages[grade_id]
+        assert html.escape(expected) in feedback
+    if name == "full":
+        assert result["score"] == result["max_score"] > 0
+
+
+def test_grades_csv_has_one_row_per_graded_notebook(graded_samples):
+    with open(graded_samples.work / "grades.csv", newline="") as file:
+        rows = list(csv.DictReader(file))
+    graded = [(f"sample_{name}", lesson) for lesson, by_name in graded_samples.samples.items() for name in by_name]
+    assert [(r["student"], r["lesson"]) for r in rows] == sorted(graded)
+    for row in rows:
+        result = graded_samples.result(row["lesson"], row["student"].removeprefix("sample_"))
+        assert float(row["score"]) == result["score"] and float(row["max_score"]) == result["max_score"]
+        assert sum(float(v) for k, v in row.items() if k.startswith(row["lesson"] + ":") and v) == result["score"]

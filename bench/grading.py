@@ -1,0 +1,85 @@
+"""Grading throughput on lesson 01: submissions per minute of ConvLab's sandboxed grader
+(`python -m autograder.grade autograde --jobs <cores>`) next to plain serial `nbgrader autograde`,
+measured one after the other on the same submissions (copies of lesson 01's shipped samples).
+
+ConvLab's grader is also timed with one job, to show what the sandbox costs per submission.
+Both run with CONVLAB_FAST=1 and the same notebooks; nbgrader gets a throwaway course folder with
+the lesson's source notebook, generate_assignment run beforehand (not timed).
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import nbformat
+
+from autograder.build import ROOT, source_notebook
+from autograder.samples import lesson_samples, write_samples
+
+LESSON = "01_conv_forward"
+COPIES = 2          # each sample is submitted this many times, by different students
+ROUNDS = 3          # median over this many interleaved rounds
+GOAL = 1.8          # ConvLab's rate / nbgrader's, on 2 cores
+
+
+def _submit(folder: Path, copies: int) -> int:
+    """folder/<sample>_<copy>/<lesson>/<lesson>.ipynb for every sample of the lesson; their count."""
+    with tempfile.TemporaryDirectory() as tmp:
+        written = write_samples(Path(tmp), {LESSON: lesson_samples(log=lambda line: None)[LESSON]})
+        for path in written:
+            for copy in range(copies):
+                target = folder / f"{path.parts[-3]}_{copy}" / LESSON / path.name
+                target.parent.mkdir(parents=True)
+                shutil.copy(path, target)
+        return len(written) * copies
+
+
+def _run(argv: list[str], cwd: Path, env: dict) -> float:
+    started = time.perf_counter()
+    proc = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv[:4])} failed:\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}")
+    return time.perf_counter() - started
+
+
+def measure(copies: int = COPIES, jobs: int | None = None, rounds: int = ROUNDS) -> dict:
+    jobs = jobs or os.cpu_count() or 1
+    env = dict(os.environ, CONVLAB_FAST="1", PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    with tempfile.TemporaryDirectory(prefix="convlab-bench-grading-") as tmp:
+        root = Path(tmp)
+        count = _submit(root / "submitted", copies)
+        course = root / "nbgrader"
+        source = course / "source" / LESSON / f"{LESSON}.ipynb"
+        source.parent.mkdir(parents=True)
+        nbformat.write(source_notebook(LESSON), source)
+        shutil.copy(ROOT / "autograder" / "nbgrader_config.py", course)
+        shutil.copytree(root / "submitted", course / "submitted")
+        nb_env = dict(env, CONVLAB_NBGRADER_ROOT=str(course))
+        _run([sys.executable, "-m", "nbgrader", "generate_assignment", LESSON, "--force"], course, nb_env)
+
+        def ours(n: int) -> float:
+            return _run([sys.executable, "-m", "autograder.grade", "autograde", "--submitted",
+                         str(root / "submitted"), "--work", str(root / "work"), "--jobs", str(n)], ROOT, env)
+
+        def theirs() -> float:
+            return _run([sys.executable, "-m", "nbgrader", "autograde", LESSON, "--force"], course, nb_env)
+
+        # interleaved rounds, medians: the machine's load drifts less between the three than across runs
+        times = [(ours(jobs), ours(1), theirs()) for _ in range(rounds)]
+    parallel, serial, nbgrader = (statistics.median(column) for column in zip(*times))
+    rate, baseline = 60 * count / parallel, 60 * count / nbgrader
+    return {"lesson": LESSON, "submissions": count, "jobs": jobs, "rounds": rounds,
+            "convlab_seconds": round(parallel, 1), "nbgrader_seconds": round(nbgrader, 1),
+            "convlab_per_minute": round(rate, 1), "convlab_serial_per_minute": round(60 * count / serial, 1),
+            "nbgrader_per_minute": round(baseline, 1),
+            "ratio": round(rate / baseline, 2), "goal_ratio": GOAL, "met": rate / baseline >= GOAL}
+
+
+if __name__ == "__main__":
+    print(measure())
