@@ -11,10 +11,8 @@ import numpy as np
 import pytest
 
 from autograder.checks import check_module
-from autograder.grader.inprocess import grade_in_process
 from autograder.grader.reference import load_reference, test_points as points_of_graded_cells
 from autograder.grader.spec import call_in_process
-from autograder.samples import sample_module
 from convlab.gradcheck import numerical_gradient_array, relative_error
 from convlab.sequences import multi_sine_forecasting
 from convlab.widgets import dilation as pyramid
@@ -165,15 +163,6 @@ def test_causality_check_rejects_lookahead_and_ignoring_the_present(ref):
     assert "looks into the future" in case.judge(np.roll(y, -1, axis=-1))
     assert "current input" in case.judge(np.zeros_like(y))
     assert "shape" in case.judge(y[:, :, :-1])
-
-
-@pytest.mark.parametrize("name", list(sample_module(LESSON).SAMPLES))
-def test_sample_scores_and_feedback(name):
-    sample = sample_module(LESSON).SAMPLES[name]
-    score, messages = grade_in_process(LESSON, sample)
-    assert score == sample.score, messages
-    for grade_id, text in sample.messages.items():
-        assert text in messages.get(grade_id, ""), (grade_id, messages.get(grade_id))
 
 
 # ---- widget ------------------------------------------------------------------------------------------
