@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
 import time
 import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
 
 import nbformat
@@ -108,44 +110,77 @@ _RENDERED = """w => Array.from(w.querySelectorAll(
 @pytest.mark.parametrize("lesson", build.lessons())
 def test_lesson_runs_in_jupyterlab_and_its_widget_reacts_to_a_slider(lab, browser, lesson):
     base, token, root = lab
-    (root / lesson).mkdir()
-    nbformat.write(completed_notebook(lesson), root / lesson / f"{lesson}.ipynb")
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    page = browser.new_page(viewport={"width": 1400, "height": 1000})
-    page.set_default_timeout(60_000)
-    try:
-        page.goto(f"{base}/lab/workspaces/{lesson}/tree/{lesson}/{lesson}.ipynb?token={token}&reset")
-        page.wait_for_selector(".jp-Notebook .jp-Cell")
-        _accept_kernel_dialog(page)
-        page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=90_000)
+    path = root / lesson / f"{lesson}.ipynb"
+    path.parent.mkdir()
+    nbformat.write(completed_notebook(lesson), path)
+    with _notebook_page(browser, base, token, path.relative_to(root), lesson) as page:
         page.click(".lm-MenuBar-itemLabel:text-is('Run')")
         page.click(".lm-Menu-itemLabel:text-is('Run All Cells')")
         _wait_until_executed(page, timeout_s=240)
-        nb = _save(page, root / lesson / f"{lesson}.ipynb")
+        nb = _save(page, path)
         errors = _error_outputs(nb)
         assert not errors, f"{lesson}: cells raised errors in JupyterLab:\n" + "\n".join(errors)
         unrun = [i for i, c in enumerate(nb["cells"]) if c["cell_type"] == "code" and not c.get("execution_count")]
         assert not unrun, f"{lesson}: cells {unrun} did not run"
+        _assert_first_widget_reacts_to_a_slider(page, lesson)
 
+
+def test_untouched_lesson_01_shows_its_widget_on_the_fallback(lab, browser):
+    """A student who has written nothing yet runs the cells one by one (Shift+Enter, past the failing
+    tests) and still gets a working kernel-sliding widget, computed by its own dot products."""
+    base, token, root = lab
+    lesson = "01_conv_forward"
+    path = root / "untouched" / f"{lesson}.ipynb"
+    path.parent.mkdir()
+    shutil.copy(build.COURSE / lesson / f"{lesson}.ipynb", path)
+    with _notebook_page(browser, base, token, path.relative_to(root), "untouched") as page:
+        page.locator(".jp-Notebook .jp-Cell").first.click()
+        for _ in range(80):
+            page.keyboard.press("Shift+Enter")
+            page.wait_for_timeout(300)
+            page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=60_000)
+            if page.locator(".convlab-widget").count():
+                break
         widget = page.locator(".convlab-widget").first
         widget.wait_for(state="visible", timeout=30_000)
-        widget.scroll_into_view_if_needed()
-        before = widget.evaluate(_RENDERED)
-        assert before.strip(), f"{lesson}: the widget renders nothing"
-        widget.screenshot(path=str(ARTIFACTS / f"{lesson}-widget-before.png"))
-        handle = widget.locator(".widget-slider .noUi-handle").first
-        for key in ("ArrowRight", "ArrowLeft", "ArrowLeft"):
-            handle.focus()
-            page.keyboard.press(key)
-            page.wait_for_timeout(1500)
-            after = widget.evaluate(_RENDERED)
-            if after != before:
-                break
-        widget.screenshot(path=str(ARTIFACTS / f"{lesson}-widget-after.png"))
-        assert after != before, f"{lesson}: moving the widget's first slider did not change what it renders"
+        assert "own dot product" in widget.inner_text(), "the widget does not say it shows its own dot products"
+        _assert_first_widget_reacts_to_a_slider(page, "01_conv_forward-untouched")
+
+
+@contextmanager
+def _notebook_page(browser, base: str, token: str, relpath: Path, name: str):
+    """A fresh page (and JupyterLab workspace) with the notebook open and its kernel idle."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.set_default_timeout(60_000)
+    try:
+        page.goto(f"{base}/lab/workspaces/{name}/tree/{relpath.as_posix()}?token={token}&reset")
+        page.wait_for_selector(".jp-Notebook .jp-Cell")
+        _accept_kernel_dialog(page)
+        page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=90_000)
+        yield page
     finally:
-        page.screenshot(path=str(ARTIFACTS / f"{lesson}-page.png"))
+        page.screenshot(path=str(ARTIFACTS / f"{name}-page.png"))
         page.close()
+
+
+def _assert_first_widget_reacts_to_a_slider(page, name: str) -> None:
+    widget = page.locator(".convlab-widget").first
+    widget.wait_for(state="visible", timeout=30_000)
+    widget.scroll_into_view_if_needed()
+    before = widget.evaluate(_RENDERED)
+    assert before.strip(), f"{name}: the widget renders nothing"
+    widget.screenshot(path=str(ARTIFACTS / f"{name}-widget-before.png"))
+    handle = widget.locator(".widget-slider .noUi-handle").first
+    for key in ("ArrowRight", "ArrowLeft", "ArrowLeft"):
+        handle.focus()
+        page.keyboard.press(key)
+        page.wait_for_timeout(1500)
+        after = widget.evaluate(_RENDERED)
+        if after != before:
+            break
+    widget.screenshot(path=str(ARTIFACTS / f"{name}-widget-after.png"))
+    assert after != before, f"{name}: moving the widget's first slider did not change what it renders"
 
 
 def _accept_kernel_dialog(page) -> None:
