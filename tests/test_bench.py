@@ -3,6 +3,7 @@ gradients, its harness (interleaving, naive-batch scaling, output cross-checks),
 and one tiny end-to-end run. No timing is asserted: `make bench` reports timings, tests do not."""
 import functools
 import json
+import sys
 
 import numpy as np
 import pytest
@@ -109,15 +110,18 @@ def test_measure_pass_scales_naive_to_the_batch_and_flags_wrong_outputs():
     result = common.measure_pass({"naive": naive, "reference": lambda x, scale: x * scale,
                                   "textbook": lambda x, scale: x * scale + 1},
                                  (x,), {"scale": 2.0}, n_batched=1, batch=8, torch_call=None,
-                                 repeats=1, naive_repeats=1)
-    assert set(seen) == {common.NAIVE_BATCH}
+                                 repeats=1, naive_repeats=1, naive_batch=2)
+    assert set(seen) == {2}
     assert result["check"] == "reference differs from textbook"
     assert set(result["ms"]) == {"naive", "reference", "textbook"}
+    seen.clear()
+    common.measure_pass({"naive": naive}, (x,), {"scale": 2.0}, 1, 8, None, 1, 1, naive_batch=None)
+    assert set(seen) == {8}
 
 
 def test_measure_pass_flags_a_reference_that_leaves_float32():
     x = np.ones((2, 1, 2, 2), dtype=np.float32)
-    result = common.measure_pass({"reference": lambda x: x.astype(np.float64)}, (x,), {}, 1, 2, None, 1, 1)
+    result = common.measure_pass({"reference": lambda x: x.astype(np.float64)}, (x,), {}, 1, 2, None, 1, 1, None)
     assert result["check"] == "reference returns float64 for float32 input"
 
 
@@ -143,7 +147,12 @@ def test_goals_include_the_grading_and_lesson04_verdicts_of_their_owners():
     assert [(r["measured"], r["met"]) for r in rows] == [("1.50x", False), ("98.1% in 41 s CPU", True)]
 
 
-def test_bench_runs_end_to_end_on_tiny_shapes(tmp_path, monkeypatch, capsys):
+@pytest.mark.parametrize("torch_installed", [True, False])
+def test_bench_runs_end_to_end_on_tiny_shapes(torch_installed, tmp_path, monkeypatch, capsys):
+    if torch_installed:
+        pytest.importorskip("torch")
+    else:
+        monkeypatch.setitem(sys.modules, "torch", None)  # `import torch` raises ImportError
     monkeypatch.setattr(conv, "SHAPES", [conv.ConvShape("tiny", 4, 2, 6, 6, 3, 3, 2, 1)])
     monkeypatch.setattr(pool, "SHAPES", [pool.PoolShape("tiny", 4, 2, 6, 6, 2, 2)])
     monkeypatch.setattr(common, "matmul_peak", functools.partial(common.matmul_peak, n=64))
@@ -154,6 +163,10 @@ def test_bench_runs_end_to_end_on_tiny_shapes(tmp_path, monkeypatch, capsys):
     assert all(row["check"] == "ok" for row in results["conv"]["rows"] + results["pool"]["rows"])
     assert results["conv"]["rows"][0]["ms"]["textbook"] > 0
     assert "conv2d (ms)" in printed and "max pooling (ms)" in printed and "goal" in printed
+    assert ("torch" in results["conv"]["rows"][0]["ms"]) == torch_installed
+    if not torch_installed:
+        assert "torch not installed" in printed
+        assert [g["measured"] for g in results["goals"][:2]] == ["torch not installed"] * 2
 
 
 def test_comparison_pairs_rows_by_shape_and_pass():
