@@ -94,12 +94,12 @@ def command(channel_fd: int, job_dir: Path, probes_dir: Path, slot: int, skip: s
     return [
         "prlimit", f"--as={limits.memory}", f"--nproc={limits.processes}", f"--fsize={limits.file_size}",
         f"--nofile={limits.open_files}", f"--cpu={cpu_seconds}", "--core=0", "--",
-        "bwrap", *_mounts(),
+        # /tmp first: binds that follow land on top of it, so a checkout under /tmp stays visible
+        "bwrap", "--perms", "1777", "--size", str(limits.scratch), "--tmpfs", "/tmp", *_mounts(),
         "--ro-bind", str(job_dir), "/job", "--ro-bind", str(probes_dir), "/probes",
         "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
         "--die-with-parent", "--new-session", "--hostname", "sandbox",
-        "--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--size", str(limits.scratch), "--tmpfs", "/tmp",
-        "--chdir", "/tmp", "--clearenv", *[a for k, v in env.items() for a in ("--setenv", k, v)],
+        "--proc", "/proc", "--dev", "/dev", "--chdir", "/tmp", "--clearenv", *[a for k, v in env.items() for a in ("--setenv", k, v)],
         "setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--inh-caps=-all",
         "--bounding-set=-all", "--no-new-privs",
         python, "-I", "-B", "/job/runner.py", "/job", "/probes", str(channel_fd),

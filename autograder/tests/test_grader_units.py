@@ -94,3 +94,12 @@ def test_the_fixture_release_is_a_fresh_nbgrader_build(monkeypatch, tmp_path):
     monkeypatch.setattr(build, "SOLUTIONS", fixture / "solutions")
     built = build.build_release(tmp_path, only=["00_fixture"])[0]
     assert built.read_text() == (fixture / "course/00_fixture/00_fixture.ipynb").read_text()
+
+
+def test_a_checkout_under_tmp_stays_visible_in_the_sandbox(tmp_path):
+    """The sandbox's own /tmp is a fresh tmpfs; it must be mounted before the binds of the Python
+    installation, the venv and convlab, or a checkout under /tmp (as CI may use) vanishes under it."""
+    args = sandbox.command(3, tmp_path, tmp_path, 0, set(), 1.0, 10, sandbox.Limits())
+    tmpfs = args.index("--tmpfs")
+    binds = [i for i, arg in enumerate(args) if arg in ("--ro-bind", "--bind", "--dir")]
+    assert args[tmpfs + 1] == "/tmp" and binds and tmpfs < min(binds), args
