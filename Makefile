@@ -8,7 +8,7 @@ WORK ?= autograder/work
 SUBMITTED ?= $(WORK)/submitted
 JOBS ?= $(shell nproc)
 
-.PHONY: help venv lab test release check-release samples autograde feedback grades bench system-deps clean
+.PHONY: help venv lab test release check-release samples autograde feedback grades bench system-deps oracle clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -33,6 +33,9 @@ system-deps:  ## apt-get the sandbox (bubblewrap) and the browser for the browse
 	@missing=""; command -v bwrap >/dev/null || missing="$$missing bubblewrap"; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	if [ -n "$$missing" ]; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; fi
+
+oracle: $(STAMP)  ## optional: PyTorch CPU into .venv, for the oracle tests and the benchmark (never a course dependency)
+	$(PY) -m pip install -q torch==2.13.0
 
 release: $(STAMP)  ## rebuild course/ from solutions/ with nbgrader generate_assignment
 	$(PY) -m autograder.build release
