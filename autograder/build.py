@@ -84,6 +84,11 @@ def release(only: list[str] | None = None) -> None:
     print(f"course/ rebuilt: {', '.join(sorted(fresh))}")
 
 
+DRIFT_HELP = ("course/ differs from a fresh build of solutions/: after changing solutions/, run `make release`; "
+              "after working in a course/ notebook (e.g. in `make lab`), `git checkout course/` restores the "
+              "release (keep your work elsewhere first). Differing: ")
+
+
 def drift() -> list[str]:
     """Lessons whose committed release differs from a fresh build (empty when in sync)."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -100,7 +105,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "release":
         release(args.lessons)
     elif problems := drift():
-        raise SystemExit("course/ is out of date with solutions/ (run `make release`): " + ", ".join(problems))
+        raise SystemExit(DRIFT_HELP + ", ".join(problems))
     else:
         print("course/ matches solutions/")
 

@@ -7,7 +7,7 @@ from autograder import build
 def test_course_matches_a_fresh_build_of_solutions():
     assert build.lessons(), "no lessons in solutions/"
     problems = build.drift()
-    assert not problems, f"course/ is out of date with solutions/ (run `make release`): {problems}"
+    assert not problems, build.DRIFT_HELP + ", ".join(problems)
 
 
 def test_every_lesson_has_stubs_and_graded_tests_in_the_release():
