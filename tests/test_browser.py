@@ -19,10 +19,12 @@ import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
 
-import nbformat
 import pytest
 
 from autograder import build
+from autograder.grader.course import Course
+from autograder.grader.spec import Sample
+from autograder.samples import build_sample
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = build.ROOT / "test-artifacts" / "browser"
@@ -32,17 +34,6 @@ if not Path(CHROMIUM).exists():
     if os.environ.get("CI"):
         raise RuntimeError(f"{CHROMIUM} is missing: run `make system-deps` (apt-get install chromium)")
     pytest.skip(f"{CHROMIUM} not installed (make system-deps)", allow_module_level=True)
-
-
-def completed_notebook(lesson: str) -> nbformat.NotebookNode:
-    """The release notebook with each stub replaced by its solution: a finished student's notebook."""
-    solutions = {c.metadata["nbgrader"]["grade_id"]: c.source for c in build.source_notebook(lesson).cells
-                 if c.metadata.get("nbgrader", {}).get("solution")}
-    nb = nbformat.read(build.COURSE / lesson / f"{lesson}.ipynb", as_version=4)
-    for cell in nb.cells:
-        if cell.metadata.get("nbgrader", {}).get("solution"):
-            cell.source = solutions[cell.metadata["nbgrader"]["grade_id"]]
-    return nb
 
 
 def _free_port() -> int:
@@ -112,7 +103,7 @@ def test_lesson_runs_in_jupyterlab_and_its_widget_reacts_to_a_slider(lab, browse
     base, token, root = lab
     path = root / lesson / f"{lesson}.ipynb"
     path.parent.mkdir()
-    nbformat.write(completed_notebook(lesson), path)
+    path.write_bytes(build_sample(Course(), lesson, Sample(base="solution")))   # a finished student's notebook
     with _notebook_page(browser, base, token, path.relative_to(root), lesson) as page:
         page.click(".lm-MenuBar-itemLabel:text-is('Run')")
         page.click(".lm-Menu-itemLabel:text-is('Run All Cells')")

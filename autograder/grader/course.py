@@ -45,6 +45,12 @@ class Course:
             raise CourseError(f"{path} is missing: run `make release`")
         return json.loads(path.read_text())
 
+    def stub_sources(self, lesson: str) -> dict[str, str]:
+        """Stub grade_id -> the stub cell's source as the release hands it out."""
+        return {cell["metadata"]["nbgrader"]["grade_id"]: "".join(cell["source"])
+                for cell in self.release_notebook(lesson)["cells"]
+                if cell.get("metadata", {}).get("nbgrader", {}).get("solution")}
+
     def solution_sources(self, lesson: str) -> dict[str, str]:
         """Stub grade_id -> the instructor's solution cell source (for building sample submissions)."""
         nb = jupytext.read(self.solutions / f"{lesson}.py")

@@ -6,33 +6,27 @@ writing checks and samples. Student submissions are never graded this way: they 
 """
 from __future__ import annotations
 
-import re
-
 import jupytext
 import numpy as np
 
 from autograder.checks import check_module
+from autograder.grader.course import Course
 from autograder.grader.reference import SOLUTIONS, load_reference, test_points
 from autograder.grader.spec import Sample, call_in_process, judge_part
 
-STUB = "# YOUR CODE HERE\nraise NotImplementedError()"
-_SOLUTION_BLOCK = re.compile(r"^([ \t]*)### BEGIN SOLUTION.*?^[ \t]*### END SOLUTION[^\n]*", re.S | re.M)
-
-
-def _stubbed(source: str) -> str:
-    return _SOLUTION_BLOCK.sub(lambda m: "\n".join(m.group(1) + line for line in STUB.splitlines()), source)
-
 
 def sample_namespace(lesson: str, sample: Sample) -> dict:
-    """Execute the reference cells, with stubs per `sample.base` and the sample's replacements."""
+    """Execute the reference cells, with stubs per `sample.base` (the release's own stub cells) and the
+    sample's replacements."""
     namespace: dict = {"__name__": "__main__"}
+    stubs = {} if sample.base == "solution" else Course().stub_sources(lesson)
     for cell in jupytext.read(SOLUTIONS / f"{lesson}.py").cells:
         meta = cell.metadata.get("nbgrader", {})
         if cell.cell_type != "code" or not (meta.get("solution") or "reference" in cell.metadata.get("tags", [])):
             continue
         source = cell.source
         if meta.get("solution"):
-            source = sample.replace.get(meta["grade_id"], source if sample.base == "solution" else _stubbed(source))
+            source = sample.replace.get(meta["grade_id"], stubs.get(meta["grade_id"], source))
         try:
             exec(compile(source, f"<{meta.get('grade_id', 'cell')}>", "exec"), namespace)
         except Exception:  # noqa: BLE001 - a broken sample cell leaves its names undefined, as in a kernel
