@@ -1,10 +1,11 @@
 """python -m bench [--quick] [--only conv,pool,grading,lesson04,notebooks] [--json PATH] [--save]
-                 [--compare JSON] [--threads N]
+                 [--compare JSON] [--threads N] [--as-is]
 
 Times the course's vectorized references side by side with naive loops, the textbook im2col and
 PyTorch CPU (when installed), reports achieved GFLOP/s against the machine's float32 matmul rate,
 grading throughput (bench/grading.py), the lesson-04 training result (bench/lesson04.py) and the
 seconds each solution notebook takes, then says which of the course's performance goals are met.
+From the command line it first re-executes itself in a fixed measurement environment (bench/environment.py).
 """
 from __future__ import annotations
 
@@ -12,12 +13,13 @@ import argparse
 import importlib
 import json
 import os
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-from bench import common, conv, pool
+from bench import common, conv, environment, pool
 
 HERE = Path(__file__).resolve().parent
 SECTIONS = ["conv", "pool", "grading", "lesson04", "notebooks"]
@@ -149,13 +151,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--save", action="store_true", help="also write them to bench/results.json (committed)")
     parser.add_argument("--compare", type=Path, metavar="JSON",
                         help="also print this run's times next to an earlier results file (e.g. bench/results.json)")
-    parser.add_argument("--threads", type=int, help="limit numpy's BLAS and torch to this many threads (default: "
+    parser.add_argument("--threads", type=int, help="limit numpy's BLAS and torch to this many threads each (default: "
                         "all cores); 1 gives steadier numbers on a machine other processes are using")
+    parser.add_argument("--as-is", action="store_true", help="measure in this process's environment instead of "
+                        "the benchmark's own (BLAS kernel and malloc settings: see bench/environment.py)")
+    if argv is None:  # the command line: measure in the benchmark's environment
+        argv = sys.argv[1:]
+        environment.reexec_unless_ready(argv)
     args = parser.parse_args(argv)
     only = [s.strip() for s in args.only.split(",") if s.strip()]
     if unknown := sorted(set(only) - set(SECTIONS)):
         parser.error(f"unknown section(s) {', '.join(unknown)}: choose from {', '.join(SECTIONS)}")
     repeats, naive_repeats = (3, 1) if args.quick else (15, 3)
+    if args.quick:  # a smoke run: do not wait for idle threads
+        common.SETTLE_SECONDS = 0.0
     if args.threads:
         common.limit_threads(args.threads)
 
@@ -164,6 +173,7 @@ def main(argv: list[str] | None = None) -> None:
                      "settings": {"quick": args.quick, "repeats": repeats, "naive_repeats": naive_repeats,
                                   "conv_naive_batch": conv.NAIVE_BATCH, "threads": args.threads or os.cpu_count()}}
     m = results["machine"]
+    made = results["environment"] = environment.applied()
     print(f"ConvLab benchmark, {results['date']}{' (--quick: smoke run)' if args.quick else ''}")
     print(f"machine: {m['cpu']}, {m['cores']} cores; Python {m['python']}, numpy {m['numpy']} with {m['blas']}; "
           f"torch {m['torch']}")
@@ -174,6 +184,10 @@ def main(argv: list[str] | None = None) -> None:
     if busy:
         print("WARNING: other processes are using the cores: timings on all of them are unreliable (threads wait "
               "for each other); re-run on an idle machine, or compare with --threads 1")
+    if made is not None:
+        print("measurement environment (bench/environment.py): unset "
+              f"{', '.join(f'{k}={v}' for k, v in made['unset'].items()) or 'nothing'}; set "
+              f"{', '.join(f'{k}={v}' for k, v in made['set'].items()) or 'nothing'}")
     if m["openblas_coretype"]:
         print(f"OPENBLAS_CORETYPE={m['openblas_coretype']} is set in this environment: it picks numpy's matmul kernels")
     peak = results["matmul_peak_gflops"] = common.matmul_peak(max(3, repeats // 2))

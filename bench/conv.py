@@ -6,6 +6,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from bench.baselines import conv2d_backward_textbook, conv2d_forward_textbook
+from bench import workers
 from bench.common import measure_pass, reference_function
 
 #: The naive loops are timed on this many images and scaled to the full batch (they loop over the batch).
@@ -51,25 +52,20 @@ def _inputs(shape: ConvShape, rng: np.random.Generator):
     return x, w, b, dy
 
 
-def _torch_calls(x, w, b, dy, stride, pad):
-    """(forward(), backward()) on PyTorch CPU, each returning numpy arrays like the course's functions,
-    or None without torch. backward() runs autograd on a graph built once, so it times the backward only."""
-    try:
-        import torch
-    except ImportError:
-        return None
-    conv = torch.nn.functional.conv2d
-    tx, tw, tb = (torch.from_numpy(a).requires_grad_() for a in (x, w, b))
-    tdy = torch.from_numpy(dy)
-    graph = conv(tx, tw, tb, stride=stride, padding=pad)
+def _torch_ops(x, w, b, dy, stride, pad):
+    """(forward, backward) as PyTorch CPU operations in the torch worker, or (None, None) without torch."""
+    torch = workers.worker("torch")
+    return (torch.build("conv2d_forward", [x, w, b], stride=stride, pad=pad),
+            torch.build("conv2d_backward", [dy, x, w, b], stride=stride, pad=pad))
 
-    def forward():
-        with torch.no_grad():
-            return conv(tx, tw, tb, stride=stride, padding=pad).numpy()
 
-    def backward():
-        return tuple(g.numpy() for g in torch.autograd.grad(graph, (tx, tw, tb), tdy, retain_graph=True))
-    return forward, backward
+#: Where the workers find each implementation (bench/workers.py): timed in processes of their own.
+TARGETS = {
+    "forward": {"textbook": ("bench.baselines", "conv2d_forward_textbook"),
+                "reference": ("reference", "01_conv_forward", "conv2d_forward")},
+    "backward": {"textbook": ("bench.baselines", "conv2d_backward_textbook"),
+                 "reference": ("reference", "03_conv_backward", "conv2d_backward")},
+}
 
 
 def measure(repeats: int, naive_repeats: int, rng: np.random.Generator) -> dict:
@@ -81,16 +77,16 @@ def measure(repeats: int, naive_repeats: int, rng: np.random.Generator) -> dict:
     rows = []
     for shape in SHAPES:
         x, w, b, dy = _inputs(shape, rng)
-        torch_calls = _torch_calls(x, w, b, dy, shape.stride, shape.pad) or (None, None)
+        torch_ops = _torch_ops(x, w, b, dy, shape.stride, shape.pad)
         forward = {"naive": impl["conv2d_forward_naive"], "textbook": conv2d_forward_textbook,
                    "reference": impl["conv2d_forward"]}
         backward = {"naive": impl["conv2d_backward_naive"], "textbook": conv2d_backward_textbook,
                     "reference": impl["conv2d_backward"]}
-        for pass_name, gflop, impls, args, n_batched, torch_call in [
-                ("forward", shape.gflop_forward, forward, (x, w, b), 1, torch_calls[0]),
-                ("backward", 2 * shape.gflop_forward, backward, (dy, x, w), 2, torch_calls[1])]:
+        for pass_name, gflop, impls, args, n_batched, torch_op in [
+                ("forward", shape.gflop_forward, forward, (x, w, b), 1, torch_ops[0]),
+                ("backward", 2 * shape.gflop_forward, backward, (dy, x, w), 2, torch_ops[1])]:
             rows.append({"shape": shape.name, "pass": pass_name, "gflop": round(gflop, 4),
                          **measure_pass(impls, args, {"stride": shape.stride, "pad": shape.pad}, n_batched, shape.B,
-                                        torch_call, repeats, naive_repeats, NAIVE_BATCH)})
+                                        torch_op, repeats, naive_repeats, NAIVE_BATCH, TARGETS[pass_name])})
     notes = sorted({why for _, why in found.values() if why})
     return {"rows": rows, "notes": notes}

@@ -5,6 +5,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from bench import workers
 from bench.common import measure_pass, reference_function
 
 LESSON = "02_relu_pooling"
@@ -28,23 +29,16 @@ SHAPES = [
 ]
 
 
-def _torch_calls(x, dy, pool, stride):
-    """(forward(), backward()) with PyTorch CPU max_pool2d and autograd, or None without torch."""
-    try:
-        import torch
-    except ImportError:
-        return None
-    max_pool = torch.nn.functional.max_pool2d
-    tx = torch.from_numpy(x).requires_grad_()
-    graph = max_pool(tx, pool, stride)
+def _torch_ops(x, dy, pool, stride):
+    """(forward, backward) as PyTorch CPU max_pool2d operations in the torch worker, or (None, None)."""
+    torch = workers.worker("torch")
+    return (torch.build("maxpool2d_forward", [x], pool=pool, stride=stride),
+            torch.build("maxpool2d_backward", [dy, x], pool=pool, stride=stride))
 
-    def forward():
-        with torch.no_grad():
-            return max_pool(tx, pool, stride).numpy()
 
-    def backward():
-        return torch.autograd.grad(graph, tx, torch.from_numpy(dy), retain_graph=True)[0].numpy()
-    return forward, backward
+#: Where the reference worker finds the course's functions (bench/workers.py).
+TARGETS = {"forward": {"reference": ("reference", LESSON, "maxpool2d_forward")},
+           "backward": {"reference": ("reference", LESSON, "maxpool2d_backward")}}
 
 
 def measure(repeats: int, naive_repeats: int, rng: np.random.Generator) -> dict:
@@ -57,17 +51,17 @@ def measure(repeats: int, naive_repeats: int, rng: np.random.Generator) -> dict:
         x = rng.standard_normal((shape.B, shape.C, shape.H, shape.W), dtype=np.float32)
         H_out, W_out = ((n - shape.pool) // shape.stride + 1 for n in (shape.H, shape.W))
         dy = rng.standard_normal((shape.B, shape.C, H_out, W_out), dtype=np.float32)
-        torch_calls = _torch_calls(x, dy, shape.pool, shape.stride) or (None, None)
+        torch_ops = _torch_ops(x, dy, shape.pool, shape.stride)
         kwargs = {"pool": shape.pool, "stride": shape.stride}
-        for pass_name, impls, args, n_batched, torch_call in [
+        for pass_name, impls, args, n_batched, torch_op in [
                 ("forward", {"naive": impl["maxpool2d_forward_naive"], "reference": impl["maxpool2d_forward"]},
-                 (x,), 1, torch_calls[0]),
+                 (x,), 1, torch_ops[0]),
                 ("backward", {"naive": impl["maxpool2d_backward_naive"], "reference": impl["maxpool2d_backward"]},
-                 (dy, x), 2, torch_calls[1])]:
+                 (dy, x), 2, torch_ops[1])]:
             # The naive forward loops over output positions only, batch and channels vectorized: its cost
             # is not linear in B, so the naive loops run on the full batch here, not on a scaled-down one.
             rows.append({"shape": shape.name, "pass": pass_name,
-                         **measure_pass(impls, args, kwargs, n_batched, shape.B, torch_call, repeats, naive_repeats,
-                                        naive_batch=None)})
+                         **measure_pass(impls, args, kwargs, n_batched, shape.B, torch_op, repeats, naive_repeats,
+                                        naive_batch=None, targets=TARGETS[pass_name])})
     notes = sorted({why for name, (_, why) in found.items() if why and not name.endswith("_naive")})
     return {"rows": rows, "notes": notes}

@@ -3,13 +3,14 @@ gradients, its harness (interleaving, naive-batch scaling, output cross-checks),
 and one tiny end-to-end run. No timing is asserted: `make bench` reports timings, tests do not."""
 import functools
 import json
-import sys
+import time
+import types
 
 import numpy as np
 import pytest
 
 from bench import __main__ as bench_main
-from bench import common, conv, pool
+from bench import common, conv, pool, workers
 from bench.baselines import col2im, conv2d_backward_textbook, conv2d_forward_textbook, im2col
 
 # (B, C_in, H, W, C_out, K_h, K_w, stride, pad): odd sizes, non-square kernels, strides that leave rows unused.
@@ -89,14 +90,48 @@ def test_textbook_agrees_with_torch_in_float32():
     np.testing.assert_allclose(conv2d_forward_textbook(x, w, b, stride, pad), expected, rtol=1e-4, atol=1e-5)
 
 
-def test_race_interleaves_candidates_and_counts_the_warmup():
+def test_race_interleaves_candidates_and_local_timers_count_the_warmup():
     calls = []
-    medians = common.race({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}, repeats=3)
+    timers = {name: common.local_timer(lambda name=name: calls.append(name)) for name in "ab"}
+    medians = common.race(timers, repeats=3, settle=0)
     assert calls == ["a", "a", "b", "b"] * 3
     assert set(medians) == {"a", "b"} and all(0 <= t.best <= t.median for t in medians.values())
     calls.clear()
-    common.race({"slow": lambda: calls.append("slow")}, repeats=2, warmup=False)
+    common.race({"slow": common.local_timer(lambda: calls.append("slow"), warmup=False)}, repeats=2)
     assert calls == ["slow", "slow"]
+
+
+def test_race_waits_before_each_switch_of_candidate():
+    seconds = {"a": lambda: 0.0, "b": lambda: 0.0}
+    start = time.perf_counter()
+    common.race(seconds, repeats=2, settle=0.05)
+    assert time.perf_counter() - start >= 4 * 0.05
+
+
+def test_workers_time_and_return_outputs_like_the_functions_themselves():
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(6)
+    x, w, b = (rng.standard_normal(shape, dtype=np.float32) for shape in [(2, 3, 6, 6), (4, 3, 3, 3), (4,)])
+    expected = torch.nn.functional.conv2d(*map(torch.from_numpy, (x, w, b)), stride=2, padding=1).numpy()
+    torch_worker, numpy_worker = workers.Worker("torch", threads=1), workers.Worker("textbook", threads=1)
+    try:
+        assert torch_worker.version.startswith(torch.__version__.split("+")[0])
+        forward = torch_worker.build("conv2d_forward", [x, w, b], stride=2, pad=1)
+        np.testing.assert_allclose(forward.outputs()[0], expected, rtol=1e-5, atol=1e-5)
+        assert 0 < forward.timer() < 5
+        dy = rng.standard_normal(expected.shape, dtype=np.float32)
+        dx, dw, db = torch_worker.build("conv2d_backward", [dy, x, w, b], stride=2, pad=1).outputs()
+        assert dx.shape == x.shape and dw.shape == w.shape
+        np.testing.assert_allclose(db, dy.sum(axis=(0, 2, 3)), rtol=1e-5, atol=1e-5)
+        textbook = numpy_worker.build(("bench.baselines", "conv2d_forward_textbook"), [x, w, b], stride=2, pad=1)
+        np.testing.assert_allclose(textbook.outputs(), expected, rtol=1e-4, atol=1e-4)
+        with pytest.raises(RuntimeError, match="unknown torch operation"):
+            torch_worker.build("conv3d", [x])
+        with pytest.raises(RuntimeError, match="AttributeError"):
+            numpy_worker.build(("bench.baselines", "no_such_function"), [x])
+    finally:
+        torch_worker.close()
+        numpy_worker.close()
 
 
 def test_measure_pass_scales_naive_to_the_batch_and_flags_wrong_outputs():
@@ -109,7 +144,7 @@ def test_measure_pass_scales_naive_to_the_batch_and_flags_wrong_outputs():
 
     result = common.measure_pass({"naive": naive, "reference": lambda x, scale: x * scale,
                                   "textbook": lambda x, scale: x * scale + 1},
-                                 (x,), {"scale": 2.0}, n_batched=1, batch=8, torch_call=None,
+                                 (x,), {"scale": 2.0}, n_batched=1, batch=8, torch_op=None,
                                  repeats=1, naive_repeats=1, naive_batch=2)
     assert set(seen) == {2}
     assert result["check"] == "reference differs from textbook"
@@ -151,8 +186,10 @@ def test_goals_include_the_grading_and_lesson04_verdicts_of_their_owners():
 def test_bench_runs_end_to_end_on_tiny_shapes(torch_installed, tmp_path, monkeypatch, capsys):
     if torch_installed:
         pytest.importorskip("torch")
-    else:
-        monkeypatch.setitem(sys.modules, "torch", None)  # `import torch` raises ImportError
+    else:  # the torch worker reports no torch
+        real_worker = workers.worker
+        no_torch = types.SimpleNamespace(version=None, build=lambda *args, **kwargs: None)
+        monkeypatch.setattr(workers, "worker", lambda kind: no_torch if kind == "torch" else real_worker(kind))
     monkeypatch.setattr(conv, "SHAPES", [conv.ConvShape("tiny", 4, 2, 6, 6, 3, 3, 2, 1)])
     monkeypatch.setattr(pool, "SHAPES", [pool.PoolShape("tiny", 4, 2, 6, 6, 2, 2)])
     monkeypatch.setattr(common, "matmul_peak", functools.partial(common.matmul_peak, n=64))
@@ -180,3 +217,23 @@ def test_unknown_section_is_a_clear_error(capsys):
     with pytest.raises(SystemExit):
         bench_main.main(["--only", "conv,gpu"])
     assert "unknown section(s) gpu" in capsys.readouterr().err
+
+
+def test_measurement_environment_unsets_the_blas_override_and_re_executes_once(monkeypatch):
+    from bench import environment
+    made = environment.changes({"OPENBLAS_CORETYPE": "Haswell", "MALLOC_TOP_PAD_": environment.SET["MALLOC_TOP_PAD_"]})
+    assert made["unset"] == {"OPENBLAS_CORETYPE": "Haswell"}
+    assert "MALLOC_TOP_PAD_" not in made["set"] and "MALLOC_TRIM_THRESHOLD_" in made["set"]
+    calls = []
+    monkeypatch.setattr(environment.os, "execve", lambda path, argv, env: calls.append((argv, env)))
+    monkeypatch.delenv(environment.MARK, raising=False)
+    monkeypatch.setenv("OPENBLAS_CORETYPE", "Haswell")
+    environment.reexec_unless_ready(["--as-is"])
+    assert calls == []
+    environment.reexec_unless_ready(["--only", "conv"])
+    (argv, env), = calls
+    assert argv[1:] == ["-m", "bench", "--only", "conv"]
+    assert "OPENBLAS_CORETYPE" not in env and env["MALLOC_TRIM_THRESHOLD_"] == environment.SET["MALLOC_TRIM_THRESHOLD_"]
+    monkeypatch.setenv(environment.MARK, env[environment.MARK])
+    environment.reexec_unless_ready(["--only", "conv"])  # already in it: no second re-execution
+    assert len(calls) == 1 and environment.applied()["unset"]["OPENBLAS_CORETYPE"] == "Haswell"
