@@ -65,19 +65,52 @@ def conv2d_forward(x, w, b, stride=1, pad=0):
     No Python loop over pixels.
     """
     ### BEGIN SOLUTION
+    # Lesson 01's im2col (section 5) and one matrix product, organised for speed (`make bench`):
+    # * CHUNK images at a time, so their columns are still in the CPU cache for the product;
+    # * image grids laid out flat, so one tap's inputs for whole output rows form ONE contiguous
+    #   run to copy (the product then also computes a few spare columns per row, which read past
+    #   the row's end; the output leaves them out);
+    # * the stride split into phases: grid (p, q) holds x_pad's rows p, p + s, ... and columns
+    #   q, q + s, ..., so tap (m, n) reads phase (m % s, n % s) with step 1;
+    # * the bias as one more column of w (b) times one more row of cols (ones).
+    CHUNK = 8
     B, C_in, H, W = x.shape
     C_out, _, K_h, K_w = w.shape
+    s = stride
     dtype = np.result_type(x.dtype, np.float32)   # floats keep their precision; ints become float64
-    x_pad = np.pad(x.astype(dtype, copy=False), ((0, 0), (0, 0), (pad, pad), (pad, pad)))
-    # windows[bi, ci, i, j, m, n] = x_pad[bi, ci, stride*i + m, stride*j + n]: a view, nothing copied yet
-    windows = sliding_window_view(x_pad, (K_h, K_w), axis=(2, 3))[:, :, ::stride, ::stride]
-    H_out, W_out = windows.shape[2:4]
-    # im2col, the one copy: rows (ci, m, n), columns (bi, i, j)
-    cols = windows.transpose(1, 4, 5, 0, 2, 3).reshape(C_in * K_h * K_w, B * H_out * W_out)
-    w_rows = w.reshape(C_out, C_in * K_h * K_w).astype(dtype, copy=False)
-    y_mat = w_rows @ cols
-    y_mat += b.astype(dtype, copy=False)[:, None]
-    return y_mat.reshape(C_out, B, H_out, W_out).transpose(1, 0, 2, 3)
+    H_out, W_out = (H + 2 * pad - K_h) // s + 1, (W + 2 * pad - K_w) // s + 1
+    H_g, W_g = H_out + (K_h - 1) // s, W_out + (K_w - 1) // s     # rows and columns of a phase grid
+    phases, shared = [], W_g - W_out
+    for p in range(s):
+        for q in range(s):
+            r0, c0 = -(-max(pad - p, 0) // s), -(-max(pad - q, 0) // s)   # first grid row/column inside x
+            rows = range(s * r0 + p - pad, H, s)[:H_g - r0]                 # the x rows it holds
+            columns = range(s * c0 + q - pad, W, s)[:W_g - c0]
+            shared = max(0, min(shared, c0, W_g - c0 - len(columns)))     # zero columns at both ends
+            phases.append((p, q, slice(r0, r0 + len(rows)), slice(c0, c0 + len(columns)),
+                           slice(rows.start, rows.stop, s), slice(columns.start, columns.stop, s)))
+    # a row's zero columns at its right end double as the next row's at its left: rows P apart;
+    # the last output row's spare columns read past the grid, into room left for them
+    P = W_g - shared
+    n_chunk = max(1, min(CHUNK, B))
+    grids = np.zeros((s, s, n_chunk, C_in, H_g * P + (K_w - 1) // s), dtype)   # the padding stays 0
+    grid_rows = grids[..., :H_g * P].reshape(s, s, n_chunk, C_in, H_g, P)
+    n_cols = H_out * P                                            # columns per image, spare ones included
+    cols = np.empty((C_in * K_h * K_w + 1, n_chunk * n_cols), dtype)  # rows (ci, m, n), columns (bi, i, j)
+    cols[-1] = 1
+    taps = cols[:-1].reshape(C_in, K_h, K_w, n_chunk, n_cols)
+    w_b = np.concatenate([w.reshape(C_out, -1), b.reshape(C_out, 1)], axis=1).astype(dtype, copy=False)
+    y = np.empty((C_out, B, H_out, P), dtype)
+    for lo in range(0, B, n_chunk):
+        n_img = min(n_chunk, B - lo)
+        for p, q, grid_r, grid_c, x_r, x_c in phases:
+            grid_rows[p, q, :n_img, :, grid_r, grid_c] = x[lo:lo + n_img, :, x_r, x_c]
+        for m in range(K_h):
+            for n in range(K_w):
+                start = (m // s) * P + n // s
+                taps[:, m, n, :n_img] = grids[m % s, n % s, :n_img, :, start:start + n_cols].transpose(1, 0, 2)
+        np.matmul(w_b, cols[:, :n_img * n_cols], out=y[:, lo:lo + n_img].reshape(C_out, n_img * n_cols))
+    return y[:, :, :, :W_out].transpose(1, 0, 2, 3)
     ### END SOLUTION
 
 
@@ -568,7 +601,10 @@ except NotImplementedError:
 # instead of adding them; `np.add.at` adds them but is slow.)
 #
 # Implement `conv2d_backward` this way: no Python loop over `b`, `i` or `j`; a loop over the
-# $K_h K_w$ taps is fine. float32 in, float32 out (lesson 04 trains in float32).
+# $K_h K_w$ taps is fine. float32 in, float32 out (lesson 04 trains in float32). (The course's
+# reference, which `make bench` races against PyTorch, organises the same products and slice
+# additions the way lesson 01's "Going further" describes: a few images at a time, each tap one long
+# contiguous run, the stride split into phases, and $db$ as one more row of ones in `cols`.)
 
 # %% nbgrader={"grade": false, "grade_id": "conv2d_backward", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def conv2d_backward(dy, x, w, stride=1, pad=0):
@@ -579,27 +615,62 @@ def conv2d_backward(dy, x, w, stride=1, pad=0):
     float32 in, float32 out.
     """
     ### BEGIN SOLUTION
-    B, C_out, H_out, W_out = dy.shape
-    _, C_in, K_h, K_w = w.shape
-    _, _, H, W = x.shape
-    x_pad = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
-    # im2col: cols[(ci, m, n), (b, i, j)] = x_pad[b, ci, stride*i + m, stride*j + n]; copy() makes it an
-    # array of our own even where reshape alone would return a read-only view (1x1 kernels)
-    windows = sliding_window_view(x_pad, (K_h, K_w), axis=(2, 3))[:, :, ::stride, ::stride]
-    cols = windows.transpose(1, 4, 5, 0, 2, 3).copy().reshape(C_in * K_h * K_w, B * H_out * W_out)
-    dy_mat = dy.transpose(1, 0, 2, 3).reshape(C_out, B * H_out * W_out)
-    dw = (dy_mat @ cols.T).reshape(w.shape)                           # one matmul
-    # dcols has the shape of cols, which is not needed any more: writing it there (out=cols) saves
-    # allocating, and page-faulting in, a second matrix this big (a quarter of the time on big layers).
-    dcols = np.matmul(w.reshape(C_out, -1).T, dy_mat, out=cols)      # one matmul
-    dcols = dcols.reshape(C_in, K_h, K_w, B, H_out, W_out)
-    # col2im: each tap's plane goes back to the strided slice it was copied from; overlaps add up.
-    dx_pad = np.zeros((C_in, B, H + 2 * pad, W + 2 * pad), dtype=dcols.dtype)
-    for m in range(K_h):
-        for n in range(K_w):
-            dx_pad[:, :, m:m + stride * H_out:stride, n:n + stride * W_out:stride] += dcols[:, m, n]
-    dx = dx_pad[:, :, pad:pad + H, pad:pad + W].transpose(1, 0, 2, 3)
-    return np.ascontiguousarray(dx), dw, dy.sum(axis=(0, 2, 3))
+    # Section 5's im2col, two products and col2im, organised for speed like lesson 01's reference
+    # (`make bench`): CHUNK images at a time, so their columns stay in the CPU cache; the stride split
+    # into phases (grid (p, q) holds x_pad's rows p, p + s, ... and columns q, q + s, ...); and the
+    # grid rows of a chunk's images interleaved, flat index (r * n_img + bi) * P + c, so that each tap
+    # (m, n) is ONE contiguous run of a grid, for im2col's copy and for col2im's += alike. The
+    # products also cover a few spare columns per row; dy is zero there, so they add nothing.
+    CHUNK = 8
+    B, C_in, H, W = x.shape
+    C_out, _, K_h, K_w = w.shape
+    _, _, H_out, W_out = dy.shape
+    s = stride
+    dtype = np.result_type(dy.dtype, x.dtype, w.dtype, np.float32)
+    H_g, W_g = H_out + (K_h - 1) // s, W_out + (K_w - 1) // s     # rows and columns of a phase grid
+    phases, shared = [], W_g - W_out
+    for p in range(s):
+        for q in range(s):
+            r0, c0 = -(-max(pad - p, 0) // s), -(-max(pad - q, 0) // s)   # first grid row/column inside x
+            rows = range(s * r0 + p - pad, H, s)[:H_g - r0]                 # the x rows it holds
+            columns = range(s * c0 + q - pad, W, s)[:W_g - c0]
+            shared = max(0, min(shared, c0, W_g - c0 - len(columns)))     # zero columns at both ends
+            phases.append((p, q, slice(r0, r0 + len(rows)), slice(c0, c0 + len(columns)),
+                           slice(rows.start, rows.stop, s), slice(columns.start, columns.stop, s)))
+    P = W_g - shared            # a row's zero columns at its right end double as the next row's left
+    n_chunk = max(1, min(CHUNK, B))
+    n_rows = C_in * K_h * K_w
+    grids, dgrids = np.zeros((2, s, s, C_in, H_g * n_chunk * P + (K_w - 1) // s), dtype)
+    cols = np.empty((n_rows + 1, H_out * n_chunk * P), dtype)   # rows (ci, m, n), then ones: dy @ ones = db
+    cols[n_rows] = 1
+    dy_grid = np.zeros((C_out, H_out, n_chunk, P), dtype)       # the spare columns stay 0
+    w_rows_t = w.reshape(C_out, n_rows).T.astype(dtype, copy=False)
+    dw_db = np.zeros((n_rows + 1, C_out), dtype)                 # dw and db, transposed
+    dx = np.zeros((B, C_in, H, W), dtype)
+    for lo in range(0, B, n_chunk):
+        n_img = min(n_chunk, B - lo)
+        n_cols = H_out * n_img * P
+        if n_img < n_chunk:                                      # fewer images: the grids' layout changes
+            grids[...] = 0
+        grid_rows = grids[..., :H_g * n_img * P].reshape(s, s, C_in, H_g, n_img, P)
+        for p, q, grid_r, grid_c, x_r, x_c in phases:
+            grid_rows[p, q, :, grid_r, :, grid_c] = x[lo:lo + n_img, :, x_r, x_c].transpose(1, 2, 0, 3)
+        chunk_cols = cols[:, :n_cols]
+        taps = [(m, n, (m // s) * n_img * P + n // s) for m in range(K_h) for n in range(K_w)]
+        for tap, (m, n, start) in enumerate(taps):               # im2col
+            chunk_cols[tap:n_rows:K_h * K_w] = grids[m % s, n % s, :, start:start + n_cols]
+        chunk_dy = dy_grid[:, :, :n_img]
+        chunk_dy[..., :W_out] = dy[lo:lo + n_img].transpose(1, 2, 0, 3)
+        chunk_dy = np.ascontiguousarray(chunk_dy).reshape(C_out, n_cols)
+        dw_db += chunk_cols @ chunk_dy.T                         # dW_mat^T = cols dY_mat^T, and db
+        dcols = np.matmul(w_rows_t, chunk_dy, out=chunk_cols[:n_rows])   # W_mat^T dY_mat, into cols
+        dgrids[...] = 0
+        for tap, (m, n, start) in enumerate(taps):               # col2im: overlapping taps add up
+            dgrids[m % s, n % s, :, start:start + n_cols] += dcols[tap::K_h * K_w]
+        dgrid_rows = dgrids[..., :H_g * n_img * P].reshape(s, s, C_in, H_g, n_img, P)
+        for p, q, grid_r, grid_c, x_r, x_c in phases:
+            dx[lo:lo + n_img, :, x_r, x_c] = dgrid_rows[p, q, :, grid_r, :, grid_c].transpose(2, 0, 1, 3)
+    return dx, dw_db[:n_rows].T.reshape(w.shape), dw_db[n_rows].copy()
     ### END SOLUTION
 
 
