@@ -15,9 +15,9 @@ round (bench.common.race), so all implementations still share the machine's ups 
 from __future__ import annotations
 
 import atexit
+import functools
 import importlib
 import multiprocessing
-import time
 from typing import Callable
 
 import numpy as np
@@ -79,7 +79,8 @@ def _serve(connection, kind: str, threads: int | None) -> None:
             from threadpoolctl import threadpool_limits
             threadpool_limits(limits=threads)
         connection.send(f"numpy {np.__version__}")
-    calls: list[Callable[[], tuple]] = []
+    from bench.common import local_timer  # here, not at the top: bench.common imports this module
+    calls: list[tuple[Callable[[], object], Callable[[], float]]] = []  # (call, its local_timer)
     while True:
         request = connection.recv()
         if request[0] == "stop":
@@ -88,19 +89,15 @@ def _serve(connection, kind: str, threads: int | None) -> None:
             if request[0] == "build":
                 _, target, arrays, kwargs = request
                 if kind == "torch":
-                    calls.append(_torch_call(torch, target, arrays, kwargs))
+                    call = _torch_call(torch, target, arrays, kwargs)
                 else:
-                    function = _function(target)
-                    calls.append(lambda f=function: f(*arrays, **kwargs))
+                    call = functools.partial(_function(target), *arrays, **kwargs)
+                calls.append((call, local_timer(call)))
                 answer = len(calls) - 1
             elif request[0] == "outputs":
-                answer = calls[request[1]]()
-            else:  # "time": one untimed call, then one timed
-                call = calls[request[1]]
-                call()
-                start = time.perf_counter()
-                call()
-                answer = time.perf_counter() - start
+                answer = calls[request[1]][0]()
+            else:  # "time"
+                answer = calls[request[1]][1]()
             connection.send(("ok", answer))
         except Exception as error:  # noqa: BLE001 - reported in the parent, where the run decides
             connection.send(("error", f"{type(error).__name__}: {error}"))
