@@ -20,3 +20,14 @@ def test_every_lesson_has_stubs_and_graded_tests_in_the_release():
         for cell in stubs:
             assert "raise NotImplementedError()" in "".join(cell["source"]), \
                 f"{lesson}: stub {cell['id']} does not raise NotImplementedError in the release"
+
+
+def test_instructor_sources_hold_no_control_characters():
+    # A "\b" or "\t" typed into a Python string that writes markdown becomes a control character,
+    # which a notebook shows as nothing (e.g. LaTeX's \bmod loses its backslash).
+    allowed = {"\n", "\t"}
+    for lesson in build.lessons():
+        text = (build.SOLUTIONS / f"{lesson}.py").read_text()
+        for number, line in enumerate(text.splitlines(), 1):
+            bad = {ch for ch in line if ord(ch) < 32 and ch not in allowed}
+            assert not bad, f"solutions/{lesson}.py:{number} holds control character(s) {sorted(map(ord, bad))}"
