@@ -12,6 +12,7 @@ or including x == 0, ...
 """
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable, Iterator
 
 import numpy as np
@@ -124,15 +125,28 @@ def _avg_spreads(dy, x, pool, stride, accumulate=True, step=None):
     return dx
 
 
+STRIDE_IGNORED = "stride ignored: window (i, j) starts at row stride * i and column stride * j"
+STEPPED_BY_POOL = "the windows were stepped by pool instead of stride"
+
+
 def _shape_bugs(x, pool, stride, forward, H_out, W_out) -> Iterator[tuple[str, Callable]]:
     """Forward bugs about where windows sit: stride ignored, output size rounded up."""
     if stride != 1:
-        yield "stride ignored: window (i, j) starts at row stride * i and column stride * j", \
-            lambda: forward(x, pool, 1)
+        yield STRIDE_IGNORED, lambda: forward(x, pool, 1)
         yield "stride ignored inside the loop: window (i, j) starts at row stride * i and column stride * j", \
             lambda: forward(x, pool, 1)[:, :, :H_out, :W_out]
     if pool != stride and pool <= min(x.shape[2:]):
-        yield "the windows were stepped by pool instead of stride", lambda: forward(x, pool, pool)
+        yield STEPPED_BY_POOL, lambda: forward(x, pool, pool)
+
+
+def _step_bugs(pool, stride, backward: Callable[..., np.ndarray]) -> list[tuple[str, Callable]]:
+    """Backward bugs about where windows sit; backward(step=...) routes with windows `step` apart."""
+    bugs = []
+    if stride != 1:
+        bugs.append((STRIDE_IGNORED, lambda: backward(step=1)))
+    if pool != stride:
+        bugs.append((STEPPED_BY_POOL, lambda: backward(step=pool)))
+    return bugs
 
 
 def _diagnose_pool_output_size(case: Case, actual: Any) -> str | None:
@@ -212,12 +226,7 @@ def parts(ref, rng: np.random.Generator) -> list[Part]:
                  lambda: _max_routes(dy, x, pool, stride, upstream=False)),
                 ("every cell of the window received dy: only the maximum should",
                  lambda: ref.avgpool2d_backward(dy, x, pool, stride) * pool**2)]
-        if stride != 1:
-            bugs.append(("stride ignored: window (i, j) starts at row stride * i and column stride * j",
-                         lambda: _max_routes(dy, x, pool, stride, step=1)))
-        if pool != stride:
-            bugs.append(("the windows were stepped by pool instead of stride",
-                         lambda: _max_routes(dy, x, pool, stride, step=pool)))
+        bugs += _step_bugs(pool, stride, functools.partial(_max_routes, dy, x, pool, stride))
         return _first_match(actual, iter(bugs))
 
     def avg_bugs_backward(case, actual):
@@ -227,12 +236,7 @@ def parts(ref, rng: np.random.Generator) -> list[Part]:
                 ("divided by pool instead of pool**2", lambda: case.expected * pool),
                 ("overlapping windows overwrite each other's gradient (dx[...] = ...): accumulate with +=",
                  lambda: _avg_spreads(dy, x, pool, stride, accumulate=False))]
-        if stride != 1:
-            bugs.append(("stride ignored: window (i, j) starts at row stride * i and column stride * j",
-                         lambda: _avg_spreads(dy, x, pool, stride, step=1)))
-        if pool != stride:
-            bugs.append(("the windows were stepped by pool instead of stride",
-                         lambda: _avg_spreads(dy, x, pool, stride, step=pool)))
+        bugs += _step_bugs(pool, stride, functools.partial(_avg_spreads, dy, x, pool, stride))
         return _first_match(actual, iter(bugs))
 
     # ReLU: 4-D batches and one 2-D array (lesson 04 applies ReLU to dense layers too)

@@ -77,28 +77,31 @@ def _divide(num: np.ndarray, den: np.ndarray) -> np.ndarray:
     return np.divide(num, den, out=np.zeros_like(num, dtype=float), where=den > 0)
 
 
-def _iou_bugs(a: np.ndarray, b: np.ndarray) -> Iterator[tuple[str, Callable[[], Any]]]:
+def _iou(a: np.ndarray, b: np.ndarray, double_union: bool = False) -> np.ndarray:
+    """The (N, M) IoU matrix; double_union=True is the bug whose union is area_a + area_b."""
     inter = _overlap(a, b)
+    return _divide(inter, _area(a)[:, None] + _area(b)[None, :] - (0 if double_union else inter))
+
+
+def _iou_bugs(a: np.ndarray, b: np.ndarray) -> Iterator[tuple[str, Callable[[], Any]]]:
     total = _area(a)[:, None] + _area(b)[None, :]
     yield ("the union is area_a + area_b, which counts the intersection twice: subtract the intersection",
-           lambda: _divide(inter, total))
+           lambda: _iou(a, b, double_union=True))
     yield ("the intersection's width and height are not clipped at 0, so disjoint boxes get a positive overlap",
            lambda: _divide(_overlap(a, b, clip=False), total - _overlap(a, b, clip=False)))
     enclosing = ((np.maximum(a[:, None, 2], b[None, :, 2]) - np.minimum(a[:, None, 0], b[None, :, 0]))
                  * (np.maximum(a[:, None, 3], b[None, :, 3]) - np.minimum(a[:, None, 1], b[None, :, 1])))
     yield ("the union is the area of the box enclosing both, not area_a + area_b - intersection",
-           lambda: _divide(inter, enclosing))
+           lambda: _divide(_overlap(a, b), enclosing))
     plus_one = lambda boxes: boxes + np.array([0., 0., 1., 1.])       # noqa: E731 - the "+1 pixel" convention
     yield ("widths are computed as x2 - x1 + 1: in this course a box's width is x2 - x1 (pixel edges)",
-           lambda: _divide(_overlap(plus_one(a), plus_one(b)), _area(plus_one(a))[:, None]
-                           + _area(plus_one(b))[None, :] - _overlap(plus_one(a), plus_one(b))))
-    yield ("the result is transposed: rows must follow boxes_a and columns boxes_b", lambda: _divide(
-        _overlap(b, a), _area(b)[:, None] + _area(a)[None, :] - _overlap(b, a)))
+           lambda: _iou(plus_one(a), plus_one(b)))
+    yield ("the result is transposed: rows must follow boxes_a and columns boxes_b", lambda: _iou(b, a))
 
 
 def _nms(boxes, scores, threshold, order="stable", strict=True, by_all=False, overlap=None, index_sorted=False):
     """Greedy NMS with switchable bugs; overlap(a, b) -> (N, M) defaults to the correct IoU."""
-    overlap = overlap or (lambda a, b: _divide(_overlap(a, b), _area(a)[:, None] + _area(b)[None, :] - _overlap(a, b)))
+    overlap = overlap or _iou
     visit = {"stable": lambda: np.argsort(-scores, kind="stable"), "index": lambda: np.arange(len(scores)),
              "reversed": lambda: np.argsort(scores, kind="stable")[::-1],
              "ascending": lambda: np.argsort(scores, kind="stable")}[order]()
@@ -127,8 +130,7 @@ def _nms_bugs(boxes, scores, threshold) -> Iterator[tuple[str, Callable[[], Any]
     yield ("suppressed boxes also suppress others: only kept boxes may suppress",
            lambda: _nms(boxes, scores, threshold, by_all=True))
     yield ("your NMS is right but your iou's union counts the intersection twice (area_a + area_b): fix iou",
-           lambda: _nms(boxes, scores, threshold, overlap=lambda a, b: _divide(
-               _overlap(a, b), _area(a)[:, None] + _area(b)[None, :])))
+           lambda: _nms(boxes, scores, threshold, overlap=lambda a, b: _iou(a, b, double_union=True)))
 
 
 def _anchors(feature_shape, stride, scales, ratios, swap=False, ratio_major=False, column_major=False,
@@ -243,8 +245,7 @@ def _match(det_boxes, det_scores, gt_boxes, threshold, order="stable", claim=Tru
     hits = np.zeros(len(det_boxes), bool)
     if not len(det_boxes) or not len(gt_boxes):
         return hits
-    inter = _overlap(det_boxes, gt_boxes)
-    overlaps = _divide(inter, _area(det_boxes)[:, None] + _area(gt_boxes)[None, :] - (0 if double_union else inter))
+    overlaps = _iou(det_boxes, gt_boxes, double_union)
     claimed = np.zeros(len(gt_boxes), bool)
     visit = np.argsort(-det_scores, kind="stable") if order == "stable" else np.arange(len(det_boxes))
     for d in visit:
@@ -316,7 +317,7 @@ def _first_match(actual: Any, bugs: Iterator[tuple[str, Callable[[], Any]]]) -> 
 
 
 def _same(actual: Any, candidate: Any) -> bool:
-    """compare() to 1e-6, except bool arrays (compared exactly; compare() subtracts them)."""
+    """compare() to 1e-6, except bool arrays: equal values match whatever the dtype of `actual`."""
     if isinstance(candidate, np.ndarray) and candidate.dtype.kind == "b":
         return isinstance(actual, np.ndarray) and actual.shape == candidate.shape and np.array_equal(actual, candidate)
     try:

@@ -157,9 +157,20 @@ def judge_part(part: Part, results: list[Any]) -> str | None:
         if problem is None:
             continue
         where = f" [{case.label}]" if case.label else ""
-        bug = part.diagnose(case, actual) if part.diagnose and not isinstance(actual, Raised) else None
+        bug = _diagnosis(part, case, actual)
         return f"{problem}{where}" + (f". Likely bug: {bug}" if bug else "")
     return None
+
+
+def _diagnosis(part: Part, case: Case, actual: Any) -> str | None:
+    """The likely bug `part.diagnose` names, if any. A diagnosis is a hint: whatever odd value a
+    student returns, a diagnose function that fails on it gives no hint rather than no feedback."""
+    if part.diagnose is None or isinstance(actual, Raised):
+        return None
+    try:
+        return part.diagnose(case, actual)
+    except Exception:  # noqa: BLE001 - no hint rather than no grade
+        return None
 
 
 def call_in_process(namespace: Any, case: Case) -> Any:
