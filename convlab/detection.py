@@ -22,7 +22,7 @@ import numpy as np
 
 __all__ = ["FEATURE_NAMES", "feature_channels", "integral_image", "region_means", "box_features",
            "feature_map", "Detector", "train_detector", "propose", "detect", "class_results",
-           "mean_average_precision",
+           "per_class_results", "mean_average_precision",
            "CLASS_COLOURS", "paint_boxes"]
 
 FEATURE_NAMES = ("saturation", "distance to road colour", "brightness", "|d/dx|", "|d/dy|")
@@ -305,15 +305,19 @@ def class_results(detections: list, video, ops: dict, label: int, iou_threshold:
     return np.concatenate(scores), np.concatenate(hits), num_gt
 
 
-def mean_average_precision(detections: list, video, ops: dict, iou_threshold: float = 0.5) -> tuple[float, list]:
-    """PASCAL VOC mAP: the mean over classes (those with ground truth) of each class's AP, with
-    detections[t] = (boxes, scores, labels) of frame t. Returns (mAP, [AP of each class])."""
-    per_class = []
-    for label in range(len(video.class_names)):
-        scores, hits, num_gt = class_results(detections, video, ops, label, iou_threshold)
-        if num_gt:
-            per_class.append(float(ops["average_precision"](scores, hits, num_gt)))
-    return float(np.mean(per_class)), per_class
+def per_class_results(detections: list, video, ops: dict, iou_threshold: float = 0.5) -> dict:
+    """{class name: class_results(...)} for every class of the video, in class order: the matching
+    of all frames, run once, for both the APs and the precision-recall curves."""
+    return {name: class_results(detections, video, ops, label, iou_threshold)
+            for label, name in enumerate(video.class_names)}
+
+
+def mean_average_precision(results: dict, ops: dict) -> tuple[float, dict]:
+    """PASCAL VOC mAP from per_class_results(...): the mean over classes with ground truth of each
+    class's AP. Returns (mAP, {class name: AP}); a class without ground truth is left out."""
+    per_class = {name: float(ops["average_precision"](scores, hits, num_gt))
+                 for name, (scores, hits, num_gt) in results.items() if num_gt}
+    return float(np.mean(list(per_class.values()))), per_class
 
 
 CLASS_COLOURS = ((1.0, 0.2, 0.2), (0.2, 1.0, 0.3), (0.25, 0.6, 1.0))

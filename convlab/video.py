@@ -69,20 +69,25 @@ class RoadVideo:
         return len(self.frames)
 
 
+def _road_top(height: int) -> int:
+    """First row of the road (its top edge line): the NUM_LANES lanes are centred vertically."""
+    return (height - NUM_LANES * LANE_HEIGHT) // 2
+
+
 def road_background(height: int, width: int, rng: np.random.Generator) -> np.ndarray:
     """(H, W, 3) float32: grass verges, asphalt with a fine texture, lane markings."""
-    road_top = (height - NUM_LANES * LANE_HEIGHT) // 2
-    road_bottom = road_top + NUM_LANES * LANE_HEIGHT
+    top = _road_top(height)
+    bottom = top + NUM_LANES * LANE_HEIGHT
     image = np.empty((height, width, 3), dtype=np.float32)
     image[:] = np.array([0.25, 0.45, 0.2]) + 0.04 * rng.standard_normal((height, width, 1))
-    image[road_top:road_bottom] = 0.38 + 0.015 * rng.standard_normal((road_bottom - road_top, width, 1))
+    image[top:bottom] = 0.38 + 0.015 * rng.standard_normal((bottom - top, width, 1))
     white, yellow = np.array([0.92, 0.92, 0.9]), np.array([0.9, 0.78, 0.2])
-    image[road_top] = image[road_bottom - 1] = white                      # edges
-    middle = road_top + 2 * LANE_HEIGHT
+    image[top] = image[bottom - 1] = white                                # edges
+    middle = top + 2 * LANE_HEIGHT
     image[middle - 1] = image[middle + 1] = yellow                        # double centre line
     dashes = (np.arange(width) % 16) < 8
     for k in (1, 3):                                                      # dashed lane dividers
-        image[road_top + k * LANE_HEIGHT, dashes] = white
+        image[top + k * LANE_HEIGHT, dashes] = white
     return np.clip(image, 0, 1)
 
 
@@ -108,9 +113,7 @@ def draw_vehicle(canvas: np.ndarray, vehicle: Vehicle) -> None:
         patch[1:h - 1, w // 2 - 2:w // 2 + 2] = WINDOW
     if vehicle.direction < 0:
         patch = patch[:, ::-1]
-    height, width = canvas.shape[:2]
-    x1, y1 = max(vehicle.x, 0), max(vehicle.y, 0)
-    x2, y2 = min(vehicle.x + w, width), min(vehicle.y + h, height)
+    x1, y1, x2, y2 = vehicle.box(*canvas.shape[:2]).astype(int)
     if x1 < x2 and y1 < y2:
         canvas[y1:y2, x1:x2] = patch[y1 - vehicle.y:y2 - vehicle.y, x1 - vehicle.x:x2 - vehicle.x]
 
@@ -124,7 +127,7 @@ class _Traffic:
 
     def __init__(self, height: int, width: int, rng: np.random.Generator, spawn_rate: float):
         self.height, self.width, self.rng, self.spawn_rate = height, width, rng, spawn_rate
-        self.road_top = (height - NUM_LANES * LANE_HEIGHT) // 2
+        self.road_top = _road_top(height)
         self.cars: list[dict] = []
         self.next_id = 0
 

@@ -900,17 +900,14 @@ if detector is not None:
     start = time.perf_counter()
     detections = [detection.detect(detector, frame, ops) for frame in video.frames]
     seconds = time.perf_counter() - start
-    mean_ap, per_class = detection.mean_average_precision(detections, video, ops)
+    results = detection.per_class_results(detections, video, ops)  # {class: (scores, hits, G)}
+    mean_ap, per_class = detection.mean_average_precision(results, ops)
     print(f"detected {sum(len(d[1]) for d in detections)} boxes in {len(video)} held-out frames "
           f"({1000 * seconds / len(video):.0f} ms per frame)")
-    for name, ap in zip(video.class_names, per_class):
+    for name, ap in per_class.items():
         print(f"  AP@0.5 {name:5s}: {ap:.3f}")
     print(f"mAP@0.5 on held-out frames: {mean_ap:.3f}")
-    curves = {}
-    for label, name in enumerate(video.class_names):
-        scores, hits, num_gt = detection.class_results(detections, video, ops, label)
-        curves[name] = (*precision_recall(scores, hits, num_gt), average_precision(scores, hits, num_gt))
-    figures.pr_figure(curves);
+    figures.pr_figure({name: (*precision_recall(*results[name]), ap) for name, ap in per_class.items()});
 
 # %% [markdown]
 # With these settings the reference solution reaches an mAP@0.5 of about 0.89 on the 40 held-out

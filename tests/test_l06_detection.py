@@ -7,6 +7,7 @@ from __future__ import annotations
 import itertools
 import math
 from fractions import Fraction
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -280,10 +281,27 @@ def test_a_small_detector_trained_on_the_reference_finds_vehicles(ref):
     anchors = ref.generate_anchors((24, 48), 4, (8, 16, 24), (0.35, 0.5, 1.0))
     det = detection.train_detector(train, anchors, 9, ops, steps=40)
     detections = [detection.detect(det, frame, ops) for frame in test.frames]
-    mean_ap, per_class = detection.mean_average_precision(detections, test, ops)
+    mean_ap, per_class = detection.mean_average_precision(detection.per_class_results(detections, test, ops), ops)
     assert len(per_class) == 3 and mean_ap > 0.5, f"mAP {mean_ap:.3f}"
     boxes = np.concatenate([d[0] for d in detections])
     assert np.all(np.isfinite(boxes)) and np.all(boxes[:, 2] >= boxes[:, 0])
+
+
+def test_each_average_precision_keeps_its_own_class_when_a_middle_class_has_no_ground_truth(ref):
+    """Truck (the middle class) has no ground truth: it is left out of the mean, and bike's AP stays
+    bike's. Car: its one box found, AP 1. Bike: one of two boxes found, AP 1/2. mAP 3/4."""
+    ops = {name: getattr(ref, name) for name in ("iou", "match_detections", "average_precision")}
+    none = np.zeros((0, 4))
+    video = SimpleNamespace(class_names=CLASS_NAMES, ignored=[none, none],
+                            boxes=[np.array([[0.0, 0, 20, 10], [40, 0, 52, 6]]), np.array([[60.0, 20, 72, 26]])],
+                            labels=[np.array([0, 2]), np.array([2])])
+    detections = [(np.array([[0.0, 0, 20, 10], [40, 0, 52, 6], [100, 50, 140, 65]]), np.array([0.9, 0.8, 0.7]),
+                   np.array([0, 2, 1])),
+                  (none, np.zeros(0), np.zeros(0, dtype=int))]
+    results = detection.per_class_results(detections, video, ops)
+    assert list(results) == list(CLASS_NAMES) and [num_gt for _, _, num_gt in results.values()] == [1, 0, 2]
+    mean_ap, per_class = detection.mean_average_precision(results, ops)
+    assert per_class == {"car": 1.0, "bike": 0.5} and mean_ap == 0.75
 
 
 # ---- widgets ---------------------------------------------------------------------------------------
