@@ -21,15 +21,17 @@ from pathlib import Path
 import jupytext
 import nbformat
 
+from autograder.grader.notebook import grade_id
+
 ROOT = Path(__file__).resolve().parent.parent
 SOLUTIONS = ROOT / "solutions"
 COURSE = ROOT / "course"
 KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
 
 
-def lessons() -> list[str]:
-    """Lesson ids in course order, e.g. ['01_conv_forward', ...]."""
-    return sorted(p.stem for p in SOLUTIONS.glob("[0-9][0-9]_*.py"))
+def lessons(solutions: Path | None = None) -> list[str]:
+    """Lesson ids in course order, e.g. ['01_conv_forward', ...], of `solutions` (default: SOLUTIONS)."""
+    return sorted(p.stem for p in (solutions or SOLUTIONS).glob("[0-9][0-9]_*.py"))
 
 
 def source_notebook(lesson: str) -> nbformat.NotebookNode:
@@ -37,8 +39,7 @@ def source_notebook(lesson: str) -> nbformat.NotebookNode:
     nb = jupytext.read(SOLUTIONS / f"{lesson}.py")
     for index, cell in enumerate(nb.cells):
         cell.metadata.pop("lines_to_next_cell", None)
-        grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
-        cell["id"] = grade_id or hashlib.sha1(f"{lesson}-{index}".encode()).hexdigest()[:8]
+        cell["id"] = grade_id(cell) or hashlib.sha1(f"{lesson}-{index}".encode()).hexdigest()[:8]
         if cell.cell_type == "code":
             cell.outputs, cell.execution_count = [], None
     nb.metadata = {"kernelspec": KERNELSPEC, "language_info": {"name": "python"}}

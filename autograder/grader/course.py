@@ -16,9 +16,10 @@ from types import ModuleType
 import jupytext
 import numpy as np
 
-from autograder.build import COURSE
+from autograder.build import COURSE, SOLUTIONS, lessons
 from autograder.checks import check_module
-from autograder.grader.reference import SOLUTIONS, load_reference, test_points
+from autograder.grader.notebook import grade_id, is_solution
+from autograder.grader.reference import load_reference, test_points
 from autograder.grader.spec import Case, Part
 from autograder.grader.wire import encode_request
 
@@ -37,7 +38,7 @@ class Course:
     checks: Path | None = None      # folder of l<lesson>.py check modules (None: autograder.checks)
 
     def lessons(self) -> list[str]:
-        return sorted(p.stem for p in self.solutions.glob("[0-9][0-9]_*.py"))
+        return lessons(self.solutions)
 
     def release_notebook(self, lesson: str) -> dict:
         path = self.release / lesson / f"{lesson}.ipynb"
@@ -47,15 +48,13 @@ class Course:
 
     def stub_sources(self, lesson: str) -> dict[str, str]:
         """Stub grade_id -> the stub cell's source as the release hands it out."""
-        return {cell["metadata"]["nbgrader"]["grade_id"]: "".join(cell["source"])
-                for cell in self.release_notebook(lesson)["cells"]
-                if cell.get("metadata", {}).get("nbgrader", {}).get("solution")}
+        return {grade_id(cell): "".join(cell["source"])
+                for cell in self.release_notebook(lesson)["cells"] if is_solution(cell)}
 
     def solution_sources(self, lesson: str) -> dict[str, str]:
         """Stub grade_id -> the instructor's solution cell source (for building sample submissions)."""
         nb = jupytext.read(self.solutions / f"{lesson}.py")
-        return {meta["grade_id"]: cell.source for cell in nb.cells
-                if (meta := cell.metadata.get("nbgrader", {})).get("solution")}
+        return {grade_id(cell): cell.source for cell in nb.cells if is_solution(cell)}
 
     def check_module(self, lesson: str) -> ModuleType:
         if self.checks is None:

@@ -104,26 +104,24 @@ def _next_probe(plan: LessonPlan, ex: Execution) -> int | None:
 
 
 def _drive(box: Sandbox, plan: LessonPlan, ex: Execution, end: float, limits: Limits) -> tuple | None:
-    """Feed one sandbox run until every needed check is answered (None) or it stops: (phase, index, why)."""
+    """Feed one sandbox run until every needed check is answered (None) or it stops: (phase, index, why).
+    Returning ends the sandbox: the caller's `with Sandbox(...)` kills it right away."""
     phase, index = "start", None
     deadline = min(time.monotonic() + limits.startup_timeout, end)
     while True:
         event = box.next_event(deadline)
         now = time.monotonic()
         if event is None:
-            box.kill()
             return phase, index, "notebook" if deadline >= end else "timeout"
         kind = event["ev"]
         if kind == "exit":
             return phase, index, f"died:{describe_exit(event['returncode'])}"
         if kind in ("overflow", "malformed"):
-            box.kill()
             return phase, index, kind
         if phase == "start" and kind == "ready":
             phase, deadline = "cells", min(now + plan.cell_timeout + limits.grace, end)
         elif phase == "cells" and kind in ("cell", "cell_done"):
             if (i := _index(event.get("i"), len(ex.code))) is None:
-                box.kill()
                 return phase, index, "malformed"
             if kind == "cell_done":
                 ex.record_cell(i, event)
@@ -213,17 +211,21 @@ def _definition_hint(ex: Execution, cases: list, results: list) -> str:
     return ""
 
 
+def _result(plan: LessonPlan, student: str, status: str, total: float, parts: list[dict], notes: list[str],
+            console: str = "") -> dict:
+    """A submission's result.json (the grader adds sandbox_uid and seconds)."""
+    return {"student": student, "lesson": plan.lesson, "max_score": plan.max_score, "status": status,
+            "notes": notes, "console": console, "score": total, "parts": parts}
+
+
 def grade_submission(plan: LessonPlan, student: str, path: Path, jobs_root: Path, probes_dir: Path,
                      slot: int, limits: Limits) -> tuple[dict, list[Cell], Execution | None]:
-    result = {"student": student, "lesson": plan.lesson, "max_score": plan.max_score, "status": "graded",
-              "notes": [], "console": ""}
     try:
         cells = reconstruct(plan.release, read_submission(path, plan.lesson), plan.lesson)
     except Unreadable as exc:
-        result.update(status="unreadable", score=0.0, notes=[str(exc)],
-                      parts=[{"grade_id": g, "points": p, "score": 0.0, "message": f"not graded: {exc}"}
-                             for g, p in plan.points.items()])
-        return result, [], None
+        parts = [{"grade_id": g, "points": p, "score": 0.0, "message": f"not graded: {exc}"}
+                 for g, p in plan.points.items()]
+        return _result(plan, student, "unreadable", 0.0, parts, [str(exc)]), [], None
     code = [cell for cell in cells if cell.cell_type == "code"]
     job_dir = Path(tempfile.mkdtemp(dir=jobs_root))
     job_dir.chmod(0o755)
@@ -236,8 +238,7 @@ def grade_submission(plan: LessonPlan, student: str, path: Path, jobs_root: Path
     finally:
         shutil.rmtree(job_dir, ignore_errors=True)
     parts = score(plan, ex)
-    result.update(score=sum(p["score"] for p in parts), parts=parts, notes=ex.notes, console=ex.console)
-    return result, cells, ex
+    return _result(plan, student, "graded", sum(p["score"] for p in parts), parts, ex.notes, ex.console), cells, ex
 
 
 def discover(submitted: Path, lessons: list[str], log: Callable[[str], None]) -> list[tuple[str, str, Path]]:
@@ -275,9 +276,8 @@ def grade_all(submitted: Path, work: Path, jobs: int, course: Course = Course(),
                 result, cells, ex = grade_submission(plans[lesson], student, path, root / "jobs",
                                                      root / "probes" / lesson, slot, limits)
             except Exception as exc:  # noqa: BLE001 - one submission's grader failure never stops the others
-                result, cells, ex = {"student": student, "lesson": lesson, "status": "error", "score": 0.0,
-                                     "max_score": plans[lesson].max_score, "parts": [], "console": "",
-                                     "notes": [f"grader error, not the student's fault: {exc}"]}, [], None
+                result, cells, ex = _result(plans[lesson], student, "error", 0.0, [],
+                                            [f"grader error, not the student's fault: {exc}"]), [], None
                 log(traceback.format_exc())
             finally:
                 slots.put(slot)

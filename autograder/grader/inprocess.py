@@ -6,13 +6,13 @@ writing checks and samples. Student submissions are never graded this way: they 
 """
 from __future__ import annotations
 
-import jupytext
 import numpy as np
 
 from autograder.checks import check_module
 from autograder.grader.course import Course
-from autograder.grader.reference import SOLUTIONS, load_reference, test_points
-from autograder.grader.spec import Sample, call_in_process, judge_part
+from autograder.grader.notebook import grade_id, is_solution
+from autograder.grader.reference import load_reference, reference_code_cells, test_points
+from autograder.grader.spec import Raised, Sample, call_in_process, judge_part
 
 
 def sample_namespace(lesson: str, sample: Sample) -> dict:
@@ -20,15 +20,12 @@ def sample_namespace(lesson: str, sample: Sample) -> dict:
     sample's replacements."""
     namespace: dict = {"__name__": "__main__"}
     stubs = {} if sample.base == "solution" else Course().stub_sources(lesson)
-    for cell in jupytext.read(SOLUTIONS / f"{lesson}.py").cells:
-        meta = cell.metadata.get("nbgrader", {})
-        if cell.cell_type != "code" or not (meta.get("solution") or "reference" in cell.metadata.get("tags", [])):
-            continue
-        source = cell.source
-        if meta.get("solution"):
-            source = sample.replace.get(meta["grade_id"], stubs.get(meta["grade_id"], source))
+    for cell in reference_code_cells(lesson):
+        gid, source = grade_id(cell), cell.source
+        if is_solution(cell):
+            source = sample.replace.get(gid, stubs.get(gid, source))
         try:
-            exec(compile(source, f"<{meta.get('grade_id', 'cell')}>", "exec"), namespace)
+            exec(compile(source, f"<{gid or 'cell'}>", "exec"), namespace)
         except Exception:  # noqa: BLE001 - a broken sample cell leaves its names undefined, as in a kernel
             pass
     return namespace
@@ -42,15 +39,9 @@ def grade_in_process(lesson: str, sample: Sample, seed: int = 0) -> tuple[float,
     score, messages = 0.0, {}
     for part in parts:
         results = [call_in_process(namespace, case) if case.func in namespace
-                   else call_in_process({case.func: _undefined(case.func)}, case) for case in part.cases]
+                   else Raised("NameError", f"name {case.func!r} is not defined") for case in part.cases]
         if (message := judge_part(part, results)) is None:
             score += points[part.grade_id]
         else:
             messages[part.grade_id] = message
     return score, messages
-
-
-def _undefined(name: str):
-    def missing(*args, **kwargs):
-        raise NameError(f"name {name!r} is not defined")
-    return missing

@@ -60,22 +60,22 @@ def read_submission(path: Path, lesson: str) -> dict:
 def reconstruct(release: dict, submission: dict, lesson: str) -> list[Cell]:
     """The cells to run: the release's, with the student's solution sources, edits and added cells."""
     rel_cells = release["cells"]
-    by_grade_id = {_grade_id(c): i for i, c in enumerate(rel_cells) if _grade_id(c)}
-    plain_by_id = {c.get("id"): i for i, c in enumerate(rel_cells) if not _grade_id(c) and c.get("id")}
+    by_grade_id = {grade_id(c): i for i, c in enumerate(rel_cells) if grade_id(c)}
+    plain_by_id = {c.get("id"): i for i, c in enumerate(rel_cells) if not grade_id(c) and c.get("id")}
     sources: dict[int, str] = {}          # release index -> the student's source
     added: dict[int, list[str]] = {}      # release index (-1: before all) -> added code cells after it
     anchor, graded_matches = -1, 0
     for cell in submission["cells"]:
         if not isinstance(cell, dict):
             continue
-        cell_type, source, grade_id = cell.get("cell_type"), _source(cell), _grade_id(cell)
+        cell_type, source, gid = cell.get("cell_type"), _source(cell), grade_id(cell)
         cell_id = cell.get("id") if isinstance(cell.get("id"), str) else None
-        if grade_id in by_grade_id and by_grade_id[grade_id] not in sources:
-            anchor, graded_matches = by_grade_id[grade_id], graded_matches + 1
-            if _is_solution(rel_cells[anchor]) and cell_type == "code" and source is not None:
+        if gid in by_grade_id and by_grade_id[gid] not in sources:
+            anchor, graded_matches = by_grade_id[gid], graded_matches + 1
+            if is_solution(rel_cells[anchor]) and cell_type == "code" and source is not None:
                 sources[anchor] = source
             continue
-        if not grade_id and cell_id in plain_by_id and plain_by_id[cell_id] not in sources:
+        if not gid and cell_id in plain_by_id and plain_by_id[cell_id] not in sources:
             anchor = plain_by_id[cell_id]
             if rel_cells[anchor]["cell_type"] == "code" and cell_type == "code" and source is not None:
                 sources[anchor] = source
@@ -100,15 +100,22 @@ def reconstruct(release: dict, submission: dict, lesson: str) -> list[Cell]:
     return cells
 
 
-def _grade_id(cell: dict) -> str | None:
+def _nbgrader(cell: dict) -> dict:
     meta = cell.get("metadata")
     nbgrader = meta.get("nbgrader") if isinstance(meta, dict) else None
-    grade_id = nbgrader.get("grade_id") if isinstance(nbgrader, dict) else None
-    return grade_id if isinstance(grade_id, str) and grade_id else None
+    return nbgrader if isinstance(nbgrader, dict) else {}
 
 
-def _is_solution(cell: dict) -> bool:
-    return bool(cell.get("metadata", {}).get("nbgrader", {}).get("solution"))
+def grade_id(cell: dict) -> str | None:
+    """The cell's nbgrader grade_id, or None (also for malformed metadata). Takes a JSON cell or a
+    jupytext/nbformat one."""
+    value = _nbgrader(cell).get("grade_id")
+    return value if isinstance(value, str) and value else None
+
+
+def is_solution(cell: dict) -> bool:
+    """Whether the cell is an nbgrader solution cell (False for malformed metadata)."""
+    return bool(_nbgrader(cell).get("solution"))
 
 
 def _source(cell: dict) -> str | None:

@@ -12,16 +12,22 @@ from types import SimpleNamespace
 
 import jupytext
 
-SOLUTIONS = Path(__file__).resolve().parents[2] / "solutions"
+from autograder.build import SOLUTIONS
+from autograder.grader.notebook import is_solution
+
+
+def reference_code_cells(lesson: str, solutions: Path = SOLUTIONS) -> list:
+    """The cells the reference is made of: nbgrader solution cells, plus cells tagged `reference`
+    (imports and instructor-provided helpers the solutions call), in notebook order, as jupytext
+    cells. `solutions` is the instructor source folder (the grader's tests pass a fixture course's)."""
+    nb = jupytext.read(solutions / f"{lesson}.py")
+    return [cell for cell in nb.cells
+            if cell.cell_type == "code" and (is_solution(cell) or "reference" in cell.metadata.get("tags", []))]
 
 
 def reference_cells(lesson: str, solutions: Path = SOLUTIONS) -> list[str]:
-    """Sources of the cells the reference is made of: nbgrader solution cells, plus cells tagged
-    `reference` (imports and instructor-provided helpers the solutions call), in notebook order.
-    `solutions` is the instructor source folder (the grader's tests pass a fixture course's)."""
-    nb = jupytext.read(solutions / f"{lesson}.py")
-    return [cell.source for cell in nb.cells if cell.cell_type == "code"
-            and (cell.metadata.get("nbgrader", {}).get("solution") or "reference" in cell.metadata.get("tags", []))]
+    """The sources of `reference_code_cells`."""
+    return [cell.source for cell in reference_code_cells(lesson, solutions)]
 
 
 @functools.cache

@@ -167,7 +167,6 @@ class Runner:
             index = int(line)
             with open(os.path.join(probes_dir, f"{index}.json")) as file:
                 request = json.load(file)
-            self.emit({"ev": "probe", "k": index})
             self.emit({"ev": "result", "k": index, **self.call(request)})
 
     def call(self, request):
@@ -199,7 +198,6 @@ def main(argv):
     runner.emit({"ev": "ready"})
     runner.run_cells(cells, {int(i) for i in skip.split(",") if i not in ("", "-")}, float(cell_timeout))
     runner.answer_probes(probes_dir)
-    runner.emit({"ev": "done"})
 
 
 if __name__ == "__main__":

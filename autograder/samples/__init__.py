@@ -15,6 +15,7 @@ from pathlib import Path
 from types import ModuleType
 
 from autograder.grader.course import Course
+from autograder.grader.notebook import grade_id, is_solution
 from autograder.grader.spec import Sample
 
 
@@ -46,12 +47,11 @@ def build_sample(course: Course, lesson: str, sample: Sample) -> bytes:
     solutions = course.solution_sources(lesson) if sample.base == "solution" else {}
     if sample.base not in ("solution", "release"):
         raise ValueError(f"Sample base must be 'solution' or 'release', not {sample.base!r}")
-    stubs = {cell["metadata"]["nbgrader"]["grade_id"]: cell for cell in nb["cells"]
-             if cell.get("metadata", {}).get("nbgrader", {}).get("solution")}
+    stubs = {grade_id(cell): cell for cell in nb["cells"] if is_solution(cell)}
     if unknown := sorted(set(sample.replace) - set(stubs)):
         raise ValueError(f"{lesson}: Sample.replace names no stub cell: {unknown}")
-    for grade_id, cell in stubs.items():
-        cell["source"] = sample.replace.get(grade_id, solutions.get(grade_id, cell["source"]))
+    for gid, cell in stubs.items():
+        cell["source"] = sample.replace.get(gid, solutions.get(gid, cell["source"]))
     return (json.dumps(nb, indent=1, ensure_ascii=False) + "\n").encode()
 
 

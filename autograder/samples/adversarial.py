@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from autograder.grader.course import Course
+from autograder.grader.notebook import grade_id
 from autograder.grader.spec import Sample
 from autograder.samples import build_sample
 
@@ -95,17 +96,13 @@ def _notebook(course: Course, edit) -> bytes:
     return json.dumps(nb).encode()
 
 
-def _grade_id(cell: dict) -> str:
-    return cell.get("metadata", {}).get("nbgrader", {}).get("grade_id", "")
-
-
 def _edit_locked(cells: list) -> None:
     for cell in cells:
-        if _grade_id(cell).startswith("test_"):
+        if (grade_id(cell) or "").startswith("test_"):
             cell["source"] = "print('tests skipped')"
-        elif _grade_id(cell) == "helpers":
+        elif grade_id(cell) == "helpers":
             cell["source"] = "def probe_row_sums_twice(x):\n    return 0"
-        elif _grade_id(cell) == "row_sums":
+        elif grade_id(cell) == "row_sums":
             cell["source"] = "def row_sums(x):\n    return x.sum(axis=0)\n"
 
 
@@ -115,7 +112,7 @@ def _delete_locked(cells: list) -> None:
 
 def _inflate_points(cells: list) -> None:
     for cell in cells:
-        if _grade_id(cell).startswith("test_"):
+        if (grade_id(cell) or "").startswith("test_"):
             cell["metadata"]["nbgrader"]["points"] = 1000
     cells.append({"cell_type": "code", "id": "bonus", "source": "x = 1", "outputs": [], "execution_count": None,
                   "metadata": {"nbgrader": {"grade": True, "grade_id": "test_bonus", "points": 1000,

@@ -13,7 +13,7 @@ from autograder import grade
 from autograder.grader import sandbox
 from autograder.grader.notebook import Unreadable, read_submission, reconstruct
 from autograder.grader.runner import encode
-from autograder.grader.spec import Raised
+from autograder.grader.spec import Case, Part, Raised, judge_part
 from autograder.grader.wire import decode_result
 
 RELEASE = json.loads((Path(__file__).parent / "fixtures/course/00_fixture/00_fixture.ipynb").read_text())
@@ -103,3 +103,13 @@ def test_a_checkout_under_tmp_stays_visible_in_the_sandbox(tmp_path):
     tmpfs = args.index("--tmpfs")
     binds = [i for i, arg in enumerate(args) if arg in ("--ro-bind", "--bind", "--dir")]
     assert args[tmpfs + 1] == "/tmp" and binds and tmpfs < min(binds), args
+
+
+def test_a_diagnose_function_that_fails_costs_the_hint_not_the_feedback():
+    def diagnose(case, actual):
+        return float(actual[1])            # raises on the odd value below, as a real check might
+
+    part = Part("test_loss", [Case("loss", expected=(1.0, 2.0), label="N=2")], diagnose)
+    assert judge_part(part, [(1.0, "oops")]) == "loss(...)[1] returned str, expected a number [N=2]"
+    part = Part("test_loss", [Case("loss", expected=(1.0, 2.0))], lambda case, actual: "swapped outputs")
+    assert judge_part(part, [(2.0, 1.0)]).endswith(". Likely bug: swapped outputs")
