@@ -23,6 +23,8 @@ from typing import Callable
 import ipywidgets as widgets
 import numpy as np
 
+from convlab.widgets._student import call_student
+
 __all__ = ["dilated_output_size", "window_cells", "dot_product_terms", "format_dot_product", "dilate_kernel",
            "output_grid", "conv_frame", "render_frame", "demo_input", "demo_kernel", "ConvSlider", "conv_slider"]
 
@@ -86,12 +88,10 @@ def output_grid(x: np.ndarray, w: np.ndarray, stride: int, pad: int, dilation: i
         return own, "Output: the widget's own dot products.", False
     name = getattr(conv_fn, "__name__", "your function")
     fallback = "so the output shows the widget's own dot products."
-    try:
-        y = conv_fn(x[None, None], dilate_kernel(w, dilation)[None, None], np.zeros(1), stride=stride, pad=pad)
-    except NotImplementedError:
-        return own, f"{name} is not implemented yet, {fallback}", False
-    except Exception as exc:  # noqa: BLE001 - the student's bug is reported, the widget keeps working
-        return own, f"{name} raised {type(exc).__name__}: {exc}, {fallback}", False
+    y, problem = call_student(conv_fn, x[None, None], dilate_kernel(w, dilation)[None, None], np.zeros(1),
+                              stride=stride, pad=pad)
+    if problem is not None:
+        return own, f"{problem}, {fallback}", False
     expected_shape = (1, 1) + out_shape
     if np.shape(y) != expected_shape:
         return own, f"{name} returned shape {np.shape(y)}, expected {expected_shape}, {fallback}", False

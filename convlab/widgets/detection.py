@@ -25,23 +25,12 @@ import numpy as np
 from matplotlib.image import imsave
 
 from convlab.detection import CLASS_COLOURS, paint_boxes
+from convlab.widgets._student import call_student
 
 __all__ = ["two_box_iou", "iou_readout", "nms_state", "anchor_state", "scrubber_frame", "png",
            "iou_explorer", "nms_explorer", "anchor_explorer", "video_scrubber"]
 
 KEPT, SUPPRESSED, PAIR, NEUTRAL = (0.1, 0.9, 0.2), (1.0, 0.25, 0.2), (1.0, 0.6, 0.0), (0.85, 0.85, 0.85)
-
-
-def _call(fn: Callable | None, *args):
-    """(result, None) from the student's fn, or (None, why it could not be used)."""
-    if fn is None:
-        return None, "no function given"
-    try:
-        return fn(*args), None
-    except NotImplementedError:
-        return None, f"your {fn.__name__} is not implemented yet"
-    except Exception as exc:  # noqa: BLE001 - a widget reports the student's error instead of dying
-        return None, f"your {fn.__name__} raised {type(exc).__name__}: {exc}"
 
 
 def two_box_iou(box_a, box_b) -> float:
@@ -55,7 +44,7 @@ def two_box_iou(box_a, box_b) -> float:
 
 def iou_readout(box_a, box_b, iou_fn: Callable | None) -> tuple[float, str]:
     """The IoU the explorer shows, and a note saying whether the student's iou computed it."""
-    result, problem = _call(iou_fn, np.array([box_a], float), np.array([box_b], float))
+    result, problem = call_student(iou_fn, np.array([box_a], float), np.array([box_b], float))
     if problem is None and np.shape(result) == (1, 1) and np.isfinite(result).all():
         own = two_box_iou(box_a, box_b)
         agree = "" if math.isclose(float(result[0, 0]), own, abs_tol=1e-9) else \
@@ -70,12 +59,12 @@ def nms_state(boxes: np.ndarray, scores: np.ndarray, threshold: float, nms_fn: C
               iou_fn: Callable | None = None) -> dict:
     """What the NMS view draws. With the student's NMS: kept and suppressed indices. Before it works:
     the pairs whose IoU exceeds the threshold (the duplicates NMS will have to resolve)."""
-    kept, problem = _call(nms_fn, boxes, scores, threshold)
+    kept, problem = call_student(nms_fn, boxes, scores, threshold)
     if problem is None:
         kept = [int(k) for k in np.ravel(kept)]
         suppressed = [i for i in range(len(boxes)) if i not in kept]
         return dict(kept=kept, suppressed=suppressed, pairs=[], note="kept and suppressed by your non_max_suppression")
-    overlaps, iou_problem = _call(iou_fn, boxes, boxes)
+    overlaps, iou_problem = call_student(iou_fn, boxes, boxes)
     if iou_problem is not None or np.shape(overlaps) != (len(boxes), len(boxes)):
         overlaps = np.array([[two_box_iou(a, b) for b in boxes] for a in boxes])
     pairs = [(i, j) for i in range(len(boxes)) for j in range(i + 1, len(boxes)) if overlaps[i, j] > threshold]
@@ -89,12 +78,12 @@ def anchor_state(frame_shape: tuple, stride: int, scale: float, ratio: float, po
     `position` (i, j), and those with IoU >= 0.5 with a ground-truth box (the RPN's positives)."""
     H_f, W_f = frame_shape[0] // stride, frame_shape[1] // stride
     i, j = min(position[0], H_f - 1), min(position[1], W_f - 1)
-    anchors, problem = _call(generate_fn, (H_f, W_f), stride, [scale], [ratio])
+    anchors, problem = call_student(generate_fn, (H_f, W_f), stride, [scale], [ratio])
     if problem is None and np.shape(anchors) == (H_f * W_f, 4):
         selected = anchors[i * W_f + j]
         positive = np.zeros(len(anchors), bool)
         if gt_boxes is not None and len(gt_boxes):
-            overlaps, iou_problem = _call(iou_fn, anchors, np.asarray(gt_boxes, float))
+            overlaps, iou_problem = call_student(iou_fn, anchors, np.asarray(gt_boxes, float))
             if iou_problem is None and np.shape(overlaps) == (len(anchors), len(gt_boxes)):
                 positive = overlaps.max(axis=1) >= 0.5
         return dict(anchor=selected, positives=anchors[positive], note="anchors from your generate_anchors")

@@ -18,7 +18,10 @@ independent check of the formula R = 1 + (K-1) * sum(d_l) the lesson derives.
 """
 from __future__ import annotations
 
+import html
 from typing import Callable, NamedTuple
+
+from convlab.widgets._student import call_student
 
 __all__ = ["SCHEDULES", "dilation_schedule", "Pyramid", "trace_pyramid", "lags_reached",
            "receptive_field_by_traversal", "render_pyramid_svg", "receptive_field_report", "dilation_pyramid"]
@@ -111,14 +114,11 @@ def receptive_field_report(kernel_size: int, dilations: list[int], t_out: int,
     lines = []
     student, problem = None, "no receptive_field function was given"
     if receptive_field is not None:
-        try:
-            student = receptive_field(kernel_size, list(dilations))
-        except NotImplementedError:
-            problem = "your receptive_field is not implemented yet"
-        except Exception as exc:  # noqa: BLE001 - a student's bug is reported, not raised into the widget
-            problem = f"your receptive_field raised {type(exc).__name__}: {exc}"
-    if student is None:
-        lines.append(f"Receptive field R = <b>{span}</b> (the widget's own count by graph traversal; {problem}).")
+        student, error = call_student(receptive_field, kernel_size, list(dilations))
+        problem = error or problem
+    if student is None:     # the names in `problem` may hold < and > (a lambda's is "<lambda>")
+        lines.append(f"Receptive field R = <b>{span}</b> (the widget's own count by graph traversal; "
+                     f"{html.escape(problem, quote=False)}).")
     else:
         lines.append(f"Receptive field R = <b>{student}</b> (computed by your receptive_field).")
         if student != span:

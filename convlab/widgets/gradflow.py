@@ -20,6 +20,10 @@ from typing import Callable
 
 import numpy as np
 
+from convlab.widgets._grid import CELL, grid_cells
+from convlab.widgets._student import call_student, student_name
+from convlab.widgets.conv_slider import dilated_output_size
+
 GREY, BLUE, GREEN, ORANGE, LILAC = "#e5e7eb", "#bfdbfe", "#bbf7d0", "#fdba74", "#ede9fe"
 
 
@@ -38,11 +42,6 @@ class Term:
     @property
     def value(self) -> float:
         return self.dy * self.factor
-
-
-def output_size(size: int, k: int, stride: int, pad: int) -> int:
-    """H_out = (H + 2*pad - K) // stride + 1."""
-    return (size + 2 * pad - k) // stride + 1
 
 
 def dx_terms(dy: np.ndarray, w: np.ndarray, stride: int, pad: int, b: int, ci: int, r: int, c: int) -> list[Term]:
@@ -87,7 +86,6 @@ class FullConvPlan:
     kernel: np.ndarray
     covered: tuple[int, int]
     x_pad_hw: tuple[int, int]
-    pad: int
 
     @property
     def steps(self) -> int:
@@ -104,7 +102,7 @@ def full_conv_plan(dy2d: np.ndarray, w2d: np.ndarray, stride: int, pad: int, x_h
     grid[K_h - 1:K_h - 1 + rows:stride, K_w - 1:K_w - 1 + cols:stride] = dy2d
     kinds[K_h - 1:K_h - 1 + rows:stride, K_w - 1:K_w - 1 + cols:stride] = "dy"
     return FullConvPlan(grid, kinds, w2d[::-1, ::-1], (rows + K_h - 1, cols + K_w - 1),
-                        (x_hw[0] + 2 * pad, x_hw[1] + 2 * pad), pad)
+                        (x_hw[0] + 2 * pad, x_hw[1] + 2 * pad))
 
 
 def full_conv_frame(plan: FullConvPlan, step: int) -> tuple[int, int, np.ndarray, float]:
@@ -117,15 +115,12 @@ def full_conv_frame(plan: FullConvPlan, step: int) -> tuple[int, int, np.ndarray
 
 def run_backward(backward: Callable | None, dy, x, w, stride, pad) -> tuple[tuple | None, str]:
     """(dx, dw, db) from the student's backward, or (None, why not) when it is missing or broken."""
-    name = getattr(backward, "__name__", "conv2d_backward")
     if backward is None:
         return None, "no backward function given: showing the term sums only"
-    try:
-        grads = backward(dy.copy(), x.copy(), w.copy(), stride=stride, pad=pad)
-    except NotImplementedError:
-        return None, f"{name} is not implemented yet: showing the term sums only"
-    except Exception as exc:  # noqa: BLE001 - a student's crash is shown, not raised
-        return None, f"your {name} raised {type(exc).__name__}: {exc} (showing the term sums only)"
+    grads, problem = call_student(backward, dy.copy(), x.copy(), w.copy(), stride=stride, pad=pad)
+    if problem is not None:
+        return None, f"{problem} (showing the term sums only)"
+    name = student_name(backward)
     shapes = (x.shape, w.shape, (w.shape[0],))
     if not (isinstance(grads, tuple) and len(grads) == 3
             and all(np.shape(g) == s for g, s in zip(grads, shapes))):
@@ -144,9 +139,6 @@ def verdict(student: float | None, total: float, label: str, note: str) -> str:
 
 
 # ---------------------------------------------------------------------------- rendering (HTML / SVG)
-CELL = 30
-
-
 def _fmt(value: float) -> str:
     return f"{value:.3g}" if value != int(value) else str(int(value))
 
@@ -156,18 +148,10 @@ def grid_svg(values: np.ndarray, title: str, fills: dict | None = None, boxes: l
     """A titled SVG table of values; fills maps (row, col) -> colour, boxes are (row, col, rows, cols,
     colour) outlines, faint marks cells whose text is drawn in grey."""
     rows, cols = values.shape
-    parts = [f"<div><div class='gf-title'>{html.escape(title)}</div>"
-             f"<svg width='{cols * CELL + 4}' height='{rows * CELL + 4}' font-family='monospace' font-size='11'>"]
-    for (r, c), value in np.ndenumerate(values):
-        fill = (fills or {}).get((r, c), "white")
-        colour = "#9ca3af" if faint is not None and faint[r, c] else "#111827"
-        parts.append(f"<rect x='{c * CELL + 2}' y='{r * CELL + 2}' width='{CELL}' height='{CELL}' "
-                     f"fill='{fill}' stroke='#9ca3af'/><text x='{c * CELL + CELL / 2 + 2}' y='{r * CELL + 21}' "
-                     f"text-anchor='middle' fill='{colour}'>{_fmt(float(value))}</text>")
-    for r, c, h, w, colour in boxes or []:
-        parts.append(f"<rect x='{c * CELL + 2}' y='{r * CELL + 2}' width='{w * CELL}' height='{h * CELL}' "
-                     f"fill='none' stroke='{colour}' stroke-width='3'/>")
-    return "".join(parts) + "</svg></div>"
+    faint_cells = None if faint is None else set(zip(*np.nonzero(faint)))
+    return (f"<div><div class='gf-title'>{html.escape(title)}</div>"
+            f"<svg width='{cols * CELL + 4}' height='{rows * CELL + 4}' font-family='monospace' font-size='11'>"
+            + grid_cells(values, _fmt, 2, fills, boxes, faint=faint_cells) + "</svg></div>")
 
 
 def _page(svgs: list[str], lines: list[str]) -> str:
@@ -223,8 +207,7 @@ def render_dw_tap(ex: dict, m: int, n: int) -> str:
 
 def render_build(ex: dict, step: int) -> str:
     """Frame for mode 'build dX': the rotated kernel at step `step`, dx_pad filled up to it."""
-    dy, x, w, stride, pad = ex["dy"], ex["x"], ex["w"], ex["stride"], ex["pad"]
-    plan = full_conv_plan(dy[0, 0], w[0, 0], stride, pad, x.shape[2:])
+    x, stride, pad, plan = ex["x"], ex["stride"], ex["pad"], ex["plan"]
     step = min(step, plan.steps - 1)
     u, v, window, value = full_conv_frame(plan, step)
     K_h, K_w = plan.kernel.shape
@@ -261,14 +244,16 @@ def render_build(ex: dict, step: int) -> str:
 
 def make_example(size: int, K_h: int, K_w: int, stride: int, pad: int, backward: Callable | None,
                  seed: int = 0) -> dict:
-    """A single-channel layer (B = C_in = C_out = 1) with small whole numbers, and the student's gradients."""
+    """A single-channel layer (B = C_in = C_out = 1) with small whole numbers, the student's gradients,
+    and the full-convolution plan of dx that 'build dX' steps through."""
     rng = np.random.default_rng(seed)
     x = rng.integers(-3, 4, (1, 1, size, size)).astype(float)
     w = rng.integers(-2, 3, (1, 1, K_h, K_w)).astype(float)
-    dy = rng.integers(-2, 3, (1, 1, output_size(size, K_h, stride, pad), output_size(size, K_w, stride, pad)))
-    dy = dy.astype(float)
+    H_out, W_out = dilated_output_size(size, K_h, stride, pad), dilated_output_size(size, K_w, stride, pad)
+    dy = rng.integers(-2, 3, (1, 1, H_out, W_out)).astype(float)
     grads, note = run_backward(backward, dy, x, w, stride, pad)
-    return {"x": x, "w": w, "dy": dy, "stride": stride, "pad": pad, "grads": grads, "note": note}
+    plan = full_conv_plan(dy[0, 0], w[0, 0], stride, pad, (size, size))
+    return {"x": x, "w": w, "dy": dy, "stride": stride, "pad": pad, "grads": grads, "note": note, "plan": plan}
 
 
 def gradflow_widget(backward: Callable | None = None):
@@ -298,9 +283,7 @@ def gradflow_widget(backward: Callable | None = None):
             state["key"], state["ex"] = key, make_example(*key, backward)
             row.max = col.max = size.value - 1
             tap_m.max, tap_n.max = k_h.value - 1, k_w.value - 1
-            plan = full_conv_plan(state["ex"]["dy"][0, 0], state["ex"]["w"][0, 0], stride.value, pad.value,
-                                  (size.value, size.value))
-            play.max = step.max = plan.steps - 1
+            play.max = step.max = state["ex"]["plan"].steps - 1
         for name, box in rows.items():
             box.layout.display = "flex" if name == mode.value else "none"
         ex = state["ex"]

@@ -24,8 +24,10 @@ from typing import Callable
 
 import numpy as np
 
+from convlab.widgets._grid import CELL, grid_cells
+from convlab.widgets._student import call_student, student_name
+
 KINDS = ("max", "avg")
-CELL = 30
 WINDOW, MAXIMUM, OUTPUT, OUTLINE, TOUCHED = "#bfdbfe", "#60a5fa", "#fdba74", "#2563eb", "#bbf7d0"
 
 
@@ -85,16 +87,12 @@ def _student_result(func: Callable | None, args: tuple, shape: tuple, pool: int,
     """func(*args, pool=, stride=)[0, 0], or None and the reason the built-in logic is used instead."""
     if func is None:
         return None, ""
-    name = getattr(func, "__name__", "your function")
-    try:
-        result = func(*(a[None, None] for a in args), pool=pool, stride=stride)
-    except NotImplementedError:
-        return None, f"your {name} is not implemented yet"
-    except Exception as exc:  # noqa: BLE001 - a student's bug becomes a note, not a broken widget
-        return None, f"your {name} raised {type(exc).__name__}: {exc}"
+    result, problem = call_student(func, *(a[None, None] for a in args), pool=pool, stride=stride)
+    if problem is not None:
+        return None, problem
     if not isinstance(result, np.ndarray) or result.shape != (1, 1, *shape):
         got = getattr(result, "shape", type(result).__name__)
-        return None, f"your {name} returned {got}, expected shape {(1, 1, *shape)}"
+        return None, f"your {student_name(func)} returned {got}, expected shape {(1, 1, *shape)}"
     return result[0, 0].astype(float), ""
 
 
@@ -110,7 +108,7 @@ def forward_frame(x: np.ndarray, pool: int, stride: int, position: int, kind: st
     y, note = _student_result(forward, (x,), (len(tops), len(lefts)), pool, stride)
     window = x[tops[i]:tops[i] + pool, lefts[j]:lefts[j] + pool]
     if y is not None:
-        source = f"your {forward.__name__}"
+        source = f"your {student_name(forward)}"
         if not np.isclose(y[i, j], window_value(window, kind)):
             note = f"your function gives {y[i, j]:.4g} here, but the window's {kind} is {window_value(window, kind):.4g}"
     else:
@@ -136,7 +134,7 @@ def backward_frame(x: np.ndarray, dy: np.ndarray, pool: int, stride: int, positi
     added, _ = _student_result(backward, (current, x), x.shape, pool, stride) if dx is not None else (None, "")
     window_of = {"rows": slice(tops[i], tops[i] + pool), "cols": slice(lefts[j], lefts[j] + pool)}
     if dx is not None and added is not None:
-        source = f"your {backward.__name__}"
+        source = f"your {student_name(backward)}"
         local = added[window_of["rows"], window_of["cols"]]
     else:
         source = "the explorer's window-by-window logic"
@@ -161,20 +159,10 @@ def grid_svg(values: np.ndarray, title: str, fills: dict | None = None,
     bold and faint are sets of (row, col) whose numbers are drawn bold or grey."""
     rows, cols = values.shape
     width = max(cols * CELL + 4, 8 * len(title) + 8)   # wide enough for the title, not just the grid
-    parts = [f"<svg width='{width}' height='{rows * CELL + 24}' font-family='monospace' font-size='11'>",
-             f"<text x='2' y='13' font-size='12' font-weight='bold'>{html.escape(title)}</text>"]
-    for (r, c), value in np.ndenumerate(values):
-        fill = (fills or {}).get((r, c), "white")
-        weight = "bold" if bold and (r, c) in bold else "normal"
-        colour = "#9ca3af" if faint and (r, c) in faint else "#111827"
-        parts.append(f"<rect x='{c * CELL + 2}' y='{r * CELL + 20}' width='{CELL}' height='{CELL}' fill='{fill}' "
-                     f"stroke='#9ca3af'/><text x='{c * CELL + CELL / 2 + 2}' y='{r * CELL + 39}' text-anchor='middle' "
-                     f"font-weight='{weight}' fill='{colour}'>{_fmt(float(value))}</text>")
-    if box:
-        top, left, size = box
-        parts.append(f"<rect x='{left * CELL + 2}' y='{top * CELL + 20}' width='{size * CELL}' height='{size * CELL}' "
-                     f"fill='none' stroke='{OUTLINE}' stroke-width='3'/>")
-    return "".join(parts) + "</svg>"
+    boxes = [(box[0], box[1], box[2], box[2], OUTLINE)] if box else []
+    return (f"<svg width='{width}' height='{rows * CELL + 24}' font-family='monospace' font-size='11'>"
+            f"<text x='2' y='13' font-size='12' font-weight='bold'>{html.escape(title)}</text>"
+            + grid_cells(values, _fmt, 20, fills, boxes, bold or set(), faint) + "</svg>")
 
 
 def _describe(frame: Frame) -> str:
