@@ -8,6 +8,7 @@ import numpy as np
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch, Rectangle
 
 from convlab.detection import CLASS_COLOURS
+from convlab.video import CLASS_NAMES
 
 __all__ = ["draw_boxes", "show_frames", "crop_and_warp", "jittered_proposals", "proposals_figure",
            "pipelines_figure", "training_figure", "regression_figure", "roi_pool_figure",
@@ -208,11 +209,13 @@ def losses_figure(losses: dict):
 
 
 def pr_figure(curves: dict):
-    """Precision-recall curves: curves[name] = (precision, recall, AP)."""
+    """Precision-recall curves: curves[name] = (precision, recall, AP); a class keeps its colour
+    from the video's boxes whichever classes are present."""
     fig, ax = plt.subplots(figsize=(5.5, 4))
-    for k, (name, (precision, recall, ap)) in enumerate(curves.items()):
+    for name, (precision, recall, ap) in curves.items():
+        colour = CLASS_COLOURS[CLASS_NAMES.index(name)] if name in CLASS_NAMES else None
         ax.step(np.concatenate([[0], recall]), np.concatenate([[1], precision]), where="post",
-                color=CLASS_COLOURS[k % len(CLASS_COLOURS)], label=f"{name}: AP = {ap:.3f}")
+                color=colour, label=f"{name}: AP = {ap:.3f}")
     ax.set_xlabel("recall")
     ax.set_ylabel("precision")
     ax.set_xlim(0, 1.02)

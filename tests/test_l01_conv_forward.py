@@ -211,7 +211,7 @@ def test_diagnose_names_each_bug(parts, bug):
 def test_diagnose_small_functions(parts):
     size, step, pad = (parts[g] for g in ("test_conv_output_size", "test_conv_single_step", "test_zero_pad"))
     case = next(c for c in size.cases if c.kwargs["stride"] > 1 and c.kwargs["pad"] > 0)
-    n, k, s, p = *case.args, case.kwargs["stride"], case.kwargs["pad"]
+    n, k, p = *case.args, case.kwargs["pad"]
     assert "stride ignored" in judge_part(Part(size.grade_id, [case], size.diagnose), [n + 2 * p - k + 1])
     assert "use floor division" in judge_part(Part(size.grade_id, [case], size.diagnose), [float(case.expected)])
     case = step.cases[1]

@@ -41,7 +41,7 @@ def forward_oracle(x, w, b, stride, pad):
 
 def backward_oracle(dy, x, w, stride, pad):
     """The gather form: for every x_pad position (u, v), sum over the outputs whose window covers it."""
-    (B, C_in, H, W), (C_out, _, K_h, K_w), (_, _, H_out, W_out) = x.shape, w.shape, dy.shape
+    (B, _, H, W), (C_out, _, K_h, K_w), (_, _, H_out, W_out) = x.shape, w.shape, dy.shape
     x_pad = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
     dx_pad = np.zeros(x_pad.shape)
     for bb, ci, u, v in np.ndindex(*x_pad.shape):

@@ -9,6 +9,7 @@ import math
 from fractions import Fraction
 from types import SimpleNamespace
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
@@ -17,6 +18,7 @@ from autograder.grader.reference import load_reference
 from autograder.grader.reference import test_points as graded_points
 from autograder.grader.spec import call_in_process, judge_part
 from convlab import detection
+from convlab.detection_figures import pr_figure
 from convlab.video import CLASS_NAMES, draw_vehicle, make_road_video
 from convlab.widgets import detection as wd
 
@@ -302,6 +304,10 @@ def test_each_average_precision_keeps_its_own_class_when_a_middle_class_has_no_g
     assert list(results) == list(CLASS_NAMES) and [num_gt for _, _, num_gt in results.values()] == [1, 0, 2]
     mean_ap, per_class = detection.mean_average_precision(results, ops)
     assert per_class == {"car": 1.0, "bike": 0.5} and mean_ap == 0.75
+    fig = pr_figure({name: (*ref.precision_recall(*results[name]), ap) for name, ap in per_class.items()})
+    colours = [line.get_color() for line in fig.axes[0].get_lines()]
+    plt.close(fig)
+    assert colours == [detection.CLASS_COLOURS[0], detection.CLASS_COLOURS[2]], "bike drawn in truck's colour"
 
 
 # ---- widgets ---------------------------------------------------------------------------------------

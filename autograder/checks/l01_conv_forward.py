@@ -11,9 +11,10 @@ import functools
 
 import numpy as np
 
-from autograder.grader.spec import Case, Part, compare
+from autograder.grader.spec import Case, Part, compare, same_dtype
 
 LESSON = "01_conv_forward"
+_KEEP_DTYPE = same_dtype("convert w and b with .astype(x.dtype)")
 
 # (B, C_in, C_out, kernel (K_h, K_w) or None for random, stride, pad, dtype); sizes are drawn around these.
 _CONV_CONFIGS = [
@@ -155,7 +156,7 @@ def _conv_case(ref, func, x, w, b, stride, pad, timeout=10.0, extra="") -> Case:
     label = (f"B={x.shape[0]}, C_in={x.shape[1]} -> C_out={w.shape[0]}, {x.shape[2]}x{x.shape[3]} input, "
              f"{w.shape[2]}x{w.shape[3]} kernel, stride {stride}, pad {pad}, {x.dtype.name}{extra}")
     return Case(func, (x, w, b), {"stride": stride, "pad": pad}, expected=expected, label=label, timeout=timeout,
-                check=_same_dtype if func == "conv2d_forward" else None,
+                check=_KEEP_DTYPE if func == "conv2d_forward" else None,
                 rtol=1e-4 if loose else 1e-5, atol=1e-4 if loose else 1e-6)
 
 
@@ -166,15 +167,6 @@ def _speed_case(ref, rng) -> Case:
     b = rng.standard_normal(16).astype(np.float32)
     return _conv_case(ref, "conv2d_forward", x, w, b, 1, 1, timeout=5.0,
                       extra=" (speed check: must be vectorized, no Python loop over pixels)")
-
-
-def _same_dtype(actual, case: Case) -> str | None:
-    if problem := compare(actual, case.expected, name="conv2d_forward(...)", rtol=case.rtol, atol=case.atol):
-        return problem
-    if actual.dtype != case.args[0].dtype:
-        return (f"conv2d_forward(...) returned {actual.dtype} for {case.args[0].dtype} input: keep the input dtype "
-                "(convert w and b with .astype(x.dtype))")
-    return None
 
 
 def _diagnose_conv(ref, case: Case, actual) -> str | None:

@@ -17,9 +17,10 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
-from autograder.grader.spec import Case, Part, compare
+from autograder.grader.spec import Case, Part, compare, same_dtype
 
 LESSON = "02_relu_pooling"
+_KEEP_DTYPE = same_dtype("np.zeros_like(x) rather than np.zeros(x.shape)")
 
 POOLINGS = [(2, 2), (3, 2), (3, 1), (2, 1), (2, 3), (1, 1)]     # (pool, stride)
 FIRST_MAX = "send it whole to the first maximum in row-major order (what np.argmax of the flattened window gives)"
@@ -65,16 +66,6 @@ def _label(shape: tuple, dtype, kind: str, pool: int | None = None, stride: int 
     if pool is not None:
         text += f", pool {pool}, stride {stride}"
     return text + {"negative": ", all negative", "ties": ", with tied maxima", "zeros": ", with exact zeros"}.get(kind, "")
-
-
-def _same_dtype(actual: Any, case: Case) -> str | None:
-    """compare(), then the dtype must be the input's: float32 stays float32."""
-    if problem := compare(actual, case.expected, f"{case.func}(...)", case.rtol, case.atol):
-        return problem
-    if actual.dtype != case.expected.dtype:
-        return (f"{case.func}(...) returned {actual.dtype} for {case.expected.dtype} inputs: keep the input's "
-                "dtype (np.zeros_like(x) rather than np.zeros(x.shape))")
-    return None
 
 
 def _first_match(actual: Any, bugs: Iterator[tuple[str, Callable[[], Any]]]) -> str | None:
@@ -248,8 +239,8 @@ def parts(ref, rng: np.random.Generator) -> list[Part]:
         x = _values(rng, shape, dtype, kind)
         dy = _values(rng, shape, dtype, "normal")
         label = _label(shape, dtype, kind)
-        relu_forward.append(Case("relu_forward", (x,), expected=ref.relu_forward(x), check=_same_dtype, label=label))
-        relu_backward.append(Case("relu_backward", (dy, x), expected=ref.relu_backward(dy, x), check=_same_dtype,
+        relu_forward.append(Case("relu_forward", (x,), expected=ref.relu_forward(x), check=_KEEP_DTYPE, label=label))
+        relu_backward.append(Case("relu_backward", (dy, x), expected=ref.relu_backward(dy, x), check=_KEEP_DTYPE,
                                   label=label))
 
     sizes = [(8, 2, 2), (7, 2, 2), (7, 3, 2), (5, 3, 1), (9, 3, 3), (10, 4, 3), (6, 1, 1), (8, 2, 3), (7, 2, 3)]
@@ -270,7 +261,7 @@ def parts(ref, rng: np.random.Generator) -> list[Part]:
                 ("max_bwd", "maxpool2d_backward", (dy, x), dx_max),
                 ("avg_fwd", "avgpool2d_forward", (x,), ref.avgpool2d_forward(x, pool, stride)),
                 ("avg_bwd", "avgpool2d_backward", (dy, x), ref.avgpool2d_backward(dy, x, pool, stride))]:
-            pooled[key].append(Case(func, args, kwargs, expected=expected, check=_same_dtype, label=label))
+            pooled[key].append(Case(func, args, kwargs, expected=expected, check=_KEEP_DTYPE, label=label))
 
     return [
         Part("test_relu_forward", relu_forward, diagnose=relu_bugs_forward),

@@ -20,9 +20,10 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
-from autograder.grader.spec import Case, Part, Raised, compare
+from autograder.grader.spec import Case, Part, Raised, compare, same_dtype
 
 LESSON = "06_detection"
+_KEEP_DTYPE = same_dtype("a float32 feature map gives float32 pooled values")
 
 
 # ---------------------------------------------------------------- inputs
@@ -361,14 +362,6 @@ def _bool_array(actual: Any, case: Case) -> str | None:
     return None
 
 
-def _same_dtype(actual: Any, case: Case) -> str | None:
-    if problem := compare(actual, case.expected, f"{case.func}(...)", case.rtol, case.atol):
-        return problem
-    if actual.dtype != case.expected.dtype:
-        return f"{case.func}(...) returned {actual.dtype} for a {case.expected.dtype} feature map: keep its dtype"
-    return None
-
-
 # ---------------------------------------------------------------- parts
 def _iou_part(ref, rng) -> Part:
     fixed_a, fixed_b = _fixed_iou_boxes()
@@ -455,7 +448,7 @@ def _roi_part(ref, rng) -> Part:
         special = np.array([[0, 0, *extent], [*(extent + 3), *(extent + 6)], [2, 2, 2, 2], [1, 1, 2, 2]], float)
         rois = np.concatenate([rois, special])           # whole map, outside it, zero size, smaller than a cell
         cases.append(Case("roi_max_pool", (fmap, rois, out, scale), expected=ref.roi_max_pool(fmap, rois, out, scale),
-                          check=_same_dtype, label=f"map {C}x{H}x{W} {np.dtype(dtype).name}, {len(rois)} regions "
+                          check=_KEEP_DTYPE, label=f"map {C}x{H}x{W} {np.dtype(dtype).name}, {len(rois)} regions "
                           f"(some outside, one of zero size), output {out}, spatial_scale {scale}"))
     return Part("test_roi_max_pool", cases, lambda case, actual: _first_match(actual, _roi_bugs(*case.args)))
 

@@ -117,6 +117,19 @@ def compare(actual: Any, expected: Any, name: str = "result", rtol: float = 1e-5
     raise TypeError(f"compare() cannot compare expected values of type {type(expected).__name__}")
 
 
+def same_dtype(how: str) -> Check:
+    """A Case.check: compare() with the expected value, then the result must keep its dtype
+    (float32 stays float32); `how` says how, e.g. "np.zeros_like(x) rather than np.zeros(x.shape)"."""
+    def check(actual: Any, case: Case) -> str | None:
+        if problem := compare(actual, case.expected, f"{case.func}(...)", case.rtol, case.atol):
+            return problem
+        if actual.dtype != case.expected.dtype:
+            return (f"{case.func}(...) returned {actual.dtype} for {case.expected.dtype} input: keep the input's "
+                    f"dtype ({how})")
+        return None
+    return check
+
+
 def _compare_array(actual: Any, expected: np.ndarray, name: str, rtol: float, atol: float) -> str | None:
     if not isinstance(actual, np.ndarray):
         return f"{name} returned {type(actual).__name__}, expected a numpy array of shape {expected.shape}"
