@@ -13,7 +13,8 @@ re-executes itself with them fixed (and records them) unless run with --as-is:
   cost of the allocator's mood, not of the code being timed.
 
 OPENBLAS_THREAD_TIMEOUT stays at numpy's default, which is what a notebook runs with;
-docs/benchmark.md shows how OpenBLAS's spinning idle thread affects the results. Between two
+docs/benchmark.md shows how OpenBLAS's spinning idle thread affects the results (and that
+OPENBLAS_THREAD_TIMEOUT=4, idle threads sleeping at once, is far slower here). Between two
 implementations bench.common.race waits until such threads have gone idle.
 """
 from __future__ import annotations
