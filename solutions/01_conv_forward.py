@@ -53,7 +53,7 @@ import numpy as np
 import time
 
 import convlab
-from convlab.checks import expect_close, expect_equal, expect_implemented, expect_shape
+from convlab.checks import expect_close, expect_dtype, expect_equal, expect_implemented, expect_shape
 from convlab.widgets.conv_slider import conv_slider
 
 # %% [markdown]
@@ -524,9 +524,8 @@ expect_close(y, [[[[11.]], [[39.]]]], name="conv2d_forward with two channels", h
 x32 = rng.standard_normal((2, 3, 6, 6)).astype(np.float32)
 w32 = rng.standard_normal((2, 3, 3, 3)).astype(np.float32)
 y = conv2d_forward(x32, w32, np.zeros(2), stride=1, pad=1)
-if y.dtype != np.float32:
-    raise AssertionError(f"conv2d_forward returned {y.dtype} for float32 input: keep x's dtype "
-                         "(convert w and b with .astype(x.dtype), avoid np.zeros' float64 default)")
+expect_dtype(y, np.float32, "conv2d_forward of float32 input",
+             hint="keep x's dtype (convert w and b with .astype(x.dtype), avoid np.zeros' float64 default)")
 print("conv2d_forward: all visible tests passed")
 
 # %% [markdown]

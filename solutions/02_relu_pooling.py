@@ -271,7 +271,9 @@ print("maxpool2d_forward_naive: all checks passed")
 # $$ y = \max_{m, n}\ x[:, :, \mathtt{rows}_m, \mathtt{cols}_n], $$
 #
 # an elementwise maximum of `pool`² arrays of shape `(B, C, H_out, W_out)`: a loop of `pool`² (4 or 9)
-# whole-array steps instead of hundreds of small ones. (`np.maximum(a, b, out=a)` updates `a` in place.)
+# whole-array steps instead of hundreds of small ones. (`np.maximum(a, b, out=a)` updates `a` in place,
+# so `a` must be an array of your own: started as the view `x[:, :, rows, cols]`, it would overwrite the
+# caller's `x`. Start from a copy, `x[:, :, rows, cols].copy()`, or a new array.)
 
 # %% tags=["reference"]
 def tap_slices(m, n, stride, H_out, W_out):
@@ -313,7 +315,11 @@ x = np.array([[1, 3, 2, 0],
               [4, 2, 1, 5],
               [0, 1, 7, 6],
               [2, 8, 3, 1]], dtype=np.float32).reshape(1, 1, 4, 4)
+x_before = x.copy()
 y = expect_implemented(maxpool2d_forward, x)
+assert np.array_equal(x, x_before), (
+    "maxpool2d_forward(x) changed its input x: a strided slice x[:, :, rows, cols] is a view of x, so writing into "
+    "it (np.maximum(..., out=y)) writes into x; start y from a copy (.copy()) or a new array")
 expect_close(y, np.array([[4, 5], [8, 7]]).reshape(1, 1, 2, 2), "maxpool2d_forward(x)")
 expect_equal(y.dtype, np.dtype(np.float32), "maxpool2d_forward(float32 input).dtype")
 expect_close(maxpool2d_forward(x, pool=3, stride=1), np.array([[7, 7], [8, 8]]).reshape(1, 1, 2, 2),
@@ -520,7 +526,11 @@ x = np.array([[1, 3, 2, 0],
               [4, 2, 1, 5],
               [0, 1, 7, 6],
               [2, 8, 3, 1]], dtype=np.float32).reshape(1, 1, 4, 4)
+x_before = x.copy()
 y = expect_implemented(avgpool2d_forward, x)
+assert np.array_equal(x, x_before), (
+    "avgpool2d_forward(x) changed its input x: a strided slice x[:, :, rows, cols] is a view of x, so adding into "
+    "it (total += ...) writes into x; start the sum from a copy (.copy()) or a new array")
 expect_close(y, np.array([[2.5, 2.0], [2.75, 4.25]]).reshape(1, 1, 2, 2), "avgpool2d_forward(x)",
              hint="each output is the mean of its 2x2 block: divide the sum by pool**2 = 4")
 expect_equal(y.dtype, np.dtype(np.float32), "avgpool2d_forward(float32 input).dtype")

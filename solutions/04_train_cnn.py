@@ -445,11 +445,21 @@ rng = np.random.default_rng(7)
 x, W, b, dy = rng.normal(size=(5, 4)), rng.normal(size=(3, 4)), rng.normal(size=3), rng.normal(size=(5, 3))
 y, dx, dW, db = expect_implemented(probe_dense_layer, x, W, b, dy)
 expect_close(y, x @ W.T + b, "Dense.forward(x)", hint="y = x @ W.T + b, with W of shape (D_out, D_in)")
-gradient_check(expect_array(dx, "Dense dx"), numerical_gradient_array(lambda v: v @ W.T + b, x, dy), "Dense dx")
-gradient_check(expect_array(dW, "Dense grads['W']", hint="backward must fill self.grads['W']"),
-               numerical_gradient_array(lambda v: x @ v.T + b, W, dy), "Dense grads['W']")
-gradient_check(expect_array(db, "Dense grads['b']", hint="backward must fill self.grads['b']"),
-               numerical_gradient_array(lambda v: x @ W.T + v, b, dy), "Dense grads['b']")
+
+
+def check_dense_gradient(analytic, numeric, name):
+    """gradient_check, naming the usual bug: a gradient divided by the batch size N."""
+    assert not (np.shape(analytic) == np.shape(numeric) and np.allclose(analytic * len(x), numeric)), (
+        f"{name} is divided by the batch size N = {len(x)}: no division by N here, the loss already averages "
+        "over the batch, so dy carries the 1/N")
+    gradient_check(analytic, numeric, name)
+
+
+check_dense_gradient(expect_array(dx, "Dense dx"), numerical_gradient_array(lambda v: v @ W.T + b, x, dy), "Dense dx")
+check_dense_gradient(expect_array(dW, "Dense grads['W']", hint="backward must fill self.grads['W']"),
+                     numerical_gradient_array(lambda v: x @ v.T + b, W, dy), "Dense grads['W']")
+check_dense_gradient(expect_array(db, "Dense grads['b']", hint="backward must fill self.grads['b']"),
+                     numerical_gradient_array(lambda v: x @ W.T + v, b, dy), "Dense grads['b']")
 print("Dense: OK")
 
 # %% [markdown]
@@ -737,7 +747,9 @@ result = expect_implemented(probe_overfit, 0)
 tiny_labels = data.y_train[:OVERFIT_EXAMPLES]
 fitted = int(np.count_nonzero(result["predictions"] == tiny_labels))
 print(f"loss {result['losses'][0]:.3f} -> {result['losses'][-1]:.4f};  {fitted}/{OVERFIT_EXAMPLES} examples fitted")
-expect_array(result["losses"], "the training loss", hint="a NaN loss means an overflow: check softmax_cross_entropy")
+expect_array(result["losses"], "the training loss",
+             hint="the update goes uphill or its steps are far too large (check the sign in sgd_momentum_step, "
+                  "and that dL/dz is divided by the batch size); if softmax_cross_entropy failed its test, fix it first")
 expect_equal(fitted, OVERFIT_EXAMPLES, f"examples fitted after {OVERFIT_STEPS} steps",
              hint="the network cannot memorise 20 images: a gradient or the update is wrong, "
                   "check the tests above and the sign in sgd_momentum_step")
@@ -756,12 +768,14 @@ print("overfit a tiny batch: OK")
 
 # %%
 EPOCHS = 2 if convlab.FAST else 20
-cnn = build_cnn(np.random.default_rng(0))
-print(f"build_cnn: {count_params(cnn)} parameters")
+cnn = history = None                # set only when the run below finishes; the cells after it check this
+network = build_cnn(np.random.default_rng(0))
+print(f"build_cnn: {count_params(network)} parameters")
 monitor = TrainingMonitor(EPOCHS, steps_per_epoch=-(-len(data.x_train) // 32))
 cpu_start, wall_start = time.process_time(), time.perf_counter()
-history = train(cnn, data.x_train, data.y_train, epochs=EPOCHS, batch_size=32, lr=0.05, momentum=0.9, seed=0,
+history = train(network, data.x_train, data.y_train, epochs=EPOCHS, batch_size=32, lr=0.05, momentum=0.9, seed=0,
                 augment=random_shift, x_val=data.x_val, y_val=data.y_val, monitor=monitor)
+cnn = network
 cpu_seconds, wall_seconds = time.process_time() - cpu_start, time.perf_counter() - wall_start
 test_accuracy = np.mean(predict(cnn, data.x_test) == data.y_test)
 print(f"test accuracy {test_accuracy:.2%} after {EPOCHS} epochs: {cpu_seconds:.1f} s of CPU ({wall_seconds:.1f} s wall)")
@@ -769,7 +783,10 @@ if not convlab.FAST:
     print("target >= 97 % in < 60 s CPU:", "reached" if test_accuracy >= 0.97 and cpu_seconds < 60 else "NOT reached")
 
 # %%
-display(history_figure(history))
+if cnn is None:
+    print("no trained network yet: the training cell above stopped with an error; fix it and run that cell first")
+else:
+    display(history_figure(history))
 
 # %% [markdown]
 # ## The graded run
@@ -801,7 +818,9 @@ result = expect_implemented(probe_train, 0)
 graded_accuracy = float(np.mean(result["test_predictions"] == data.y_test))
 print(f"graded run: test accuracy {graded_accuracy:.2%} (needs {PROBE_ACCURACY:.0%}), "
       f"loss per epoch {np.round(result['losses'], 3)}, {time.process_time() - cpu_start:.1f} s CPU")
-expect_array(result["losses"], "the training loss", hint="a NaN loss means an overflow: check softmax_cross_entropy")
+expect_array(result["losses"], "the training loss",
+             hint="the update goes uphill or its steps are far too large (check the sign in sgd_momentum_step, "
+                  "and that dL/dz is divided by the batch size); if softmax_cross_entropy failed its test, fix it first")
 assert graded_accuracy >= PROBE_ACCURACY, (
     f"test accuracy {graded_accuracy:.2%} is {PROBE_ACCURACY - graded_accuracy:.2%} below the required "
     f"{PROBE_ACCURACY:.0%}: run the tests above, and the tiny-batch check")
@@ -815,7 +834,10 @@ print("graded run: OK")
 # shaped like a digit: a 3×3 patch of an 8×8 digit is a piece of a stroke.
 
 # %%
-display(filters_figure(cnn[0].params["w"]))
+if cnn is None:
+    print("no trained network yet: the training cell above stopped with an error; fix it and run that cell first")
+else:
+    display(filters_figure(cnn[0].params["w"]))
 
 # %% [markdown]
 # Each kernel, slid over an image, gives one **feature map**: where in the image its pattern
@@ -830,10 +852,13 @@ def first_layer_maps(images):
     return cnn[1].forward(cnn[0].forward(images))
 
 
-display(feature_maps_figure(data.x_test[0, 0], first_layer_maps(data.x_test[:1])[0], title=f"digit {data.y_test[0]}"))
-predicted = predict(cnn, data.x_test)
-FeatureMapExplorer(data.x_test, data.y_test, first_layer_maps,
-                   caption=lambda i: f"test image {i}: digit {data.y_test[i]}, predicted {predicted[i]}")
+if cnn is None:
+    print("no trained network yet: the training cell above stopped with an error; fix it and run that cell first")
+else:
+    display(feature_maps_figure(data.x_test[0, 0], first_layer_maps(data.x_test[:1])[0], title=f"digit {data.y_test[0]}"))
+    predicted = predict(cnn, data.x_test)
+    display(FeatureMapExplorer(data.x_test, data.y_test, first_layer_maps,
+                               caption=lambda i: f"test image {i}: digit {data.y_test[i]}, predicted {predicted[i]}"))
 
 # %% [markdown]
 # ## When is a network deep?

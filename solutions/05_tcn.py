@@ -108,13 +108,13 @@ y = expect_implemented(conv1d_causal_forward, x, w, b)
 expect_shape(y, (1, 1, 5), "y", axes=AXES, hint="a causal convolution keeps the length T")
 expect_close(y, [[[10.5, 21.5, 32.5, 43.5, 54.5]]], "y for dilation=1",
              hint="y[t] = 10*x[t] + x[t-1] + 0.5, and x[-1] = 0")
-expect_close(conv1d_causal_forward(x, w, b, dilation=2), [[[10.5, 20.5, 31.5, 42.5, 53.5]]],
-             "y for dilation=2", hint="y[t] = 10*x[t] + x[t-2] + 0.5")
+expect_close(expect_implemented(conv1d_causal_forward, x, w, b, dilation=2), [[[10.5, 20.5, 31.5, 42.5, 53.5]]],
+             "y for dilation=2", hint="y[t] = 10*x[t] + x[t-2] + 0.5: pad (K - 1) * dilation zeros on the left")
 
 # Channels: the output sums over input channels and keeps output channels apart.
 rng = np.random.default_rng(0)
 x, w, b = rng.standard_normal((2, 3, 12)), rng.standard_normal((4, 3, 3)), rng.standard_normal(4)
-y = conv1d_causal_forward(x, w, b, dilation=3)
+y = expect_implemented(conv1d_causal_forward, x, w, b, dilation=3)
 expect_shape(y, (2, 4, 12), "y", axes=AXES)
 per_channel = sum(conv1d_causal_forward(x[:, ci:ci + 1], w[:, ci:ci + 1], np.zeros(4), dilation=3) for ci in range(3))
 expect_close(y, per_channel + b[:, None], "y", axes=AXES, hint="y must be the sum over input channels ci plus b[co]")
@@ -317,6 +317,10 @@ expect_close(tcn_block_forward(x, silent, 2), x, "y with w2 = 0, b2 = 0", axes=A
 dead = dict(params, w1=np.zeros((4, 4, 3)), b1=-np.ones(4))      # ReLU(-1) = 0: the second conv sees zeros
 expect_close(tcn_block_forward(x, dead, 2), x + params["b2"][:, None], "y with a dead hidden layer", axes=AXES,
              hint="conv -> ReLU -> conv: ReLU(-1) = 0, so only b2 and the skip are left")
+# The whole block, built from your conv1d_causal_forward by hand.
+hidden = np.maximum(conv1d_causal_forward(x, params["w1"], params["b1"], 2), 0)
+expect_close(y, conv1d_causal_forward(hidden, params["w2"], params["b2"], 2) + x, "y", axes=AXES,
+             hint="y = conv(ReLU(conv(x; w1, b1, dilation)); w2, b2, dilation) + x, both convs with the dilation")
 
 # Channels change 3 -> 5: the skip path is the 1x1 conv.
 x3 = rng.standard_normal((2, 3, 16))
@@ -324,7 +328,8 @@ params35 = {"w1": rng.standard_normal((5, 3, 2)), "b1": rng.standard_normal(5),
             "w2": np.zeros((5, 5, 2)), "b2": np.zeros(5),
             "w_skip": rng.standard_normal((5, 3, 1)), "b_skip": rng.standard_normal(5)}
 skip = np.einsum("oi,bit->bot", params35["w_skip"][:, :, 0], x3) + params35["b_skip"][:, None]
-expect_close(tcn_block_forward(x3, params35, 4), skip, "y for 3 -> 5 channels with w2 = 0", axes=AXES,
+y35 = expect_implemented(tcn_block_forward, x3, params35, 4)
+expect_close(y35, skip, "y for 3 -> 5 channels with w2 = 0", axes=AXES,
              hint="when C_in != C_out the skip path is the 1x1 conv with w_skip, b_skip")
 print("tcn_block_forward passes the visible tests")
 
@@ -400,10 +405,10 @@ def train_forecaster(dilations, steps, warmup, lr=3e-3, seed=0):
 STEPS = 80 if FAST else 600
 WARMUP = 30                       # R - 1 of the dilated stack (K = 3, dilations 1, 2, 4, 8)
 STACKS = {"dilated 1, 2, 4, 8 (R = 31)": [1, 2, 4, 8], "plain 1, 1, 1, 1 (R = 9)": [1, 1, 1, 1]}
+trained = {}                      # stays empty until training succeeds; the next cell waits for it
 try:
     trained = {name: train_forecaster(dilations, STEPS, WARMUP) for name, dilations in STACKS.items()}
 except NotImplementedError:
-    trained = {}
     print("Implement conv1d_causal_forward and conv1d_causal_backward above, then run this cell again.")
 
 # %%
@@ -426,6 +431,8 @@ if trained:
     ax_loss.legend(fontsize=8)
     ax_series.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.15), ncol=3)
     plt.show()
+else:
+    print("No trained forecasters yet: run the training cell above until it finishes without an error.")
 
 # %% [markdown]
 # The plain stack sees 9 noisy samples: a sixth of the slowest sine's period, too little to tell where

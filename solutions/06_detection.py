@@ -58,7 +58,7 @@ import matplotlib.pyplot as plt
 import convlab
 from convlab import detection
 from convlab import detection_figures as figures
-from convlab.checks import expect_close, expect_equal, expect_implemented, expect_shape
+from convlab.checks import expect_close, expect_dtype, expect_equal, expect_implemented, expect_shape
 from convlab.video import make_road_video
 from convlab.widgets.detection import anchor_explorer, iou_explorer, nms_explorer, video_scrubber
 
@@ -148,7 +148,8 @@ a = np.array([[0., 0., 2., 2.]])
 b = np.array([[1., 1., 3., 3.]])
 result = expect_implemented(iou, a, b)
 expect_shape(result, (1, 1), name="iou(a, b)", axes=("boxes_a", "boxes_b"))
-hint = {0.125: "the union counts the intersection twice: subtract it from area_a + area_b"}.get(
+hint = {0.125: "the union counts the intersection twice: subtract it from area_a + area_b",
+        0.285714: "widths are computed as x2 - x1 + 1: in this course a box's width is x2 - x1 (pixel edges)"}.get(
     round(float(np.ravel(result)[0]), 6))
 expect_close(result, [[1 / 7]], name="iou of two 2x2 boxes overlapping in a unit square", hint=hint)
 
@@ -400,9 +401,7 @@ boxes = np.array([[0., 0., 10., 10.],     # 0: score 0.6, IoU 0.81 with box 1
                   [1., 0., 10., 9.]])     # 3: score 0.8, IoU 0.8 with box 1
 scores = np.array([0.6, 0.9, 0.7, 0.8])
 keep = expect_implemented(non_max_suppression, boxes, scores, 0.5)
-if not isinstance(keep, np.ndarray) or keep.dtype.kind not in "iu":
-    raise AssertionError(f"non_max_suppression should return an int numpy array of indices, got "
-                         f"{type(keep).__name__} {getattr(keep, 'dtype', '')}")
+expect_dtype(keep, "iu", "non_max_suppression(...)", hint="return the kept indices as an int array")
 hint = {(0, 1, 2, 3): "nothing was suppressed: suppress boxes whose IoU with a kept box exceeds the threshold",
         (0, 2): "visit the boxes by descending score, not in index order"}.get(tuple(keep.tolist()))
 expect_equal(tuple(keep.tolist()), (1, 2), name="kept indices", hint=hint)
@@ -419,8 +418,18 @@ expect_equal(tuple(np.asarray(non_max_suppression(halves, np.array([0.9, 0.8]), 
 expect_equal(tuple(np.asarray(non_max_suppression(halves, np.array([0.9, 0.8]), 0.49)).tolist()), (0,),
              name="kept indices for IoU > threshold")
 
+# A chain: box 2 (best) suppresses box 1 (IoU 0.6), box 1 overlaps box 0 (IoU 0.6), but boxes 2 and 0
+# have IoU 1/3. Box 1 is not kept, so it cannot suppress box 0: kept 2, then 0, best score first.
+chain = np.array([[2., 0., 6., 1.], [1., 0., 5., 1.], [0., 0., 4., 1.]])
+keep = tuple(np.asarray(non_max_suppression(chain, np.array([0.7, 0.8, 0.9]), 0.5)).tolist())
+hint = {(0, 2): "list the kept indices best score first (visit by descending score, do not sort the result)",
+        (2,): "only kept boxes suppress: a box suppressed by a better one must not suppress others"}.get(keep)
+expect_equal(keep, (2, 0), name="kept indices of a chain of overlapping boxes", hint=hint)
+
 empty = non_max_suppression(np.zeros((0, 4)), np.zeros(0), 0.5)
 expect_shape(np.asarray(empty), (0,), name="non_max_suppression of no boxes")
+expect_dtype(empty, "iu", "non_max_suppression of no boxes",
+             hint="indices must be an int array even when none are kept (np.array(keep, dtype=int))")
 print("non_max_suppression: all visible tests passed")
 
 # %% [markdown]
@@ -510,7 +519,9 @@ fmap = np.arange(16.).reshape(1, 4, 4)
 pooled = expect_implemented(roi_max_pool, fmap, np.array([[0., 0., 4., 4.]]), (2, 2), 1.0)
 expect_shape(pooled, (1, 1, 2, 2), name="roi_max_pool output", axes=("regions", "channels", "out_h", "out_w"))
 hint = {(2.5, 4.5, 10.5, 12.5): "take the max of each bin, not the mean",
-        (0.0, 2.0, 8.0, 10.0): "take the max of each bin, not its first cell"}.get(tuple(np.ravel(pooled)))
+        (0.0, 2.0, 8.0, 10.0): "take the max of each bin, not its first cell",
+        (10.0, 11.0, 14.0, 15.0): "a bin's end is exclusive, with no + 1: "
+                                  "floor(y1' + p bin_h) <= row < ceil(y1' + (p + 1) bin_h)"}.get(tuple(np.ravel(pooled)))
 expect_close(pooled, [[[[5., 7.], [13., 15.]]]], name="roi_max_pool of the whole map", hint=hint)
 
 # The same region given in image pixels with stride 2 (spatial_scale 0.5): [0, 0, 8, 8] -> [0, 0, 4, 4].
@@ -524,6 +535,14 @@ two_channels = np.stack([fmap[0], -fmap[0]])                   # the second chan
 expect_close(roi_max_pool(two_channels, np.array([[0.5, 0.5, 2.5, 3.5]]), (1, 2), 1.0),
              [[[[13., 14.]], [[-0., -1.]]]], name="roi_max_pool of a fractional region",
              hint="bins start at floor(x1' + q bin_w) and end (exclusively) at ceil(x1' + (q + 1) bin_w)")
+
+# A region [-2, -2, 8, 3] reaching past the top-left corner (values shifted by -1: no max is 0 by accident).
+# Bins are laid out on the whole region, then clipped to the map: 1x2 bins of 5 columns each, rows
+# -2..2 -> 0..2, bin (0, 0) columns -2..2 -> 0..2, bin (0, 1) columns 3..7 -> 3.
+expect_close(roi_max_pool(two_channels - 1, np.array([[-2., -2., 8., 3.]]), (1, 2), 1.0),
+             [[[[9., 10.]], [[-1., -4.]]]], name="roi_max_pool of a region starting left of and above the map",
+             hint="lay the bins out on the whole region, then clip each bin's rows and columns to 0 .. H and "
+                  "0 .. W (a negative slice start counts from the end)")
 
 # A region outside the map and a region of zero size: every bin is empty and gives 0.
 empty = roi_max_pool(fmap + 1, np.array([[10., 10., 12., 12.], [2., 2., 2., 2.]]), (2, 2), 1.0)
@@ -629,10 +648,18 @@ expect_shape(np.asarray(anchors), (36, 4), name="generate_anchors((2, 3), 4, 2 s
 grid = np.asarray(anchors).reshape(2, 3, 2, 3, 4)
 centres = (grid[..., :2] + grid[..., 2:]) / 2
 expect_close(centres[1, 2, 0, 0], [10., 6.], name="centre (x, y) of the anchors of cell (i=1, j=2)",
-             hint="cell (i, j) is centred at x = (j + 0.5) * stride, y = (i + 0.5) * stride, in row-major order")
+             hint="cell (i, j) is centred at x = (j + 0.5) * stride, y = (i + 0.5) * stride")
+expect_close(centres[0, 1, 0, 0], [6., 2.], name="centre (x, y) of the second cell in anchor order",
+             hint="wrong grid order: walk the grid row by row, cell (i, j) at position i * W_f + j "
+                  "(np.meshgrid(..., indexing='ij'))")
 sizes = grid[..., 2:] - grid[..., :2]
-expect_close(sizes[0, 0, 1, 2], [16 / np.sqrt(2), 16 * np.sqrt(2)], name="(w, h) of scale 16, ratio 2",
-             hint="within a cell, anchors go scale by scale, and within a scale ratio by ratio")
+r2 = np.sqrt(2.)
+cell_sizes = np.array([[[8 * r2, 8 / r2], [8., 8.], [8 / r2, 8 * r2]],            # scale 8: ratios 0.5, 1, 2
+                       [[16 * r2, 16 / r2], [16., 16.], [16 / r2, 16 * r2]]])     # scale 16
+same_sizes = np.allclose(np.sort(sizes[0, 0].reshape(6, 2), axis=0), np.sort(cell_sizes.reshape(6, 2), axis=0))
+expect_close(sizes[0, 0], cell_sizes, name="(w, h) of the anchors of cell (0, 0), in (scale, ratio) order",
+             hint=("right sizes, wrong order: within a cell the anchors are scale-major, (s, r) at s * R + r, "
+                   "all ratios of scales[0] first") if same_sizes else "w = scale / sqrt(ratio), h = scale * sqrt(ratio)")
 expect_close(sizes[..., 0] * sizes[..., 1], np.broadcast_to(scales[:, None] ** 2, (2, 3, 2, 3)),
              name="anchor areas", hint="area = w * h = scale ** 2")
 print("generate_anchors: all visible tests passed")
@@ -764,6 +791,7 @@ det_boxes = np.array([[1., 0., 10., 10.],     # 0: IoU 0.9 with gt 0, but scores
 det_scores = np.array([0.8, 0.9, 0.5, 0.95])
 hits = expect_implemented(match_detections, det_boxes, det_scores, gt_boxes)
 expect_shape(np.asarray(hits), (4,), name="match_detections(...)", axes=("detections",))
+expect_dtype(hits, "b", "match_detections(...)", hint="return a bool array (np.zeros(D, dtype=bool))")
 hint = {(True, True, True, False): "a ground-truth box can be claimed once: later detections of it are duplicates",
         (True, False, True, False): "visit the detections by descending score"}.get(tuple(np.asarray(hits).tolist()))
 expect_equal(tuple(np.asarray(hits).tolist()), (False, True, True, False), name="true positives", hint=hint)
@@ -772,6 +800,14 @@ expect_equal(tuple(np.asarray(match_detections(det_boxes, det_scores, gt_boxes, 
              hint="a hit needs IoU >= iou_threshold")
 expect_equal(np.asarray(match_detections(det_boxes, det_scores, np.zeros((0, 4)))).tolist(), [False] * 4,
              name="true positives without ground truth")
+
+# Detection 1's best box, gt 0 (IoU 0.82), is claimed by detection 0. It also overlaps gt 1 with IoU 0.54,
+# but VOC looks only at the best box: detection 1 is a duplicate, and gt 1 stays missed.
+hits = match_detections(np.array([[0., 0., 10., 10.], [1., 0., 11., 10.]]), np.array([0.9, 0.8]),
+                        np.array([[0., 0., 10., 10.], [4., 0., 14., 10.]]))
+expect_equal(tuple(np.asarray(hits).tolist()), (True, False), name="true positives when the best box is taken",
+             hint="a detection whose best-overlapping box is already claimed is a false positive: do not fall "
+                  "back to another box")
 print("match_detections: all visible tests passed")
 
 
@@ -824,8 +860,8 @@ def average_precision(scores, is_true_positive, num_ground_truth):
 # %% nbgrader={"grade": true, "grade_id": "test_average_precision", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 # The worked example: hit, miss, hit, hit with G = 4 -> AP = 1/4 * 1 + 1/4 * 3/4 + 1/4 * 3/4 = 5/8.
 ap = expect_implemented(average_precision, np.array([0.9, 0.8, 0.7, 0.6]), np.array([True, False, True, True]), 4)
-hint = {0.604167: "that is the area under the raw precision: use the envelope max(precision[k:])"}.get(
-    round(float(ap), 6))
+hint = {0.604167: "that is the area under the raw precision: use the envelope max(precision[k:])",
+        0.613636: "this is the 11-point AP of VOC 2007: the course uses all points (VOC 2010+)"}.get(round(float(ap), 6))
 expect_close(ap, 5 / 8, name="AP of hit, miss, hit, hit with 4 ground-truth boxes", hint=hint)
 
 # An envelope that matters: miss, hit, hit, G = 2. Precision 0, 1/2, 2/3; envelope 2/3, 2/3, 2/3.

@@ -178,6 +178,9 @@ BUGS = [   # (part, function, buggy implementation, words the feedback must cont
     ("test_relu_forward", "relu_forward", "mask", "mask x > 0"),
     ("test_pool_output_size", "pool_output_size", "ceil", "rounded up"),
     ("test_maxpool2d_forward", "maxpool2d_forward", "float64", "keep the input's dtype"),
+    ("test_maxpool2d_forward", "maxpool2d_forward", "max_on_a_view", "a view of x"),
+    ("test_avgpool2d_forward", "avgpool2d_forward", "sum_on_a_view", "a view of x"),
+    ("test_maxpool2d_backward", "maxpool2d_backward", "forward_on_a_view", "does maxpool2d_forward write into x"),
 ]
 
 
@@ -198,7 +201,35 @@ def buggy(ref, bug):
             dx[b, c, stride * i:stride * i + pool, stride * j:stride * j + pool] = dy[b, c, i, j] / pool**2
         return dx
 
+    def on_a_view(x, pool=2, stride=2, kind="max"):
+        """The tap loop with its running max/sum started as the view x[:, :, ::stride, ::stride] (cropped)."""
+        H_out, W_out = ((size - pool) // stride + 1 for size in x.shape[2:])
+
+        def tap(m, n):
+            return x[:, :, m:m + stride * (H_out - 1) + 1:stride, n:n + stride * (W_out - 1) + 1:stride]
+
+        running = tap(0, 0)
+        for m, n in list(np.ndindex(pool, pool))[1:]:
+            if kind == "max":
+                np.maximum(running, tap(m, n), out=running)
+            else:
+                running += tap(m, n)
+        return running if kind == "max" else running / pool**2
+
+    def backward_after_view_forward(dy, x, pool=2, stride=2):   # the reference's tap loop, the buggy forward
+        y = on_a_view(x, pool, stride)
+        dx, pending = np.zeros_like(x), np.ones(y.shape, dtype=bool)
+        for m, n in np.ndindex(pool, pool):
+            rows, cols = ref.tap_slices(m, n, stride, *y.shape[2:])
+            winner = pending & (x[:, :, rows, cols] == y)
+            dx[:, :, rows, cols] += dy * winner
+            pending &= ~winner
+        return dx
+
     return {
+        "max_on_a_view": on_a_view,
+        "sum_on_a_view": lambda x, pool=2, stride=2: on_a_view(x, pool, stride, kind="avg"),
+        "forward_on_a_view": backward_after_view_forward,
         "all_maxima": max_backward,
         "last_maximum": lambda dy, x, pool=2, stride=2: max_backward(dy, x, pool, stride, tie="last"),
         "stride_ignored": lambda dy, x, pool=2, stride=2: max_backward(dy, x, pool, stride, tie="first", step=1),

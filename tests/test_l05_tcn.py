@@ -165,6 +165,23 @@ def test_causality_check_rejects_lookahead_and_ignoring_the_present(ref):
     assert "shape" in case.judge(y[:, :, :-1])
 
 
+def test_block_diagnosis_names_a_convolution_without_the_dilation(ref):
+    """A block whose first, second or both convolutions run with dilation 1 gets a hint naming which."""
+    from autograder.checks.l05_tcn import block_from
+    from autograder.grader.spec import judge_part
+    part = next(p for p in check_module(LESSON).parts(ref, np.random.default_rng(0))
+                if p.grade_id == "test_tcn_block_forward")
+    case = next(c for c in part.cases if c.args[2] > 1)
+    x, params, dilation = case.args
+    single = type(part)(part.grade_id, [case], part.diagnose)
+    for used, named in [((False, True), "the first convolution did not get"),
+                        ((True, False), "the second convolution did not get"),
+                        ((False, False), "dilation ignored in both convolutions")]:
+        actual = block_from(ref.conv1d_causal_forward, x, params, dilation, dilations=used)
+        assert named in judge_part(single, [actual])
+    assert judge_part(single, [ref.tcn_block_forward(x, params, dilation)]) is None
+
+
 # ---- widget ------------------------------------------------------------------------------------------
 def test_schedules():
     assert pyramid.dilation_schedule("all 1s", 3) == [1, 1, 1]

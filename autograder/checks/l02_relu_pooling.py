@@ -8,7 +8,7 @@ exact zeros for ReLU. Upstream gradients `dy` take both signs.
 Each diagnose() recomputes typical bugs (with loops written here, or from `ref`) and names the one
 the student's output matches: ties split or sent to every maximum, overlapping windows overwriting
 instead of accumulating, stride ignored, the 1/pool**2 factor missing, the ReLU mask taken from dy
-or including x == 0, ...
+or including x == 0, a running max or sum started on a view of x (so it overwrote x), ...
 """
 from __future__ import annotations
 
@@ -116,6 +116,29 @@ def _avg_spreads(dy, x, pool, stride, accumulate=True, step=None):
     return dx
 
 
+def _started_on_a_view(x, pool, stride, kind):
+    """Vectorized pooling whose running max/sum starts as the strided view x[:, :, rows_0, cols_0] and is
+    updated in place: it writes into x, so overlapping windows read already-pooled values."""
+    x = x.copy()
+    H_out, W_out = ((size - pool) // stride + 1 for size in x.shape[2:])
+    taps = [x[:, :, m:m + stride * (H_out - 1) + 1:stride, n:n + stride * (W_out - 1) + 1:stride]
+            for m, n in np.ndindex(pool, pool)]                       # row-major order, all views of x
+    running, update = taps[0], (np.maximum if kind == "max" else np.add)
+    for tap in taps[1:]:
+        update(running, tap, out=running)
+    return running.copy() if kind == "max" else running / pool**2
+
+
+def _to_top_left(dy, x, pool, stride):
+    """What the tap-loop backward routes after a forward that started on a view of x: that forward
+    wrote each window's max into the window's top-left cell, so tap (0, 0) wins every window."""
+    dx = np.zeros(x.shape)
+    dx[:, :, :stride * (dy.shape[2] - 1) + 1:stride, :stride * (dy.shape[3] - 1) + 1:stride] = dy
+    return dx
+
+
+STARTED_ON_A_VIEW = ("the running {} started as the strided slice x[:, :, rows, cols], a view of x, so updating it "
+                     "in place wrote into x itself: start from a copy (.copy()) or a new array")
 STRIDE_IGNORED = "stride ignored: window (i, j) starts at row stride * i and column stride * j"
 STEPPED_BY_POOL = "the windows were stepped by pool instead of stride"
 
@@ -193,12 +216,14 @@ def parts(ref, rng: np.random.Generator) -> list[Part]:
                 bugs += [("the running maximum starts at 0, so windows of negative values give 0",
                           lambda: np.maximum(case.expected, 0)),
                          ("computed the mean of each window instead of its maximum",
-                          lambda: ref.avgpool2d_forward(x, pool, stride))]
+                          lambda: ref.avgpool2d_forward(x, pool, stride)),
+                         (STARTED_ON_A_VIEW.format("maximum"), lambda: _started_on_a_view(x, pool, stride, "max"))]
             else:
                 bugs += [("summed each window instead of averaging: divide by pool**2", lambda: case.expected * pool**2),
                          ("divided by pool instead of pool**2", lambda: case.expected * pool),
                          ("computed the maximum of each window instead of its mean",
-                          lambda: ref.maxpool2d_forward(x, pool, stride))]
+                          lambda: ref.maxpool2d_forward(x, pool, stride)),
+                         (STARTED_ON_A_VIEW.format("sum"), lambda: _started_on_a_view(x, pool, stride, "avg"))]
             return _first_match(actual, iter(bugs))
         return diagnose
 
@@ -216,7 +241,10 @@ def parts(ref, rng: np.random.Generator) -> list[Part]:
                 ("routed 1 instead of the upstream gradient dy[b, c, i, j]",
                  lambda: _max_routes(dy, x, pool, stride, upstream=False)),
                 ("every cell of the window received dy: only the maximum should",
-                 lambda: ref.avgpool2d_backward(dy, x, pool, stride) * pool**2)]
+                 lambda: ref.avgpool2d_backward(dy, x, pool, stride) * pool**2),
+                ("every window's gradient went to its top-left cell, as if x there held the window's maximum: "
+                 "does maxpool2d_forward write into x? (its running maximum must not be a view of x)",
+                 lambda: _to_top_left(dy, x, pool, stride))]
         bugs += _step_bugs(pool, stride, functools.partial(_max_routes, dy, x, pool, stride))
         return _first_match(actual, iter(bugs))
 

@@ -202,10 +202,12 @@ def _receptive_field_part(ref, rng) -> Part:
 
 
 # ---- residual block ----------------------------------------------------------------------------------
-def block_from(conv, x, params, dilation, final_relu=False, relu=True, skip=True):
-    """The residual block computed with `conv`, optionally with a typical bug switched on."""
-    hidden = conv(x, params["w1"], params["b1"], dilation)
-    residual = conv(np.maximum(hidden, 0) if relu else hidden, params["w2"], params["b2"], dilation)
+def block_from(conv, x, params, dilation, final_relu=False, relu=True, skip=True, dilations=(True, True)):
+    """The residual block computed with `conv`, optionally with a typical bug switched on
+    (`dilations`: whether each of the two convolutions gets the dilation, or 1)."""
+    hidden = conv(x, params["w1"], params["b1"], dilation if dilations[0] else 1)
+    residual = conv(np.maximum(hidden, 0) if relu else hidden, params["w2"], params["b2"],
+                    dilation if dilations[1] else 1)
     if skip:
         residual = residual + (conv(x, params["w_skip"], params["b_skip"], 1) if "w_skip" in params else x)
     return np.maximum(residual, 0) if final_relu else residual
@@ -234,6 +236,13 @@ def _diagnose_block(ref):
             "(params['w_skip'], params['b_skip'])": lambda: block_from(conv, x, {k: v for k, v in params.items()
                                                                         if "skip" not in k}, dilation),
         }
+        if dilation > 1:
+            candidates |= {bug: lambda used=used: block_from(conv, x, params, dilation, dilations=used)
+                           for bug, used in [
+                               ("dilation ignored in both convolutions: pass `dilation` to both (and if "
+                                "conv1d_causal_forward fails its own test, fix it first)", (False, False)),
+                               ("the first convolution did not get the dilation: pass `dilation` to both", (False, True)),
+                               ("the second convolution did not get the dilation: pass `dilation` to both", (True, False))]}
         candidates |= {f"tcn_block_forward matches a block built on a conv1d_causal_forward with this bug: {bug}; "
                        "fix conv1d_causal_forward first": lambda c=buggy: block_from(c, x, params, dilation)
                        for bug, buggy in forward_bugs(ref, K, dilation).items()}

@@ -1,0 +1,72 @@
+"""convlab.checks: the one-sentence messages the notebooks' visible tests give."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from convlab.checks import expect_close, expect_dtype, expect_implemented
+
+
+class Layer:
+    def forward(self, x):
+        raise NotImplementedError()
+
+
+def probe(x):                       # a locked wrapper around the student's class, as in lesson 04
+    return Layer().forward(x)
+
+
+def broadcast_bug(x):
+    skip = x[:, :3]
+    return x + skip                 # shapes (2, 5) and (2, 3)
+
+
+def test_a_stub_is_named_by_the_function_that_raises_not_the_wrapper():
+    with pytest.raises(AssertionError) as info:
+        expect_implemented(probe, np.zeros(2))
+    assert str(info.value).startswith("Layer.forward is not implemented yet: replace `raise NotImplementedError()`")
+    assert info.value.__cause__ is None and info.value.__suppress_context__
+
+
+def test_an_error_in_student_code_names_the_function_line_and_source():
+    with pytest.raises(AssertionError) as info:
+        expect_implemented(broadcast_bug, np.zeros((2, 5)))
+    message = str(info.value)
+    assert message.startswith("broadcast_bug raised ValueError: operands could not be broadcast together")
+    assert "(in broadcast_bug, line " in message and "`return x + skip" in message
+
+
+def test_an_error_raised_inside_numpy_points_at_the_students_line():
+    def pads_wrong(x):
+        return np.pad(x, ((1, 1),) * 3)      # x is 2-D
+
+    with pytest.raises(AssertionError) as info:
+        expect_implemented(pads_wrong, np.zeros((2, 2)))
+    assert "(in test_an_error_raised_inside_numpy_points_at_the_students_line.<locals>.pads_wrong" in str(info.value)
+    assert "`return np.pad(x, ((1, 1),) * 3)" in str(info.value)
+
+
+def test_the_students_own_assertion_and_a_correct_call_pass_through():
+    def asserts(x):
+        assert x > 0, "x must be positive"
+
+    with pytest.raises(AssertionError, match="^x must be positive"):
+        expect_implemented(asserts, -1)
+    assert expect_implemented(np.add, 1, 2) == 3
+
+
+def test_expect_close_names_the_worst_entry_and_the_hint():
+    with pytest.raises(AssertionError, match=r"y differs at index \(1,\): got 5, expected 2 \(1 of 2 entries wrong\): "
+                                             r"check the stride"):
+        expect_close(np.array([1.0, 5.0]), np.array([1.0, 2.0]), "y", hint="check the stride")
+
+
+def test_expect_dtype_by_kind_or_exact_dtype():
+    expect_dtype(np.array([1, 2]), "iu")
+    expect_dtype(np.zeros(2, np.float32), np.float32)
+    with pytest.raises(AssertionError, match=r"^keep has dtype float64, expected an integer dtype: use dtype=int$"):
+        expect_dtype(np.array([]), "iu", "keep", hint="use dtype=int")
+    with pytest.raises(AssertionError, match=r"^hits should be a numpy array, got list"):
+        expect_dtype([True], "b", "hits")
+    with pytest.raises(AssertionError, match=r"^y has dtype float64, expected float32"):
+        expect_dtype(np.zeros(2), np.float32, "y")
