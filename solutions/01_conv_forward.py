@@ -129,10 +129,12 @@ def check_output_size(args, expected, hints):
 
 check_output_size((7, 3, 2, 1), 4, {7: "did you forget the stride?", 3: "did you forget the + 1, or pad only one side?"})
 check_output_size((5, 3, 1, 1), 5, {3: "did you forget the padding?", 4: "did you forget the + 1, or pad only one side?"})
+check_output_size((6, 3, 3, 2), 3, {2: "the padded length is in_size + 2 * pad (pad zeros on each side), not in_size + 2",
+                                    4: "round down (floor), not up: a window that does not fit is not counted",
+                                    8: "did you forget the stride?"})
 check_output_size((8, 3, 2, 0), 3, {4: "round down (floor), not up: a window that does not fit is not counted"})
 check_output_size((32, 5, 1, 0), 28, {27: "did you forget the + 1? Position 0 counts too"})
 check_output_size((4, 4, 1, 0), 1, {0: "a kernel as big as the input fits exactly once: did you forget the + 1?"})
-check_output_size((6, 3, 3, 2), 3, {2: "pad on both sides: the padded length is in_size + 2 * pad", 8: "did you forget the stride?"})
 print("conv_output_size: all visible tests passed")
 
 # %% [markdown]
@@ -178,7 +180,10 @@ x_pad = zero_pad(x, 2)
 expect_shape(x_pad, (2, 3, 8, 9), name="zero_pad(x, 2)", hint=shape_hints.get(np.shape(x_pad)))
 expect_close(x_pad[:, :, 2:-2, 2:-2], x, name="the middle of zero_pad(x, 2)", hint="the input must sit unchanged in the middle")
 expect_equal(float(np.abs(x_pad).sum()), float(x.size), name="sum of zero_pad(x, 2)", hint="the border must be zeros")
-expect_shape(zero_pad(x, 0), x.shape, name="zero_pad(x, 0)")
+# pad = 0 must work too (careful: the slice pad:-pad is empty when pad is 0, since -0 is 0).
+expect_shape(expect_implemented(zero_pad, x, 0), x.shape, name="zero_pad(x, 0)")
+expect_dtype(zero_pad(x.astype(np.float32), 1), np.float32, "zero_pad of float32 input",
+             hint="keep x's dtype: np.zeros defaults to float64, pass dtype=x.dtype")
 print("zero_pad: all visible tests passed")
 
 # %% [markdown]
@@ -237,7 +242,8 @@ got = expect_implemented(conv_single_step, x_patch, w, 0.5)
 if np.ndim(got) != 0:
     raise AssertionError(f"conv_single_step returned an array of shape {np.shape(got)}: sum everything to one number")
 hints = {-3.0: "did you forget the bias?", 3.5: "you flipped the kernel: use w as it is (cross-correlation)",
-         -0.25: "sum the products, do not average them", -1.0: "add the bias once, not to every product"}
+         -0.25: "sum the products, do not average them", -1.0: "add the bias once, not to every product",
+         -1.5: "multiply entry by entry (x_patch * w), not with the matrix product @"}
 expect_close(got, -2.5, name="conv_single_step (one channel)", hint=hints.get(round(float(got), 4)))
 
 # Two channels: channel 0 gives 1+2+3+4 = 10, channel 1 gives 2*8 = 16; 10 + 16 - 1 = 25
@@ -320,15 +326,16 @@ def conv2d_forward_naive(x, w, b, stride=1, pad=0):
 
 
 # %% nbgrader={"grade": true, "grade_id": "test_conv2d_forward_naive", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
-# Shapes: x (2, 3, 7, 9), w (4, 3, 3, 2), stride 2, pad 1.
-# H_out = (7 + 2 - 3) // 2 + 1 = 4, W_out = (9 + 2 - 2) // 2 + 1 = 5, one channel per kernel: C_out = 4.
+# Shapes: x (2, 3, 7, 10), w (4, 3, 3, 2), stride 2, pad 1.
+# H_out = (7 + 2 - 3) // 2 + 1 = 4, W_out = (10 + 2 - 2) // 2 + 1 = 6, one channel per kernel: C_out = 4.
 rng = np.random.default_rng(0)
-y = expect_implemented(conv2d_forward_naive, rng.standard_normal((2, 3, 7, 9)), rng.standard_normal((4, 3, 3, 2)),
+y = expect_implemented(conv2d_forward_naive, rng.standard_normal((2, 3, 7, 10)), rng.standard_normal((4, 3, 3, 2)),
                        rng.standard_normal(4), stride=2, pad=1)
-shape_hints = {(2, 4, 7, 10): "did you forget the stride?", (2, 4, 3, 4): "did you forget the padding, or the + 1?",
-               (2, 4, 5, 6): "did you pad twice?", (2, 3, 4, 5): "the output has one channel per kernel: C_out = w.shape[0]",
-               (2, 4, 5, 4): "are height and width swapped?"}
-expect_shape(y, (2, 4, 4, 5), name="output", hint=shape_hints.get(np.shape(y)))
+shape_hints = {(2, 4, 7, 11): "did you forget the stride?", (2, 4, 3, 5): "did you forget the padding, or the + 1?",
+               (2, 4, 5, 7): "did you pad twice?", (2, 3, 4, 6): "the output has one channel per kernel: C_out = w.shape[0]",
+               (2, 4, 6, 4): "are height and width swapped?",
+               (2, 4, 4, 5): "the height goes with the kernel height K_h = w.shape[2], the width with K_w = w.shape[3]"}
+expect_shape(y, (2, 4, 4, 6), name="output", hint=shape_hints.get(np.shape(y)))
 
 # A 3x3 image, a 2x2 kernel, bias 1, computed by hand from the formula:
 # Y[0, 0, i, j] = 1*X[i, j] + 2*X[i, j+1] + 0*X[i+1, j] - 1*X[i+1, j+1] + 1
@@ -491,14 +498,15 @@ def conv2d_forward(x, w, b, stride=1, pad=0):
 
 
 # %% nbgrader={"grade": true, "grade_id": "test_conv2d_forward", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
-# Same shapes as for the naive version: x (2, 3, 7, 9), w (4, 3, 3, 2), stride 2, pad 1 -> (2, 4, 4, 5).
+# Same shapes as for the naive version: x (2, 3, 7, 10), w (4, 3, 3, 2), stride 2, pad 1 -> (2, 4, 4, 6).
 rng = np.random.default_rng(0)
-x, w, b = rng.standard_normal((2, 3, 7, 9)), rng.standard_normal((4, 3, 3, 2)), rng.standard_normal(4)
+x, w, b = rng.standard_normal((2, 3, 7, 10)), rng.standard_normal((4, 3, 3, 2)), rng.standard_normal(4)
 y = expect_implemented(conv2d_forward, x, w, b, stride=2, pad=1)
-shape_hints = {(2, 4, 7, 10): "did you forget the stride?", (2, 4, 3, 4): "did you forget the padding, or the + 1?",
-               (2, 4, 5, 6): "did you pad twice?", (2, 3, 4, 5): "the output has one channel per kernel: C_out = w.shape[0]",
-               (2, 4, 5, 4): "are height and width swapped?", (4, 2, 4, 5): "move the batch axis first: (B, C_out, H_out, W_out)"}
-expect_shape(y, (2, 4, 4, 5), name="output", hint=shape_hints.get(np.shape(y)))
+shape_hints = {(2, 4, 7, 11): "did you forget the stride?", (2, 4, 3, 5): "did you forget the padding, or the + 1?",
+               (2, 4, 5, 7): "did you pad twice?", (2, 3, 4, 6): "the output has one channel per kernel: C_out = w.shape[0]",
+               (2, 4, 6, 4): "are height and width swapped?", (4, 2, 4, 6): "move the batch axis first: (B, C_out, H_out, W_out)",
+               (2, 4, 4, 5): "the height goes with the kernel height K_h = w.shape[2], the width with K_w = w.shape[3]"}
+expect_shape(y, (2, 4, 4, 6), name="output", hint=shape_hints.get(np.shape(y)))
 
 # The hand-computed cases of the naive test (see there for the arithmetic).
 x = np.array([[[[1., 2., 3.], [4., 5., 6.], [7., 8., 9.]]]])
@@ -519,6 +527,20 @@ y = conv2d_forward(x, w, np.array([1., -1.]))
 hint = {(12.0, 38.0): "add the bias once per output value, not once per input channel",
         (11.0, -1.0): "sum over all input channels"}.get(tuple(np.ravel(y).tolist()))
 expect_close(y, [[[[11.]], [[39.]]]], name="conv2d_forward with two channels", hint=hint)
+
+# Two images, four kernels, all zero but w[1, 2, 2, 1] = 1: channel 1 copies one pixel per window,
+# y[bi, 1, i, j] = x_pad[bi, 2, 2*i + 2, 2*j + 1] + b[1], and the other channels hold just their bias.
+x = rng.standard_normal((2, 3, 7, 10))
+w = np.zeros((4, 3, 3, 2))
+w[1, 2, 2, 1] = 1.0
+b = np.array([0.5, -1.0, 2.0, 3.0])
+y = conv2d_forward(x, w, b, stride=2, pad=1)
+expected = np.broadcast_to(b[None, :, None, None], (2, 4, 4, 6)).copy()
+expected[:, 1] += np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1)))[:, 2, 2::2, 1::2]
+scrambled = np.size(y) == expected.size and np.allclose(np.sort(np.ravel(y)), np.sort(expected.ravel()))
+expect_close(y, expected, name="conv2d_forward with a one-hot kernel, 2 images, 4 output channels",
+             hint="the right numbers in the wrong places: Y_mat[co, (bi, i, j)] reshapes to (C_out, B, H_out, W_out), "
+                  "then move the batch axis first" if scrambled else None)
 
 # float32 in, float32 out (a float64 bias must not promote the result).
 x32 = rng.standard_normal((2, 3, 6, 6)).astype(np.float32)
@@ -575,6 +597,8 @@ try:
         t_fast, y_fast = best_time(lambda: conv2d_forward(x, w, b, stride=1, pad=1), repeats=20)
 except NotImplementedError:
     print("Implement conv2d_forward_naive and conv2d_forward first, then run this cell again.")
+except Exception as error:  # a bug in either function: one line, not a traceback
+    print(f"Your convolutions raised {type(error).__name__}: {error}. Make their tests pass, then run this cell again.")
 else:
     print(f"layer: B={B}, {C_in} -> {C_out} channels, {size}x{size}, 3x3 kernel, pad 1 "
           f"({mult_adds / 1e6:.1f} million multiply-adds)")

@@ -39,7 +39,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 import time
 
 import convlab
-from convlab.checks import expect_close, expect_equal, expect_implemented, expect_shape
+from convlab.checks import expect_close, expect_dtype, expect_equal, expect_implemented, expect_shape
 from convlab.gradcheck import gradient_check, numerical_gradient, numerical_gradient_array, relative_error
 
 # %% [markdown]
@@ -115,6 +115,7 @@ def conv2d_forward(x, w, b, stride=1, pad=0):
 
 
 # %% nbgrader={"grade": true, "grade_id": "test_conv2d_forward", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+forward_checked = False    # set at the end of this cell: the gradient checks below differentiate conv2d_forward
 # A hand-computed case: 2x2 sums of 0..15 with stride 2, plus the bias 1.
 x = np.arange(16, dtype=float).reshape(1, 1, 4, 4)
 y = expect_implemented(conv2d_forward, x, np.ones((1, 1, 2, 2)), np.array([1.0]), stride=2)
@@ -129,9 +130,13 @@ w[1, 0, 1, 2] = 1.0
 y = conv2d_forward(x, w, np.array([0.5, -1.0]), stride=2, pad=1)
 expect_shape(y, (2, 2, 4, 3), "conv2d_forward output", hint="H_out = (H + 2*pad - K_h) // stride + 1")
 x_pad = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1)))
-expect_close(y[:, 1], x_pad[:, 0, 1::2, 2::2][:, :4, :3] - 1.0, "output channel 1 (a one-hot kernel)",
-             hint="window (i, j) starts at x_pad[stride*i, stride*j]")
-expect_close(y[:, 0], np.full((2, 4, 3), 0.5), "output channel 0 (a zero kernel gives just the bias)")
+expected = np.stack([np.full((2, 4, 3), 0.5), x_pad[:, 0, 1::2, 2::2][:, :4, :3] - 1.0], axis=1)
+scrambled = np.allclose(np.sort(y.ravel()), np.sort(expected.ravel()))
+expect_close(y[:, 1], expected[:, 1], "output channel 1 (a one-hot kernel)",
+             hint="the right numbers in the wrong places: reshape Y_mat to (C_out, B, H_out, W_out), then move the "
+                  "batch axis first" if scrambled else "window (i, j) starts at x_pad[stride*i, stride*j]")
+expect_close(y[:, 0], expected[:, 0], "output channel 0 (a zero kernel gives just the bias)")
+forward_checked = True
 print("conv2d_forward: correct")
 
 # %% [markdown]
@@ -271,6 +276,8 @@ try:
     print("np.convolve(dy, w):   ", np.convolve(dy, w, "full"))
 except NotImplementedError:
     print("implement conv1d_backward above first")
+except Exception as error:  # a bug in conv1d_backward: one line, not a traceback
+    print(f"conv1d_backward raised {type(error).__name__}: {error}; make its test pass first")
 
 # %% [markdown]
 # ## 3. Two dimensions, channels, stride and padding: the index form
@@ -363,11 +370,9 @@ def conv2d_backward_naive(dy, x, w, stride=1, pad=0):
 # %%
 def numerical_conv_grads(dy, x, w, b, stride, pad):
     """Numerical (dx, dw, db) of L = sum(conv2d_forward(x, w, b, stride, pad) * dy), all float64."""
-    try:
-        conv2d_forward(x, w, b, stride=stride, pad=pad)
-    except NotImplementedError:
-        raise AssertionError("the gradient checks differentiate your conv2d_forward: paste it into "
-                             "section 1 and run that cell first") from None
+    if not globals().get("forward_checked"):
+        raise AssertionError("the gradient checks differentiate your conv2d_forward: paste it into section 1 "
+                             "and make its test cell pass first")
     return (numerical_gradient_array(lambda v: conv2d_forward(v, w, b, stride=stride, pad=pad), x, dy),
             numerical_gradient_array(lambda v: conv2d_forward(x, v, b, stride=stride, pad=pad), w, dy),
             numerical_gradient_array(lambda v: conv2d_forward(x, w, v, stride=stride, pad=pad), b, dy))
@@ -437,8 +442,14 @@ def rot180(w):
 w = np.arange(12.0).reshape(2, 1, 2, 3)
 rotated = expect_implemented(rot180, w)
 expect_shape(rotated, (2, 1, 2, 3), "rot180(w)", hint="rotating does not change the shape")
+hint = {(11.0, 10.0, 9.0, 8.0, 7.0, 6.0): "flip only the last two axes, w[..., ::-1, ::-1]: the channel axes stay in place",
+        (6.0, 7.0, 8.0, 9.0, 10.0, 11.0): "you reversed the first two axes (np.rot90 and w[::-1, ::-1] act on axes "
+                                          "0 and 1): reverse the last two, w[..., ::-1, ::-1]",
+        (3.0, 4.0, 5.0, 0.0, 1.0, 2.0): "you reversed only the rows: reverse the columns too",
+        (2.0, 1.0, 0.0, 5.0, 4.0, 3.0): "you reversed only the columns: reverse the rows too"}
 expect_close(rotated[0, 0], [[5.0, 4.0, 3.0], [2.0, 1.0, 0.0]], "rot180 of [[0, 1, 2], [3, 4, 5]]",
-             hint="reverse both the rows and the columns (not a transpose)")
+             hint=hint.get(tuple(np.ravel(rotated[0, 0]).tolist()),
+                           "reverse both the rows and the columns (not a transpose)"))
 expect_close(rotated[1, 0], [[11.0, 10.0, 9.0], [8.0, 7.0, 6.0]], "rot180(w)[1, 0]",
              hint="flip only the last two axes: the channel axes stay in place")
 expect_close(rot180(rot180(w)), w, "rot180(rot180(w))", hint="two half-turns give back w")
@@ -491,6 +502,8 @@ expect_shape(spread, (2, 3, 7, 10), "dilate(dy of shape (2, 3, 3, 4), stride=3)"
              hint="(H_out - 1) * stride + 1 rows: zeros only *between* rows")
 expect_close(spread[:, :, ::3, ::3], dy, "dilate(dy, 3)[:, :, ::3, ::3]", hint="dy's entries sit at multiples of stride")
 expect_equal(int(np.count_nonzero(spread)), dy.size, "number of nonzeros in dilate(dy, 3)")
+expect_dtype(dilate(dy.astype(np.float32), 2), np.float32, "dilate of float32 dy",
+             hint="keep dy's dtype: np.zeros defaults to float64, pass dtype=dy.dtype")
 print("dilate: correct")
 
 # %% [markdown]
@@ -540,7 +553,13 @@ rng = np.random.default_rng(5)
 for config in CHECK_CONFIGS:
     dy, x, w, b = random_conv_problem(rng, *config)
     stride, pad = config[-2:]
-    dx = expect_implemented(conv2d_dx_rotated, dy, w, x.shape, stride=stride, pad=pad)
+    try:
+        dx = expect_implemented(conv2d_dx_rotated, dy, w, x.shape, stride=stride, pad=pad)
+    except AssertionError as error:
+        if "(in conv2d_forward" not in str(error):
+            raise
+        raise AssertionError(f"{error}: its input is the padded dy (C_out channels) and its output dx (C_in channels), "
+                             "so pass the kernel rot180(w).transpose(1, 0, 2, 3) and the bias np.zeros(C_in)") from None
     expect_shape(dx, x.shape, f"dx (stride {stride}, pad {pad})",
                  hint="fill the rows no window reached with zeros, then crop pad from each side")
     gradient_check(dx, numerical_conv_grads(dy, x, w, b, stride, pad)[0], f"dx (stride {stride}, pad {pad})")
@@ -563,6 +582,8 @@ try:
               f"max |index form - rotated form| = {np.max(np.abs(index_form - rotated_form)):.1e}")
 except NotImplementedError:
     print("implement conv2d_backward_naive and conv2d_dx_rotated first")
+except Exception as error:  # a bug in either function: one line, not a traceback
+    print(f"{type(error).__name__}: {error}; make the tests of conv2d_backward_naive and conv2d_dx_rotated pass first")
 
 # %% [markdown]
 # The differences are float64 rounding, about $10^{-15}$. The same reindexing shows that `dw` is a
@@ -740,6 +761,8 @@ try:
     print(f"speed-up: {timings['naive loops'] / timings['vectorized']:.0f}x")
 except NotImplementedError:
     print("implement conv2d_backward_naive and conv2d_backward first")
+except Exception as error:  # a bug in either function: one line, not a traceback
+    print(f"{type(error).__name__}: {error}; make the tests of conv2d_backward_naive and conv2d_backward pass first")
 
 # %% [markdown]
 # ## Summary

@@ -186,12 +186,13 @@ def _buggy(case, bug):
             "bias added once per input channel": lambda: oracle_conv(x, w, x.shape[1] * b, stride, pad),
             "only the first input channel": lambda: oracle_conv(x[:, :1], w[:, :1], b, stride, pad),
             "off by one": lambda: oracle_conv(x, w, b, stride, pad)[:, :, :-1],
-            "height and width swapped": lambda: oracle_conv(x, w, b, stride, pad).transpose(0, 1, 3, 2)}[bug]()
+            "height and width swapped": lambda: oracle_conv(x, w, b, stride, pad).transpose(0, 1, 3, 2),
+            "kernel height and width swapped": lambda: oracle_conv(x, w.transpose(0, 1, 3, 2), b, stride, pad)}[bug]()
 
 
 @pytest.mark.parametrize("bug", ["stride ignored", "padding ignored", "padding applied twice", "kernel flipped",
                                  "bias missing", "bias added once per input channel", "only the first input channel",
-                                 "off by one", "height and width swapped"])
+                                 "off by one", "height and width swapped", "kernel height and width swapped"])
 def test_diagnose_names_each_bug(parts, bug):
     part = parts["test_conv2d_forward_naive"]
     for case in part.cases:
@@ -200,7 +201,9 @@ def test_diagnose_names_each_bug(parts, bug):
         applies = {"stride ignored": stride > 1, "padding ignored": pad > 0 and w.shape[2] <= x.shape[2],
                    "padding applied twice": pad > 0, "bias added once per input channel": x.shape[1] > 1,
                    "only the first input channel": x.shape[1] > 1, "off by one": case.expected.shape[2] > 1,
-                   "height and width swapped": case.expected.shape[2] != case.expected.shape[3]}.get(bug, True)
+                   "height and width swapped": case.expected.shape[2] != case.expected.shape[3],
+                   "kernel height and width swapped": w.shape[2] != w.shape[3] and w.shape[2] <= x.shape[3] + 2 * pad
+                   and w.shape[3] <= x.shape[2] + 2 * pad}.get(bug, True)
         if applies and w.shape[3] <= x.shape[3] + (0 if bug == "padding ignored" else 2 * pad):
             message = judge_part(Part(part.grade_id, [case], part.diagnose), [_buggy(case, bug)])
             assert message and bug in message, (case.label, message)
@@ -214,6 +217,10 @@ def test_diagnose_small_functions(parts):
     n, k, p = *case.args, case.kwargs["pad"]
     assert "stride ignored" in judge_part(Part(size.grade_id, [case], size.diagnose), [n + 2 * p - k + 1])
     assert "use floor division" in judge_part(Part(size.grade_id, [case], size.diagnose), [float(case.expected)])
+    # `in_size + 2` instead of `in_size + 2 * pad` first fails on a case with pad > 1, not as a rounding error
+    plus_two = [(n + 2 - k) // c.kwargs["stride"] + 1 for c in size.cases for n, k in [c.args]]
+    message = judge_part(size, plus_two)
+    assert "both sides" in message and "rounded up" not in message
     case = step.cases[1]
     x_patch, w, b = case.args
     for value, bug in [(np.sum(x_patch * w), "bias missing"), (np.sum(x_patch * w[:, ::-1, ::-1]) + b, "kernel flipped"),

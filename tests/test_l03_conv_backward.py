@@ -208,6 +208,19 @@ def test_diagnose_names_each_bug(ref, bug, phrase):
     assert phrase in checks._diagnose_backward(ref)(case, actual)
 
 
+@pytest.mark.parametrize("bug, phrase", [
+    (lambda w: w.swapaxes(-1, -2), "swapped K_h and K_w"),
+    (lambda w: np.flip(w), "all axes reversed"),
+    (lambda w: np.rot90(w, 2), "first two axes reversed"),
+    (lambda w: w[..., ::-1, :], "only the rows reversed"),
+])
+def test_rot180_diagnoses(ref, bug, phrase):
+    w = np.random.default_rng(9).standard_normal((2, 3, 2, 3))
+    case = Case("rot180", (w,), expected=np.array(ref.rot180(w)))
+    assert case.judge(bug(w)) is not None
+    assert phrase in checks._diagnose_rot180(case, bug(w))
+
+
 def test_check_gradients_messages(ref):
     case, expected = _bug_case(ref, (1, 2, 2, 5, 5, 3, 3, 2, 1))
     assert case.judge(expected) is None

@@ -46,7 +46,10 @@ def parts(ref, rng: np.random.Generator) -> list[Part]:
 
 # ---- conv_output_size ----------------------------------------------------------------------------
 def _size_cases(ref, rng) -> list[Case]:
-    fixed = [(7, 3, 2, 1), (8, 3, 2, 0), (5, 5, 1, 0), (3, 5, 1, 1), (10, 4, 3, 2)]
+    # Ordered so that the first failing case tells the bugs apart: on (9, 5, 1, 2) a missing + 1, one-sided
+    # padding (or `in_size + 2` for `in_size + 2 * pad`) and no padding give 8, 7 and 5; on (8, 3, 2, 0) the
+    # `+ 2` bug would look like rounding up, which (10, 4, 3, 2) shows first.
+    fixed = [(9, 5, 1, 2), (7, 3, 2, 1), (10, 4, 3, 2), (8, 3, 2, 0), (5, 5, 1, 0), (3, 5, 1, 1)]
     drawn = []
     while len(drawn) < 5:
         in_size, kernel, stride, pad = int(rng.integers(1, 40)), int(rng.integers(1, 8)), \
@@ -69,7 +72,8 @@ def _diagnose_size(case: Case, actual) -> str | None:
     (in_size, kernel), stride, pad = case.args, case.kwargs["stride"], case.kwargs["pad"]
     bugs = [(in_size + 2 * pad - kernel + 1, "stride ignored: divide by the stride"),
             ((in_size + 2 * pad - kernel) // stride, "the + 1 is missing: position 0 counts too"),
-            ((in_size + pad - kernel) // stride + 1, "padding counted on one side only: pad zeros go on both sides"),
+            ((in_size + pad - kernel) // stride + 1,
+             "padding counted on one side only (or in_size + 2 for in_size + 2 * pad): pad zeros go on both sides"),
             ((in_size - kernel) // stride + 1, "padding ignored"),
             (-(-(in_size + 2 * pad - kernel) // stride) + 1, "rounded up instead of down: use floor division //")]
     return next((bug for value, bug in bugs if value != case.expected and _same_number(actual, value)), None)
@@ -126,6 +130,8 @@ def _diagnose_step(case: Case, actual) -> str | None:
             (products + b * x_patch.size, "bias added to every product instead of once"),
             (float(np.mean(x_patch * w)) + b, "mean instead of sum"),
             (float(np.sum(x_patch[0] * w[0])) + b, "only the first input channel summed")]
+    if x_patch.shape[-1] == w.shape[-2]:
+        bugs.append((float(np.sum(x_patch @ w)) + b, "matrix product @ instead of the elementwise product *"))
     return next((bug for value, bug in bugs if not np.isclose(value, case.expected) and _same_number(actual, value)),
                 None)
 
@@ -176,7 +182,9 @@ def _diagnose_conv(ref, case: Case, actual) -> str | None:
     stride, pad = case.kwargs["stride"], case.kwargs["pad"]
     expected = case.expected.astype(np.float64)
     B, C_out, H_out, W_out = expected.shape
-    C_in = x.shape[1]
+    C_in, K_h, K_w = w.shape[1:]
+    kernel_axes = "kernel height and width swapped: w has shape (C_out, C_in, K_h, K_w), K_h goes with the rows"
+    swapped_fits = K_h != K_w and K_w <= x.shape[2] + 2 * pad and K_h <= x.shape[3] + 2 * pad
 
     def conv(x_=x, w_=w, b_=b, stride_=stride, pad_=pad):
         return ref.conv2d_forward(x_, w_, b_, stride=stride_, pad=pad_)
@@ -200,6 +208,8 @@ def _diagnose_conv(ref, case: Case, actual) -> str | None:
          "channels summed wrongly: every output channel uses the first kernel w[0]"),
         (lambda: conv(w_=w.transpose(1, 0, 2, 3)) if C_in == C_out else None,
          "channels summed wrongly: w indexed as w[ci, co] instead of w[co, ci]"),
+        (lambda: conv(w_=w.reshape(C_out, C_in, K_w, K_h)) if swapped_fits else None, kernel_axes),
+        (lambda: conv(w_=w.transpose(0, 1, 3, 2)) if swapped_fits else None, kernel_axes),
     ]
     for variant, bug in bugs:
         try:

@@ -259,8 +259,9 @@ def _diagnose_rot180(case: Case, actual) -> str | None:
     bugs = [("only the rows reversed: reverse the columns too", w[..., ::-1, :]),
             ("only the columns reversed: reverse the rows too", w[..., :, ::-1])]
     if w.ndim > 2:
-        bugs.insert(0, ("all axes reversed, the channel axes too: flip only the last two, w[..., ::-1, ::-1]",
-                        np.flip(w)))
+        bugs[:0] = [("all axes reversed, the channel axes too: flip only the last two, w[..., ::-1, ::-1]", np.flip(w)),
+                    ("the first two axes reversed (np.rot90 and w[::-1, ::-1] act on axes 0 and 1): reverse the "
+                     "last two, w[..., ::-1, ::-1] or np.rot90(w, 2, axes=(-2, -1))", w[::-1, ::-1])]
     return next((bug for bug, variant in bugs if _close(actual, variant) and not _close(actual, case.expected)), None)
 
 
