@@ -50,8 +50,8 @@ from convlab.gradcheck import gradient_check, numerical_gradient, numerical_grad
 # it numerically, and in section 4 you will discover that `dx` *is* a forward convolution and
 # compute it with this very function.
 #
-# $$Y[b, co, i, j] = \sum_{ci}\sum_{m=0}^{K_h-1}\sum_{n=0}^{K_w-1} W[co, ci, m, n]\;
-#   X_{pad}[b, ci, \mathrm{stride}\cdot i + m,\ \mathrm{stride}\cdot j + n] + b[co]$$
+# $$Y[bi, co, i, j] = \sum_{ci}\sum_{m=0}^{K_h-1}\sum_{n=0}^{K_w-1} W[co, ci, m, n]\;
+#   X_{pad}[bi, ci, \mathrm{stride}\cdot i + m,\ \mathrm{stride}\cdot j + n] + b[co]$$
 
 # %% nbgrader={"grade": false, "grade_id": "conv2d_forward", "locked": false, "schema_version": 3, "solution": true, "task": false}
 from numpy.lib.stride_tricks import sliding_window_view
@@ -284,8 +284,8 @@ except Exception as error:  # a bug in conv1d_backward: one line, not a tracebac
 #
 # Now the real layer. Recall the forward pass with $X_{pad}$ = `x` padded by `pad` zeros on each side:
 #
-# $$Y[b, co, i, j] = \sum_{ci}\sum_{m}\sum_{n} W[co, ci, m, n]\;
-#   X_{pad}[b, ci, \mathrm{stride}\cdot i + m,\ \mathrm{stride}\cdot j + n] + b[co].$$
+# $$Y[bi, co, i, j] = \sum_{ci}\sum_{m}\sum_{n} W[co, ci, m, n]\;
+#   X_{pad}[bi, ci, \mathrm{stride}\cdot i + m,\ \mathrm{stride}\cdot j + n] + b[co].$$
 #
 # We differentiate it once for each kind of variable, always asking "which outputs used it, and
 # multiplied by what?".
@@ -293,14 +293,14 @@ except Exception as error:  # a bug in conv1d_backward: one line, not a tracebac
 # ### 3.1 The bias: `db`
 # $b[co]$ is added, with factor 1, to every output of channel $co$, for every image and position:
 #
-# $$db[co] = \sum_{b}\sum_{i}\sum_{j} dY[b, co, i, j] \qquad\text{(in numpy: }\texttt{dy.sum(axis=(0, 2, 3))}\text{)}.$$
+# $$db[co] = \sum_{bi}\sum_{i}\sum_{j} dY[bi, co, i, j] \qquad\text{(in numpy: }\texttt{dy.sum(axis=(0, 2, 3))}\text{)}.$$
 #
 # ### 3.2 The weights: `dw`
-# $W[co, ci, m, n]$ multiplies $X_{pad}[b, ci, \mathrm{stride}\cdot i+m, \mathrm{stride}\cdot j+n]$ in
-# output $Y[b, co, i, j]$, for every image $b$ and every position $(i, j)$:
+# $W[co, ci, m, n]$ multiplies $X_{pad}[bi, ci, \mathrm{stride}\cdot i+m, \mathrm{stride}\cdot j+n]$ in
+# output $Y[bi, co, i, j]$, for every image $bi$ and every position $(i, j)$:
 #
-# $$dW[co, ci, m, n] = \sum_{b}\sum_{i}\sum_{j} dY[b, co, i, j]\;
-#   X_{pad}[b, ci, \mathrm{stride}\cdot i + m,\ \mathrm{stride}\cdot j + n].$$
+# $$dW[co, ci, m, n] = \sum_{bi}\sum_{i}\sum_{j} dY[bi, co, i, j]\;
+#   X_{pad}[bi, ci, \mathrm{stride}\cdot i + m,\ \mathrm{stride}\cdot j + n].$$
 #
 # Read it as: tap $(m, n)$ saw one pixel in every window; sum those pixels, each weighted by the
 # upstream gradient of its window. It is a **correlation of the padded input with `dy`** (no
@@ -311,18 +311,18 @@ except Exception as error:  # a bug in conv1d_backward: one line, not a tracebac
 # $m = u - \mathrm{stride}\cdot i$, $n = v - \mathrm{stride}\cdot j$, *if* that tap exists
 # ($0 \le m < K_h$, $0 \le n < K_w$), and it does so for every output channel $co$:
 #
-# $$dX_{pad}[b, ci, u, v] = \sum_{co}\ \sum_{\substack{i,\,j:\ 0 \le u - \mathrm{stride}\cdot i < K_h\\
+# $$dX_{pad}[bi, ci, u, v] = \sum_{co}\ \sum_{\substack{i,\,j:\ 0 \le u - \mathrm{stride}\cdot i < K_h\\
 #   \phantom{i,\,j:\ } 0 \le v - \mathrm{stride}\cdot j < K_w}}
-#   dY[b, co, i, j]\; W[co, ci,\ u - \mathrm{stride}\cdot i,\ v - \mathrm{stride}\cdot j].$$
+#   dY[bi, co, i, j]\; W[co, ci,\ u - \mathrm{stride}\cdot i,\ v - \mathrm{stride}\cdot j].$$
 #
 # The padding zeros are constants, not inputs, so their gradients are thrown away:
 # $dX = dX_{pad}[:, :, \mathrm{pad}:\mathrm{pad}+H,\ \mathrm{pad}:\mathrm{pad}+W]$.
 #
 # **Loops read the sum the other way round** ("scatter" instead of "gather"): visit every output
-# $(b, co, i, j)$ once and send its gradient to everything it used,
+# $(bi, co, i, j)$ once and send its gradient to everything it used,
 #
-# $$dX_{pad}[b, :, \mathrm{stride}\cdot i + m, \mathrm{stride}\cdot j + n] \mathrel{+}= dY[b, co, i, j]\, W[co, :, m, n],\qquad
-#   dW[co, :, m, n] \mathrel{+}= dY[b, co, i, j]\, X_{pad}[b, :, \mathrm{stride}\cdot i + m, \mathrm{stride}\cdot j + n]$$
+# $$dX_{pad}[bi, :, \mathrm{stride}\cdot i + m, \mathrm{stride}\cdot j + n] \mathrel{+}= dY[bi, co, i, j]\, W[co, :, m, n],\qquad
+#   dW[co, :, m, n] \mathrel{+}= dY[bi, co, i, j]\, X_{pad}[bi, :, \mathrm{stride}\cdot i + m, \mathrm{stride}\cdot j + n]$$
 #
 # for all taps $(m, n)$ at once — a slice of `dx_pad`, like the window slice of the forward pass.
 # Windows overlap, so the contributions **add up** (`+=`, never `=`).
@@ -350,14 +350,14 @@ def conv2d_backward_naive(dy, x, w, stride=1, pad=0):
     x_pad = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
     dx_pad = np.zeros_like(x_pad)
     dw = np.zeros_like(w)
-    for b in range(B):
+    for bi in range(B):
         for co in range(C_out):
             for i in range(H_out):
                 for j in range(W_out):
                     rows = slice(stride * i, stride * i + K_h)
                     cols = slice(stride * j, stride * j + K_w)
-                    dx_pad[b, :, rows, cols] += dy[b, co, i, j] * w[co]
-                    dw[co] += dy[b, co, i, j] * x_pad[b, :, rows, cols]
+                    dx_pad[bi, :, rows, cols] += dy[bi, co, i, j] * w[co]
+                    dw[co] += dy[bi, co, i, j] * x_pad[bi, :, rows, cols]
     db = dy.sum(axis=(0, 2, 3))
     return dx_pad[:, :, pad:pad + H, pad:pad + W], dw, db
     ### END SOLUTION
@@ -457,8 +457,8 @@ print("rot180: correct")
 
 # %% [markdown]
 # ### 4.2 Channels
-# With channels, 3.3 says $dX[b, ci] = \sum_{co} \mathrm{correlate}\big(dY_{full}[b, co],\ \mathrm{rot180}(W)[co, ci]\big)$.
-# Compare with the forward pass, $Y[b, co] = \sum_{ci} \mathrm{correlate}(X[b, ci],\ W[co, ci]) + b[co]$: it
+# With channels, 3.3 says $dX[bi, ci] = \sum_{co} \mathrm{correlate}\big(dY_{full}[bi, co],\ \mathrm{rot180}(W)[co, ci]\big)$.
+# Compare with the forward pass, $Y[bi, co] = \sum_{ci} \mathrm{correlate}(X[bi, ci],\ W[co, ci]) + b[co]$: it
 # is the same formula with the roles of $ci$ and $co$ exchanged. So `dx` is a `conv2d_forward` whose
 # *input* is the padded `dy` (it has C_out channels) and whose kernel has C_out input channels and
 # C_in output channels: `rot180(w).transpose(1, 0, 2, 3)`, of shape (C_in, C_out, K_h, K_w), with
@@ -593,10 +593,10 @@ except Exception as error:  # a bug in either function: one line, not a tracebac
 #
 # The rotated-kernel form is elegant, but with stride it wastes work multiplying dilation zeros.
 # Production code goes back to the im2col view of lesson 01. Lay the windows out as a matrix
-# `cols` of shape $(C_{in} K_h K_w,\ B\,H_{out} W_{out})$: row $(ci, m, n)$, column $(b, i, j)$ holds
-# $X_{pad}[b, ci, \mathrm{stride}\cdot i + m, \mathrm{stride}\cdot j + n]$. With
+# `cols` of shape $(C_{in} K_h K_w,\ B\,H_{out} W_{out})$: row $(ci, m, n)$, column $(bi, i, j)$ holds
+# $X_{pad}[bi, ci, \mathrm{stride}\cdot i + m, \mathrm{stride}\cdot j + n]$. With
 # `W_mat = w.reshape(C_out, -1)` the forward pass is one matrix product,
-# $Y_{mat} = W_{mat}\, \mathrm{cols} + b$, where $Y_{mat}[co, (b, i, j)] = Y[b, co, i, j]$.
+# $Y_{mat} = W_{mat}\, \mathrm{cols} + b$, where $Y_{mat}[co, (bi, i, j)] = Y[bi, co, i, j]$.
 #
 # **The backward pass of a matrix product.** For $Z = A\,C$, i.e. $Z[p, q] = \sum_r A[p, r]\, C[r, q]$,
 # the chain rule gives $dA[p, r] = \sum_q dZ[p, q]\, C[r, q]$ and $dC[r, q] = \sum_p A[p, r]\, dZ[p, q]$:
@@ -614,7 +614,7 @@ except Exception as error:  # a bug in either function: one line, not a tracebac
 # The gradient of a copy is a sum: every entry of $d\mathrm{cols}$ goes back to the pixel it was
 # copied from, and overlapping windows add up. Take one tap $(m, n)$: the rows $(ci, m, n)$ of
 # $d\mathrm{cols}$, reshaped to $(B, H_{out}, W_{out})$ per channel, hold the gradients of the pixels
-# $X_{pad}[b, ci,\ \mathrm{stride}\cdot i + m,\ \mathrm{stride}\cdot j + n]$ for all $b, i, j$. Those
+# $X_{pad}[bi, ci,\ \mathrm{stride}\cdot i + m,\ \mathrm{stride}\cdot j + n]$ for all $bi, i, j$. Those
 # pixels form a **strided slice** of $X_{pad}$: rows starting at $m$ in steps of `stride`, $H_{out}$ of
 # them, and columns likewise from $n$. So col2im is $K_h K_w$ slice additions `+=`, one per tap
 # (all images and channels at once), never a loop over pixels. (Why not one fancy-indexed
@@ -769,9 +769,9 @@ except Exception as error:  # a bug in either function: one line, not a tracebac
 #
 # | gradient | index form | as a convolution |
 # |---|---|---|
-# | `db[co]` | $\sum_{b,i,j} dY[b, co, i, j]$ | — |
-# | `dw[co, ci, m, n]` | $\sum_{b,i,j} dY[b,co,i,j]\,X_{pad}[b,ci,\mathrm{stride}\cdot i+m,\mathrm{stride}\cdot j+n]$ | correlation of $X_{pad}$ with the dilated $dY$ |
-# | `dx[b, ci]` | $\sum_{co,i,j} dY[b,co,i,j]\,W[co,ci,u-\mathrm{stride}\cdot i, v-\mathrm{stride}\cdot j]$, cropped | full correlation of the dilated $dY$ with $\mathrm{rot180}(W)^{T_{01}}$, filled and cropped |
+# | `db[co]` | $\sum_{bi,i,j} dY[bi, co, i, j]$ | — |
+# | `dw[co, ci, m, n]` | $\sum_{bi,i,j} dY[bi,co,i,j]\,X_{pad}[bi,ci,\mathrm{stride}\cdot i+m,\mathrm{stride}\cdot j+n]$ | correlation of $X_{pad}$ with the dilated $dY$ |
+# | `dx[bi, ci]` | $\sum_{co,i,j} dY[bi,co,i,j]\,W[co,ci,u-\mathrm{stride}\cdot i, v-\mathrm{stride}\cdot j]$, cropped | full correlation of the dilated $dY$ with $\mathrm{rot180}(W)^{T_{01}}$, filled and cropped |
 #
 # The kernel flip is not a convention to memorise: it is the reindexing that turns "which outputs
 # used this pixel" into a sliding window. In code, the fast path is two matrix products and

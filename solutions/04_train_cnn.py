@@ -89,7 +89,7 @@ plt.show()
 #
 # As a reminder, with $H_{out} = \lfloor (H + 2\,pad - K_h) / stride \rfloor + 1$:
 #
-# $$Y[b, co, i, j] = b[co] + \sum_{ci}\sum_{p=0}^{K_h-1}\sum_{q=0}^{K_w-1} x_{pad}[b, ci,\ i\cdot stride + p,\ j\cdot stride + q]\; w[co, ci, p, q]$$
+# $$Y[bi, co, i, j] = b[co] + \sum_{ci}\sum_{p=0}^{K_h-1}\sum_{q=0}^{K_w-1} x_{pad}[bi, ci,\ i\cdot stride + p,\ j\cdot stride + q]\; w[co, ci, p, q]$$
 #
 # The training loop calls these a few thousand times, so a version that loops over pixels in
 # Python will be far too slow; one matrix product per call (im2col) is what you want.
@@ -101,7 +101,7 @@ def conv2d_forward(x, w, b, stride=1, pad=0):
     ### BEGIN SOLUTION
     C_out, C_in, K_h, K_w = w.shape
     x_pad = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
-    # windows[b, ci, i, j, p, q] = x_pad[b, ci, i*stride + p, j*stride + q]: a view, no copy yet
+    # windows[bi, ci, i, j, p, q] = x_pad[bi, ci, i*stride + p, j*stride + q]: a view, no copy yet
     windows = sliding_window_view(x_pad, (K_h, K_w), axis=(2, 3))[:, :, ::stride, ::stride]
     # tensordot sums over (ci, p, q): numpy lays the windows out as rows (im2col) and does one matmul
     y = np.tensordot(windows, w, axes=([1, 4, 5], [1, 2, 3]))        # (B, H_out, W_out, C_out)

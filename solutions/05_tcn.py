@@ -46,15 +46,15 @@ AXES = ("batch", "channels", "time")   # axis names for the shape messages of (B
 #
 # Lesson 01's convolution with stride 1 (a cross-correlation, as in every deep-learning library) reads
 #
-# $$Y[b, co, i, j] = b[co] + \sum_{ci=0}^{C_{in}-1} \sum_{k_h=0}^{K_h-1} \sum_{k_w=0}^{K_w-1}
-#   w[co, ci, k_h, k_w]\; X_{pad}[b, ci, i + k_h, j + k_w].$$
+# $$Y[bi, co, i, j] = b[co] + \sum_{ci=0}^{C_{in}-1} \sum_{k_h=0}^{K_h-1} \sum_{k_w=0}^{K_w-1}
+#   w[co, ci, k_h, k_w]\; X_{pad}[bi, ci, i + k_h, j + k_w].$$
 #
 # (`b` is both the batch index and the bias vector `b[co]`, as in the code: the brackets tell them apart.)
 # A sequence is an image of height $H = 1$ with a kernel of height $K_h = 1$: the only row is $i = 0$,
 # the only kernel row is $k_h = 0$, and the sum over $k_h$ disappears. Renaming the column $j$ to the time
 # $t$ and $k_w$ to $k$, $K_w$ to $K$:
 #
-# $$y[b, co, t] = b[co] + \sum_{ci=0}^{C_{in}-1} \sum_{k=0}^{K-1} w[co, ci, k]\; x_{pad}[b, ci, t + k].$$
+# $$y[bi, co, t] = b[co] + \sum_{ci=0}^{C_{in}-1} \sum_{k=0}^{K-1} w[co, ci, k]\; x_{pad}[bi, ci, t + k].$$
 #
 # With `pad` zeros on each side the output has length $T + 2\,\text{pad} - K + 1$, exactly as in 2-D.
 
@@ -71,8 +71,8 @@ AXES = ("batch", "channels", "time")   # axis names for the shape messages of (B
 # and the kernel now spans $(K-1)\cdot\text{dilation} + 1$ steps, so the causal left padding becomes
 # $\text{pad} = (K-1)\cdot\text{dilation}$. Substituting $x_{pad}[t + k\cdot\text{dilation}] = x[t + k\cdot\text{dilation} - \text{pad}]$:
 #
-# $$\boxed{\;y[b, co, t] = b[co] + \sum_{ci=0}^{C_{in}-1} \sum_{k=0}^{K-1} w[co, ci, k]\;
-#   x[b, ci,\; t - (K-1-k)\cdot\text{dilation}]\;}\qquad x[\dots, t'] = 0 \text{ for } t' < 0.$$
+# $$\boxed{\;y[bi, co, t] = b[co] + \sum_{ci=0}^{C_{in}-1} \sum_{k=0}^{K-1} w[co, ci, k]\;
+#   x[bi, ci,\; t - (K-1-k)\cdot\text{dilation}]\;}\qquad x[\dots, t'] = 0 \text{ for } t' < 0.$$
 #
 # Tap $k = K-1$ multiplies the current input $x[t]$; tap $k = 0$ the oldest, $(K-1)\cdot\text{dilation}$ steps back.
 #
@@ -86,7 +86,7 @@ def conv1d_causal_forward(x, w, b, dilation=1):
     """Causal dilated 1-D convolution (a cross-correlation, like lesson 01), stride 1, output as long as x.
 
     x (B, C_in, T), w (C_out, C_in, K), b (C_out,), dilation an int >= 1  ->  y (B, C_out, T) with
-    y[b, co, t] = b[co] + sum_ci sum_k w[co, ci, k] * x[b, ci, t - (K-1-k)*dilation], x = 0 before t = 0.
+    y[bi, co, t] = b[co] + sum_ci sum_k w[co, ci, k] * x[bi, ci, t - (K-1-k)*dilation], x = 0 before t = 0.
     """
     ### BEGIN SOLUTION
     B, C_in, T = x.shape
@@ -147,13 +147,13 @@ print("conv1d_causal_forward is causal")
 # Given the upstream gradient `dy` $= \partial L / \partial y$ (shape `(B, C_out, T)`), the chain rule
 # through the boxed formula gives, exactly as in lesson 03:
 #
-# $$db[co] = \sum_{b}\sum_{t} dy[b, co, t], \qquad
-#   dw[co, ci, k] = \sum_{b}\sum_{t} dy[b, co, t]\; x[b, ci, t - (K-1-k)\cdot\text{dilation}].$$
+# $$db[co] = \sum_{b}\sum_{t} dy[bi, co, t], \qquad
+#   dw[co, ci, k] = \sum_{b}\sum_{t} dy[bi, co, t]\; x[bi, ci, t - (K-1-k)\cdot\text{dilation}].$$
 #
-# For `dx`, ask which outputs input $x[b, ci, s]$ feeds: $y[b, co, t]$ with $t - (K-1-k)\cdot\text{dilation} = s$,
+# For `dx`, ask which outputs input $x[bi, ci, s]$ feeds: $y[bi, co, t]$ with $t - (K-1-k)\cdot\text{dilation} = s$,
 # that is $t = s + (K-1-k)\cdot\text{dilation}$, for every `co` and `k` (while $t < T$):
 #
-# $$dx[b, ci, s] = \sum_{co=0}^{C_{out}-1} \sum_{k=0}^{K-1} w[co, ci, k]\; dy[b, co,\; s + (K-1-k)\cdot\text{dilation}],
+# $$dx[bi, ci, s] = \sum_{co=0}^{C_{out}-1} \sum_{k=0}^{K-1} w[co, ci, k]\; dy[bi, co,\; s + (K-1-k)\cdot\text{dilation}],
 #   \qquad dy[\dots, t] = 0 \text{ for } t \ge T.$$
 #
 # The forward pass looks into the past; its gradient looks into the **future**: pad `dy` with
