@@ -135,6 +135,13 @@ check_output_size((6, 3, 3, 2), 3, {2: "the padded length is in_size + 2 * pad (
 check_output_size((8, 3, 2, 0), 3, {4: "round down (floor), not up: a window that does not fit is not counted"})
 check_output_size((32, 5, 1, 0), 28, {27: "did you forget the + 1? Position 0 counts too"})
 check_output_size((4, 4, 1, 0), 1, {0: "a kernel as big as the input fits exactly once: did you forget the + 1?"})
+try:                                       # a 6-wide window in 3 + 2 * 1 = 5 padded inputs: no position at all
+    size = conv_output_size(3, 6, 1, 1)
+except ValueError:
+    pass
+else:
+    raise AssertionError(f"conv_output_size(in_size=3, kernel_size=6, stride=1, pad=1) returned {size!r}: the window "
+                         "does not fit in the 5 padded inputs, so raise ValueError (see the docstring)")
 print("conv_output_size: all visible tests passed")
 
 # %% [markdown]

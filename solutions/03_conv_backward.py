@@ -341,7 +341,7 @@ def conv2d_backward_naive(dy, x, w, stride=1, pad=0):
 
     dy: (B, C_out, H_out, W_out), x: (B, C_in, H, W), w: (C_out, C_in, K_h, K_w)
     returns (dx, dw, db): dx like x (B, C_in, H, W), dw like w (C_out, C_in, K_h, K_w),
-    db (C_out,); each with the dtype of the array it is the gradient of.
+    db (C_out,). (Graded on float64; the vectorized conv2d_backward must also keep float32.)
     """
     ### BEGIN SOLUTION
     B, C_out, H_out, W_out = dy.shape

@@ -9,7 +9,7 @@ import pytest
 
 from autograder.checks import check_module
 from autograder.grader.reference import load_reference
-from autograder.grader.spec import Part, call_in_process, judge_part
+from autograder.grader.spec import Part, Raised, call_in_process, judge_part
 from convlab.widgets import conv_slider as cs
 
 LESSON = "01_conv_forward"
@@ -209,6 +209,17 @@ def test_diagnose_names_each_bug(parts, bug):
             assert message and bug in message, (case.label, message)
             return
     pytest.fail(f"no case exercises {bug!r}")
+
+
+def test_a_window_that_does_not_fit_must_raise_value_error(ref, parts):
+    size = parts["test_conv_output_size"]
+    case = next(c for c in size.cases if c.expected is None)
+    n, k, s, p = *case.args, case.kwargs["stride"], case.kwargs["pad"]
+    with pytest.raises(ValueError):
+        ref.conv_output_size(n, k, s, p)
+    assert case.judge(Raised("ValueError", "does not fit")) is None
+    assert "raise ValueError" in judge_part(Part(size.grade_id, [case], size.diagnose), [(n + 2 * p - k) // s + 1])
+    assert "raised IndexError" in judge_part(Part(size.grade_id, [case], size.diagnose), [Raised("IndexError", "x")])
 
 
 def test_diagnose_small_functions(parts):

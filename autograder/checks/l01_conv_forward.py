@@ -11,7 +11,7 @@ import functools
 
 import numpy as np
 
-from autograder.grader.spec import Case, Part, compare, same_dtype
+from autograder.grader.spec import Case, Part, Raised, compare, same_dtype
 
 LESSON = "01_conv_forward"
 _KEEP_DTYPE = same_dtype("convert w and b with .astype(x.dtype)")
@@ -56,9 +56,19 @@ def _size_cases(ref, rng) -> list[Case]:
             int(rng.integers(1, 4)), int(rng.integers(0, 4))
         if kernel <= in_size + 2 * pad:
             drawn.append((in_size, kernel, stride, pad))
-    return [Case("conv_output_size", (n, k), {"stride": s, "pad": p}, expected=ref.conv_output_size(n, k, s, p),
+    fits = [Case("conv_output_size", (n, k), {"stride": s, "pad": p}, expected=ref.conv_output_size(n, k, s, p),
                  check=_whole_number, label=f"in_size={n}, kernel_size={k}, stride={s}, pad={p}")
             for n, k, s, p in fixed + drawn]
+    # The docstring's contract: a window that does not fit raises ValueError (expected stays None).
+    return fits + [Case("conv_output_size", (3, 6), {"stride": 1, "pad": 1}, check=_raises_value_error,
+                        label="in_size=3, kernel_size=6, stride=1, pad=1: the window does not fit")]
+
+
+def _raises_value_error(actual, case: Case) -> str | None:
+    if isinstance(actual, Raised):            # another exception: say which (the label says what was expected)
+        return None if actual.type == "ValueError" else actual.describe(case.func)
+    return (f"conv_output_size(...) returned {actual!r} for a window that does not fit in the padded input: "
+            "raise ValueError, as the docstring says")
 
 
 def _whole_number(actual, case: Case) -> str | None:
@@ -69,6 +79,8 @@ def _whole_number(actual, case: Case) -> str | None:
 
 
 def _diagnose_size(case: Case, actual) -> str | None:
+    if case.expected is None:                 # the case that must raise: its message says it all
+        return None
     (in_size, kernel), stride, pad = case.args, case.kwargs["stride"], case.kwargs["pad"]
     bugs = [(in_size + 2 * pad - kernel + 1, "stride ignored: divide by the stride"),
             ((in_size + 2 * pad - kernel) // stride, "the + 1 is missing: position 0 counts too"),

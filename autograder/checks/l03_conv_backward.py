@@ -3,7 +3,8 @@
 Randomised shapes: batch 1-3, channels 1-5 (some cases with C_in == C_out so that a transposed dW
 has the right shape), non-square inputs and kernels (K 1-4), strides 1-3, paddings 0-2, and input
 sizes where (H + 2*pad - K_h) is not a multiple of stride (the last rows of x get zero gradient).
-float64 and float32 (float32 in must give float32 out for conv2d_backward).
+float64 and float32 (float32 in must give float32 out for conv2d_backward), and conv2d_backward
+on a layer too big for Python loops over pixels (5 s limit, as lesson 01's forward).
 
 Expected values are computed by the reference in float64 and cast to the case's dtype. Tolerances:
 float64 rtol 1e-6 / atol 1e-8 (sums of at most a few hundred products of O(1) numbers round at
@@ -304,6 +305,18 @@ def _backward_cases(ref, rng, func, specs, big=False):
     return cases
 
 
+def _speed_case(ref, rng) -> Case:
+    """Lesson 01's speed check for the backward: 2 million outputs, instant when vectorized, far beyond
+    the time limit when conv2d_backward loops over every (image, channel, pixel) as the naive one does."""
+    dy, x, w = (rng.standard_normal(shape).astype(np.float32)
+                for shape in [(32, 16, 64, 64), (32, 3, 64, 64), (16, 3, 3, 3)])
+    kwargs = {"stride": 1, "pad": 1}
+    expected = _expected(lambda: ref.conv2d_backward(*_f64(dy, x, w), **kwargs), np.float32)
+    return Case("conv2d_backward", (dy, x, w), kwargs, expected=expected, check=check_gradients, timeout=5.0,
+                label="B=32, C_in=3, C_out=16, 64x64 input, K 3x3, stride 1, pad 1, float32 (speed check: must be "
+                      "vectorized, no Python loop over pixels)", **_TOL[np.float32])
+
+
 def parts(ref, rng) -> list[Part]:
     forward_cases = []
     for stride, pad, dtype in [(1, 0, np.float64), (2, 1, np.float64), (3, 2, np.float32), (1, 1, np.float64)]:
@@ -348,7 +361,7 @@ def parts(ref, rng) -> list[Part]:
         Part("test_rot180", rot_cases, diagnose=_diagnose_rot180),
         Part("test_dilate", dilate_cases, diagnose=_diagnose_dilate),
         Part("test_conv2d_dx_rotated", rotated_cases, diagnose=_diagnose_dx_rotated(ref)),
-        Part("test_conv2d_backward", _backward_cases(ref, rng, "conv2d_backward", FULL_SPECS, big=True),
-             diagnose=backward_diagnose),
+        Part("test_conv2d_backward", _backward_cases(ref, rng, "conv2d_backward", FULL_SPECS, big=True)
+             + [_speed_case(ref, rng)], diagnose=backward_diagnose),
     ]
 

@@ -186,12 +186,35 @@ def _diagnosis(part: Part, case: Case, actual: Any) -> str | None:
         return None
 
 
+class _TimeUp(BaseException):
+    """Raised into a call that ran past its Case.timeout (a BaseException: `except Exception` in the
+    called code cannot swallow it)."""
+
+
+def _time_up(signum, frame):
+    raise _TimeUp
+
+
 def call_in_process(namespace: Any, case: Case) -> Any:
     """Run one case against trusted code in this process (tests of the checks themselves), mapping an
-    exception to Raised the way the sandbox does. Never use on student code: that runs sandboxed."""
+    exception to Raised the way the sandbox does, and a call past `case.timeout` (stopped by SIGALRM,
+    in the main thread) to Raised("Timeout"). Never use on student code: that runs sandboxed."""
     import copy
+    import signal
+    import threading
     func = getattr(namespace, case.func) if not isinstance(namespace, dict) else namespace[case.func]
+    args, kwargs = copy.deepcopy(case.args), copy.deepcopy(case.kwargs)
+    timed = threading.current_thread() is threading.main_thread()
+    if timed:
+        previous = signal.signal(signal.SIGALRM, _time_up)
+        signal.setitimer(signal.ITIMER_REAL, case.timeout)
     try:
-        return func(*copy.deepcopy(case.args), **copy.deepcopy(case.kwargs))
+        return func(*args, **kwargs)
+    except _TimeUp:
+        return Raised("Timeout", f"{case.timeout:g} s")
     except Exception as exc:  # noqa: BLE001 - mirrored as data, like the sandbox does
         return Raised(type(exc).__name__, str(exc))
+    finally:
+        if timed:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous)

@@ -75,6 +75,11 @@ SAMPLES = {
                            messages={"test_conv2d_forward": "padding applied twice"}),
     "float64_output": Sample(base="solution", replace={"conv2d_forward": _FLOAT64_OUTPUT}, score=7,
                              messages={"test_conv2d_forward": "returned float64 for float32 input"}),
+    # The "vectorized" forward just calls the loops: correct, but caught by the speed check's time limit.
+    "forward_calls_naive": Sample(base="solution", score=7, replace={"conv2d_forward": (
+        "def conv2d_forward(x, w, b, stride=1, pad=0):\n"
+        "    return conv2d_forward_naive(x, w, b, stride=stride, pad=pad).astype(x.dtype)\n")},
+        messages={"test_conv2d_forward": "did not return within the time limit"}),
     "kernel_flipped_naive": Sample(base="solution", replace={"conv2d_forward_naive": _KERNEL_FLIPPED_NAIVE},
                                    score=7, messages={"test_conv2d_forward_naive": "kernel flipped"}),
     "bias_missing_single_step": Sample(

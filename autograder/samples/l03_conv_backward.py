@@ -83,6 +83,11 @@ SAMPLES = {
         messages={"test_conv2d_backward": "C_out and C_in axes swapped"}),
     "float64_gradients": Sample(base="solution", replace={"conv2d_backward": _backward(dtype="np.float64")},
                                 score=11, messages={"test_conv2d_backward": "wrong dtype"}),
+    # The "vectorized" backward just calls the loops: correct, but caught by the speed check's time limit.
+    "backward_calls_naive": Sample(base="solution", score=11, replace={"conv2d_backward": (
+        "def conv2d_backward(dy, x, w, stride=1, pad=0):\n"
+        "    return conv2d_backward_naive(dy, x, w, stride=stride, pad=pad)\n")},
+        messages={"test_conv2d_backward": "did not return within the time limit"}),
     # Lesson 01's forward not pasted: its own test and the rotated form that calls it fail.
     "forward_not_pasted": Sample(base="solution", score=11, replace={
         "conv2d_forward": "def conv2d_forward(x, w, b, stride=1, pad=0):\n    raise NotImplementedError()\n"},
