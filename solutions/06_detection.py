@@ -285,7 +285,9 @@ deltas = expect_implemented(encode_boxes, anchor, gt_box)
 expect_shape(deltas, (1, 4), name="encode_boxes(anchor, gt)", axes=("boxes", "deltas"))
 hint = {(0.5, 0.5, 1.0, 2.0): "t_w and t_h are logarithms: log(w_g / w_a)",
         (5.0, 5.0, 0.0, 0.693147): "divide the centre shift by the anchor's width and height",
-        (0.5, 0.5, 0.693147, 0.0): "t_w uses the widths and t_h the heights: are they swapped?"}.get(tuple(np.round(np.ravel(deltas), 6)))
+        (0.5, 0.5, 0.693147, 0.0): "t_w uses the widths and t_h the heights: are they swapped?",
+        (0.5, 0.0, 0.0, 0.693147): "t_x and t_y use the top-left corners: use the box centres",
+        (0.5, 1.0, 0.0, 0.693147): "t_x and t_y use the bottom-right corners: use the box centres"}.get(tuple(np.round(np.ravel(deltas), 6)))
 expect_close(deltas, [[0.5, 0.5, 0.0, np.log(2.0)]], name="encode_boxes(anchor, gt)", hint=hint)
 
 # Several pairs at once; a box encoded against itself gives zeros.
@@ -637,7 +639,10 @@ expect_close(anchors, [[0., 0., 16., 16.]], name="the anchor of cell (0, 0)",
 
 # Ratio 4 = h / w with scale 8: w = 8 / 2 = 4, h = 8 * 2 = 16, area 64 = 8^2.
 expect_close(generate_anchors((1, 1), 16, [8.], [4.]), [[6., 0., 10., 16.]], name="a tall anchor (ratio h/w = 4)",
-             hint={(0.0, 6.0, 16.0, 10.0): "width and height are swapped: ratio = h / w, so h = scale * sqrt(ratio)"}.get(
+             hint={(0.0, 6.0, 16.0, 10.0): "width and height are swapped: ratio = h / w, so h = scale * sqrt(ratio)",
+                   (7.0, -8.0, 9.0, 24.0): "the square root is missing: w = scale / sqrt(ratio) keeps the area at scale ** 2",
+                   (-8.0, 7.0, 24.0, 9.0): "width and height are swapped and the square root is missing: "
+                                           "w = scale / sqrt(ratio), h = scale * sqrt(ratio)"}.get(
                  tuple(np.ravel(generate_anchors((1, 1), 16, [8.], [4.])).tolist())))
 
 # A 2x3 grid, 2 scales, 3 ratios: 36 anchors, listed row by row over the grid, then scale, then ratio.
@@ -861,7 +866,9 @@ def average_precision(scores, is_true_positive, num_ground_truth):
 # The worked example: hit, miss, hit, hit with G = 4 -> AP = 1/4 * 1 + 1/4 * 3/4 + 1/4 * 3/4 = 5/8.
 ap = expect_implemented(average_precision, np.array([0.9, 0.8, 0.7, 0.6]), np.array([True, False, True, True]), 4)
 hint = {0.604167: "that is the area under the raw precision: use the envelope max(precision[k:])",
-        0.613636: "this is the 11-point AP of VOC 2007: the course uses all points (VOC 2010+)"}.get(round(float(ap), 6))
+        0.613636: "this is the 11-point AP of VOC 2007: the course uses all points (VOC 2010+)",
+        0.75: "the envelope runs the wrong way: envelope[k] = max(precision[k:]), the best precision at this "
+              "recall or beyond, not max(precision[:k + 1])"}.get(round(float(ap), 6))
 expect_close(ap, 5 / 8, name="AP of hit, miss, hit, hit with 4 ground-truth boxes", hint=hint)
 
 # An envelope that matters: miss, hit, hit, G = 2. Precision 0, 1/2, 2/3; envelope 2/3, 2/3, 2/3.
