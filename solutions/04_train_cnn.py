@@ -772,6 +772,7 @@ print("overfit a tiny batch: OK")
 # %%
 EPOCHS = 2 if convlab.FAST else 20
 cnn = history = None                # set only when the run below finishes; the cells after it check this
+NOT_TRAINED = "no trained network yet: the training cell above stopped with an error; fix it and run that cell first"
 try:
     network = build_cnn(np.random.default_rng(0))
     print(f"build_cnn: {count_params(network)} parameters")
@@ -792,7 +793,7 @@ if cnn is not None:
 
 # %%
 if cnn is None:
-    print("no trained network yet: the training cell above stopped with an error; fix it and run that cell first")
+    print(NOT_TRAINED)
 else:
     display(history_figure(history))
 
@@ -843,7 +844,7 @@ print("graded run: OK")
 
 # %%
 if cnn is None:
-    print("no trained network yet: the training cell above stopped with an error; fix it and run that cell first")
+    print(NOT_TRAINED)
 else:
     display(filters_figure(cnn[0].params["w"]))
 
@@ -861,7 +862,7 @@ def first_layer_maps(images):
 
 
 if cnn is None:
-    print("no trained network yet: the training cell above stopped with an error; fix it and run that cell first")
+    print(NOT_TRAINED)
 else:
     display(feature_maps_figure(data.x_test[0, 0], first_layer_maps(data.x_test[:1])[0], title=f"digit {data.y_test[0]}"))
     predicted = predict(cnn, data.x_test)
