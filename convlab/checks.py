@@ -1,8 +1,10 @@
 """Friendly assertions for the notebooks' visible tests.
 
-Each raises AssertionError with one sentence a student can act on ("output width is 5, expected 4:
-did you forget the stride?") instead of numpy's array dump. `hint` is appended when given.
-`__tracebackhide__` keeps these helpers' own frames out of the notebook's traceback.
+Each raises CheckFailed (an AssertionError) with one sentence a student can act on ("output width is
+5, expected 4: did you forget the stride?") instead of numpy's array dump. `hint` is appended when
+given. In a notebook the failure shows as that sentence alone: IPython renders an exception's
+`_render_traceback_` instead of the traceback through this package (`%tb` still shows it all).
+Values are compared by the rounding rule of convlab.tolerance, the same one the grader uses.
 """
 from __future__ import annotations
 
@@ -14,12 +16,22 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["expect_implemented", "expect_array", "expect_dtype", "expect_shape", "expect_close", "expect_equal"]
+from convlab.tolerance import describe_violation, rounding_bound
+
+__all__ = ["CheckFailed", "expect_implemented", "expect_array", "expect_dtype", "expect_shape", "expect_close", "hint_for",
+           "expect_near", "expect_equal"]
+
+
+class CheckFailed(AssertionError):
+    """A visible test's failure: shown in a notebook as its one-sentence message, without a traceback."""
+
+    def _render_traceback_(self) -> list[str]:
+        return [f"\x1b[0;31mTest failed:\x1b[0m {self}"]
 
 
 def _fail(message: str, hint: str | None) -> None:
     __tracebackhide__ = True
-    raise AssertionError(f"{message}: {hint}" if hint else message)
+    raise CheckFailed(f"{message}: {hint}" if hint else message)
 
 
 # Frames from these folders are numpy's, Python's or this package's, not the student's.
@@ -49,21 +61,28 @@ def _where(tb) -> str:
 def expect_implemented(func, *args, **kwargs) -> Any:
     """Call func(*args, **kwargs). A stub that still raises NotImplementedError, or an error raised
     inside the student's code, becomes one sentence naming the function and line instead of a
-    traceback through numpy."""
+    traceback through numpy; a call that changed one of its array arguments in place fails, naming
+    the argument (graded functions work on copies, and the hidden checks verify it too)."""
     __tracebackhide__ = True
     name = getattr(func, "__name__", repr(func))
+    before = {key: value.copy() for key, value in _array_arguments(func, args, kwargs).items()}
     try:
-        return func(*args, **kwargs)
+        result = func(*args, **kwargs)
     except NotImplementedError as error:
         student = _innermost_student_frame(error.__traceback__.tb_next)
         stub = student.tb_frame.f_code.co_qualname if student else name
-        raise AssertionError(f"{stub} is not implemented yet: replace `raise NotImplementedError()` "
-                             "with your code and run its cell again") from None
+        raise CheckFailed(f"{stub} is not implemented yet: replace `raise NotImplementedError()` "
+                          "with your code and run its cell again") from None
     except AssertionError:
         raise
     except Exception as error:  # noqa: BLE001 - any error in the student's code gets one clear sentence
         where = _where(_innermost_student_frame(error.__traceback__.tb_next))
-        raise AssertionError(f"{name} raised {type(error).__name__}: {error}{where}") from None
+        raise CheckFailed(f"{name} raised {type(error).__name__}: {error}{where}") from None
+    for key, value in _array_arguments(func, args, kwargs).items():
+        if key in before and (value.shape != before[key].shape or not np.array_equal(value, before[key], equal_nan=True)):
+            _fail(f"{name} changed its argument {key} in place: work on a copy (e.g. {key.split('[')[0]}.copy(), "
+                  "or build a new array) instead of writing into it", None)
+    return result
 
 
 def expect_array(actual: Any, name: str = "result", hint: str | None = None) -> np.ndarray:
@@ -114,24 +133,53 @@ def expect_shape(actual: Any, expected: tuple, name: str = "result", hint: str |
 
 
 def expect_close(actual: Any, expected: Any, name: str = "result", hint: str | None = None,
-                 rtol: float = 1e-5, atol: float = 1e-7, axes: tuple[str, ...] | None = None) -> None:
-    """Arrays (or numbers) must agree to rtol/atol; the message shows the worst entry (`axes` as in expect_shape)."""
+                 magnitude: Any = None, terms: int = 4, axes: tuple[str, ...] | None = None) -> None:
+    """Arrays (or numbers) must agree within the rounding error of a correct computation
+    (convlab.tolerance.rounding_bound): `magnitude` is the size of the computation behind each entry
+    (default |expected|: a few operations on exact numbers), `terms` the length of its longest sum.
+    The message names the entry farthest outside its bound (`axes` as in expect_shape)."""
     __tracebackhide__ = True
     expected = np.asarray(expected)
     if expected.ndim:
         expect_shape(actual, expected.shape, name, hint, axes)
-    actual_arr = np.asarray(actual, dtype=float)
+    if isinstance(actual, (bool, np.bool_)) or np.asarray(actual).dtype.kind not in "biuf":
+        _fail(f"{name} should be a number or an array of numbers, got {type(actual).__name__}", hint)
+    actual_arr = np.asarray(actual)
     if not np.all(np.isfinite(actual_arr)):
         _fail(f"{name} contains NaN or inf", hint)
-    if np.allclose(actual_arr, expected, rtol=rtol, atol=atol):
-        return
-    if not expected.ndim:
-        _fail(f"{name} is {float(actual_arr):.6g}, expected {float(expected):.6g}", hint)
-    err = np.abs(actual_arr - expected)
-    worst = np.unravel_index(np.argmax(err), err.shape)
-    _fail(f"{name} differs at index {tuple(int(i) for i in worst)}: got {actual_arr[worst]:.6g}, "
-          f"expected {expected[worst]:.6g} ({np.count_nonzero(err > atol + rtol * np.abs(expected))} "
-          f"of {err.size} entries wrong)", hint)
+    scale = np.abs(expected.astype(np.float64)) if magnitude is None else magnitude
+    bound = np.broadcast_to(rounding_bound(scale, terms, actual_arr.dtype, expected.dtype), expected.shape)
+    if problem := describe_violation(name, actual_arr, expected, bound):
+        _fail(problem, hint)
+
+
+def expect_near(actual: Any, expected: float, within: float, name: str = "result", hint: str | None = None) -> None:
+    """|actual - expected| <= within, for a statistic of random draws (a mean, a standard deviation),
+    where `within` is a few standard errors of the sampling, not a rounding error."""
+    __tracebackhide__ = True
+    if not np.isfinite(actual) or abs(float(actual) - expected) > within:
+        _fail(f"{name} is {float(actual):.6g}, expected {expected:.6g} within {within:.2g}", hint)
+
+
+def _array_arguments(func: Any, args: tuple, kwargs: dict) -> dict[str, np.ndarray]:
+    """{argument name: array} for the numpy arrays among a call's arguments, and inside dict, list or
+    tuple arguments one level down (names from the signature: "x", "params['w1']")."""
+    import inspect
+    try:
+        names = list(inspect.signature(func).parameters)
+    except (TypeError, ValueError):
+        names = []
+    named = {(names[i] if i < len(names) else f"argument {i + 1}"): value for i, value in enumerate(args)}
+    named.update(kwargs)
+    found = {}
+    for key, value in named.items():
+        if isinstance(value, np.ndarray):
+            found[key] = value
+        elif isinstance(value, dict):
+            found.update({f"{key}[{k!r}]": v for k, v in value.items() if isinstance(v, np.ndarray)})
+        elif isinstance(value, (list, tuple)):
+            found.update({f"{key}[{i}]": v for i, v in enumerate(value) if isinstance(v, np.ndarray)})
+    return found
 
 
 def expect_equal(actual: Any, expected: Any, name: str = "result", hint: str | None = None) -> None:
@@ -139,3 +187,17 @@ def expect_equal(actual: Any, expected: Any, name: str = "result", hint: str | N
     __tracebackhide__ = True
     if actual != expected:
         _fail(f"{name} is {actual!r}, expected {expected!r}", hint)
+
+
+def hint_for(actual: Any, candidates: dict[str, Any]) -> str | None:
+    """The hint whose candidate output `actual` equals as a whole (shape first, then every value, within
+    the rounding bound), or None: hints are chosen from the whole output, never from one entry."""
+    actual_arr = np.asarray(actual) if isinstance(actual, (np.ndarray, list, tuple, float, int)) else None
+    if actual_arr is None or actual_arr.dtype.kind not in "biuf":
+        return None
+    for hint, candidate in candidates.items():
+        candidate = np.asarray(candidate, dtype=np.float64)
+        if actual_arr.shape == candidate.shape and np.all(np.isfinite(actual_arr)) and not describe_violation(
+                "", actual_arr, candidate, rounding_bound(np.abs(candidate), 4, actual_arr.dtype)):
+            return hint
+    return None

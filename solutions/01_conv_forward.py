@@ -41,6 +41,19 @@
 # random shapes, strides, paddings and dtypes: write general code, not code that only passes the
 # examples.
 #
+# **How answers are judged, in every lesson.** Each function must leave its array arguments
+# unchanged (work on copies): a test that catches a function writing into its input names the
+# argument. Whole numbers (sizes, indices) must be exact. A floating-point result is compared with
+# the course's reference computed in float64 on the same inputs, and entry $i$ may differ by what
+# rounding can do to a correct computation:
+#
+# $$|y_i - y_i^{\mathrm{ref}}| \le \bigl(\min(n, 8\sqrt{n}) + 2\bigr)\,(u + u_{64})\, \textstyle\sum_k |t_{ik}|,$$
+#
+# where $y_i = \sum_k t_{ik}$ is a sum of $n$ terms (products such as $x \cdot w$), $u$ is the unit
+# roundoff of your inputs' dtype ($2^{-24}$ for float32, $2^{-53}$ for float64) and $u_{64}$ that of the
+# reference. Loops, `einsum`, `tensordot` and one big matrix product all pass, in any order of
+# summation, in float32 or float64. The visible tests use the same rule (`convlab.tolerance`).
+#
 # **Conventions** (the "channels first" layout of PyTorch). An input batch `x` has shape
 # `(B, C_in, H, W)`: batch, input channels, height, width. The weights `w` have shape
 # `(C_out, C_in, K_h, K_w)`: one kernel of shape `(C_in, K_h, K_w)` per output channel. The bias `b`
@@ -53,7 +66,7 @@ import numpy as np
 import time
 
 import convlab
-from convlab.checks import expect_close, expect_dtype, expect_equal, expect_implemented, expect_shape
+from convlab.checks import expect_close, expect_dtype, expect_equal, expect_implemented, expect_shape, hint_for
 from convlab.widgets.conv_slider import conv_slider
 
 # %% [markdown]
@@ -106,6 +119,7 @@ def conv_output_size(in_size, kernel_size, stride=1, pad=0):
     in_size: input length along the axis; kernel_size: window length; stride: step between
     windows (>= 1); pad: zeros added on *each* side (>= 0). All ints. Returns an int.
     Raises ValueError when the window does not fit in the padded input.
+    Leaves its array arguments unchanged (works on copies).
     """
     ### BEGIN SOLUTION
     padded_size = in_size + 2 * pad
@@ -115,7 +129,7 @@ def conv_output_size(in_size, kernel_size, stride=1, pad=0):
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "test_conv_output_size", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+# %% nbgrader={"grade": true, "grade_id": "test_conv_output_size", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false} tags=["raises-exception"]
 # Each expected size below is worked out by hand from the boxed formula; `hints` name the mistake
 # that would produce a given wrong answer.
 def check_output_size(args, expected, hints):
@@ -162,13 +176,14 @@ def zero_pad(x, pad):
     """Surround each image with `pad` zeros on all four sides.
 
     x: (B, C, H, W) -> (B, C, H + 2*pad, W + 2*pad), same dtype as x.
+    Leaves its array arguments unchanged (works on copies).
     """
     ### BEGIN SOLUTION
     return np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)), mode="constant")
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "test_zero_pad", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+# %% nbgrader={"grade": true, "grade_id": "test_zero_pad", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false} tags=["raises-exception"]
 # A 2x2 image padded by 1, written out by hand.
 x = np.array([[[[1., 2.],
                 [3., 4.]]]])                    # (1, 1, 2, 2)
@@ -233,13 +248,14 @@ def conv_single_step(x_patch, w, b):
     """One output value: sum of x_patch * w over all entries, plus the bias.
 
     x_patch: (C_in, K_h, K_w); w: (C_in, K_h, K_w); b: scalar. Returns a float.
+    Leaves its array arguments unchanged (works on copies).
     """
     ### BEGIN SOLUTION
     return float(np.sum(x_patch * w) + b)
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "test_conv_single_step", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+# %% nbgrader={"grade": true, "grade_id": "test_conv_single_step", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false} tags=["raises-exception"]
 # One channel: 1*1 + 2*0 + 3*0 + 4*(-1) + 0.5 = -2.5
 x_patch = np.array([[[1., 2.],
                      [3., 4.]]])
@@ -313,6 +329,7 @@ def conv2d_forward_naive(x, w, b, stride=1, pad=0):
 
     x: (B, C_in, H, W); w: (C_out, C_in, K_h, K_w); b: (C_out,); stride, pad: ints.
     Returns y: (B, C_out, H_out, W_out), the output height and width given by conv_output_size.
+    Leaves its array arguments unchanged (works on copies).
     """
     ### BEGIN SOLUTION
     B, C_in, H, W = x.shape
@@ -332,7 +349,7 @@ def conv2d_forward_naive(x, w, b, stride=1, pad=0):
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "test_conv2d_forward_naive", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
+# %% nbgrader={"grade": true, "grade_id": "test_conv2d_forward_naive", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false} tags=["raises-exception"]
 # Shapes: x (2, 3, 7, 10), w (4, 3, 3, 2), stride 2, pad 1.
 # H_out = (7 + 2 - 3) // 2 + 1 = 4, W_out = (10 + 2 - 2) // 2 + 1 = 6, one channel per kernel: C_out = 4.
 rng = np.random.default_rng(0)
@@ -355,9 +372,11 @@ b = np.array([1.])
 # stride 1, pad 0: Y[0,0,0,0] = 1 + 4 - 5 + 1 = 1    Y[0,0,0,1] = 2 + 6 - 6 + 1 = 3
 #                  Y[0,0,1,0] = 4 + 10 - 8 + 1 = 7   Y[0,0,1,1] = 5 + 12 - 9 + 1 = 9
 y = conv2d_forward_naive(x, w, b)
-top_left = float(np.ravel(y)[0]) if np.size(y) else None
-hint = {13.0: "you flipped the kernel: the forward pass is a cross-correlation (section 3)",
-        0.0: "did you forget the bias?"}.get(top_left)
+expect_shape(y, (1, 1, 2, 2), name="conv2d_forward_naive(x, w, b) with stride 1, pad 0", hint=hint_for(np.shape(y), {
+    "with pad=0 nothing is padded: did you pad by 1 instead of by `pad`?": (1, 1, 4, 4),
+    "did you forget the + 1 in the output size?": (1, 1, 1, 1)}))
+hint = hint_for(y, {"you flipped the kernel: the forward pass is a cross-correlation (section 3)": [[[[13., 15.], [19., 21.]]]],
+                    "did you forget the bias?": [[[[0., 2.], [6., 8.]]]]})
 expect_close(y, [[[[1., 3.], [7., 9.]]]], name="conv2d_forward_naive(x, w, b)", hint=hint)
 
 # stride 2, pad 1: the padded input is 5x5 and the windows start at rows/columns 0 and 2.
@@ -453,6 +472,7 @@ def conv2d_forward(x, w, b, stride=1, pad=0):
     x: (B, C_in, H, W); w: (C_out, C_in, K_h, K_w); b: (C_out,); stride, pad: ints.
     Returns y: (B, C_out, H_out, W_out) with the dtype of x (float32 stays float32).
     No Python loop over pixels.
+    Leaves its array arguments unchanged (works on copies).
     """
     ### BEGIN SOLUTION
     # Lesson 01's im2col (section 5) and one matrix product, organised for speed (`make bench`):
@@ -504,7 +524,7 @@ def conv2d_forward(x, w, b, stride=1, pad=0):
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "test_conv2d_forward", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
+# %% nbgrader={"grade": true, "grade_id": "test_conv2d_forward", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false} tags=["raises-exception"]
 # Same shapes as for the naive version: x (2, 3, 7, 10), w (4, 3, 3, 2), stride 2, pad 1 -> (2, 4, 4, 6).
 rng = np.random.default_rng(0)
 x, w, b = rng.standard_normal((2, 3, 7, 10)), rng.standard_normal((4, 3, 3, 2)), rng.standard_normal(4)
@@ -520,8 +540,11 @@ x = np.array([[[[1., 2., 3.], [4., 5., 6.], [7., 8., 9.]]]])
 w = np.array([[[[1., 2.], [0., -1.]]]])
 b = np.array([1.])
 y = conv2d_forward(x, w, b)
-hint = {13.0: "you flipped the kernel: the forward pass is a cross-correlation (section 3)",
-        0.0: "did you forget the bias?"}.get(float(np.ravel(y)[0]) if np.size(y) else None)
+expect_shape(y, (1, 1, 2, 2), name="conv2d_forward(x, w, b) with stride 1, pad 0", hint=hint_for(np.shape(y), {
+    "with pad=0 nothing is padded: did you pad by 1 instead of by `pad`?": (1, 1, 4, 4),
+    "did you forget the + 1 in the output size?": (1, 1, 1, 1)}))
+hint = hint_for(y, {"you flipped the kernel: the forward pass is a cross-correlation (section 3)": [[[[13., 15.], [19., 21.]]]],
+                    "did you forget the bias?": [[[[0., 2.], [6., 8.]]]]})
 expect_close(y, [[[[1., 3.], [7., 9.]]]], name="conv2d_forward(x, w, b)", hint=hint)
 y = conv2d_forward(x, w, b, stride=2, pad=1)
 expect_shape(y, (1, 1, 2, 2), name="output", hint={(1, 1, 4, 4): "did you forget the stride?",

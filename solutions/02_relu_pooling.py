@@ -25,6 +25,9 @@
 # 5. average pooling, forward and backward;
 # 6. a widget that slides a pooling window and shows where each upstream gradient lands.
 #
+# Answers are judged as lesson 01 explains: array arguments left unchanged, whole numbers exact,
+# floating-point results within the rounding error of a correct computation (`convlab.tolerance`).
+#
 # Arrays follow lesson 01's layout: `x` has shape `(B, C, H, W)` (batch, channels, height, width).
 # Throughout, `dy` is the **upstream gradient** $\mathrm{dy} = \partial L / \partial y$ of some scalar
 # loss $L$ with respect to a layer's output `y`, and a backward function returns
@@ -60,7 +63,7 @@ print("two stacked convolutions == one convolution:", np.allclose(two_layers, on
 # A nonlinearity between the layers breaks this collapse. The **rectified linear unit** is the
 # simplest one that works well in practice:
 #
-# $$ y[b, c, h, w] = \max\bigl(0,\ x[b, c, h, w]\bigr). $$
+# $$ y[bi, c, u, v] = \max\bigl(0,\ x[bi, c, u, v]\bigr). $$
 #
 # It is not linear: for $a = 1$ and $a' = -1$, $\max(0, a + a') = 0$ but
 # $\max(0, a) + \max(0, a') = 1$. Yet it is *piecewise* linear, cheap, and its gradient is
@@ -78,13 +81,14 @@ def relu_forward(x):
 
     x: float array of any shape, e.g. (B, C, H, W).
     Returns y: same shape and dtype as x.
+    Leaves its array arguments unchanged (works on copies).
     """
     ### BEGIN SOLUTION
     return np.maximum(x, 0)
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "test_relu_forward", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+# %% nbgrader={"grade": true, "grade_id": "test_relu_forward", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false} tags=["raises-exception"]
 x = np.array([-2.0, -0.5, 0.0, 0.5, 3.0], dtype=np.float32).reshape(1, 1, 1, 5)
 y = expect_implemented(relu_forward, x)
 expect_close(y, np.array([0, 0, 0, 0.5, 3.0]).reshape(1, 1, 1, 5), "relu_forward(x)",
@@ -96,11 +100,11 @@ print("relu_forward: all checks passed")
 # %% [markdown]
 # ## 3. ReLU backward: the derivative is a mask
 #
-# Each output depends on exactly one input, $y[b,c,h,w] = \max(0, x[b,c,h,w])$, so the chain rule
+# Each output depends on exactly one input, $y[bi,c,u,v] = \max(0, x[bi,c,u,v])$, so the chain rule
 # has a single term:
 #
-# $$ \mathrm{dx}[b,c,h,w] = \frac{\partial L}{\partial y[b,c,h,w]}\,\frac{\partial y[b,c,h,w]}{\partial x[b,c,h,w]}
-#    = \mathrm{dy}[b,c,h,w]\cdot \mathbb{1}\bigl[x[b,c,h,w] > 0\bigr]. $$
+# $$ \mathrm{dx}[bi,c,u,v] = \frac{\partial L}{\partial y[bi,c,u,v]}\,\frac{\partial y[bi,c,u,v]}{\partial x[bi,c,u,v]}
+#    = \mathrm{dy}[bi,c,u,v]\cdot \mathbb{1}\bigl[x[bi,c,u,v] > 0\bigr]. $$
 #
 # The upstream gradient passes where the unit was active and is blocked where it was not. Two details:
 #
@@ -134,6 +138,7 @@ def relu_backward(dy, x):
 
     dy: upstream gradient dL/dy, shape (B, C, H, W).  x: the forward input, same shape and dtype.
     Returns dx: dy where x > 0, and 0 where x <= 0 (gradient 0 at x == 0); same shape and dtype as x.
+    Leaves its array arguments unchanged (works on copies).
     """
     ### BEGIN SOLUTION
     return dy * (x > 0)
@@ -148,7 +153,7 @@ def relu_backward(dy, x):
 # and the tolerance is $10^{-8}$. Near the kink it would be meaningless, so the test draws every
 # $|x| \ge 0.1 \gg h$: a check must never straddle a point where the function is not differentiable.
 
-# %% nbgrader={"grade": true, "grade_id": "test_relu_backward", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+# %% nbgrader={"grade": true, "grade_id": "test_relu_backward", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false} tags=["raises-exception"]
 x = np.array([-2.0, -0.5, 0.0, 0.5, 3.0]).reshape(1, 1, 1, 5)
 dy = np.array([1.0, -1.0, 2.0, -3.0, 4.0]).reshape(1, 1, 1, 5)
 dx = expect_implemented(relu_backward, dy, x)
@@ -191,13 +196,14 @@ def pool_output_size(size, pool, stride):
     """Number of pooling windows along one axis of length `size` (no padding), an int.
 
     Windows start at 0, stride, 2 * stride, ... and must lie entirely inside the axis (pool <= size).
+    Leaves its array arguments unchanged (works on copies).
     """
     ### BEGIN SOLUTION
     return (size - pool) // stride + 1
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "test_pool_output_size", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+# %% nbgrader={"grade": true, "grade_id": "test_pool_output_size", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false} tags=["raises-exception"]
 expect_equal(expect_implemented(pool_output_size, 8, 2, 2), 4, "pool_output_size(8, 2, 2)")
 expect_equal(pool_output_size(7, 2, 2), 3, "pool_output_size(7, 2, 2)",
              hint="the last row is left over: round down with //")
@@ -212,7 +218,7 @@ print("pool_output_size: all checks passed")
 #
 # Max pooling keeps the largest value of each window:
 #
-# $$ y[b, c, i, j] = \max_{0 \le m, n < \mathtt{pool}} x[b, c,\ \mathtt{stride}\cdot i + m,\ \mathtt{stride}\cdot j + n]. $$
+# $$ y[bi, c, i, j] = \max_{0 \le m, n < \mathtt{pool}} x[bi, c,\ \mathtt{stride}\cdot i + m,\ \mathtt{stride}\cdot j + n]. $$
 #
 # It answers "did the feature appear somewhere in this neighbourhood?", and the answer barely changes
 # when the input shifts by a pixel: a little translation invariance, for free.
@@ -226,7 +232,8 @@ def maxpool2d_forward_naive(x, pool=2, stride=2):
     """Max pooling with explicit loops over the output pixels.
 
     x: (B, C, H, W). Returns y: (B, C, H_out, W_out), same dtype as x, where
-    y[b, c, i, j] = max over 0 <= m, n < pool of x[b, c, stride * i + m, stride * j + n].
+    y[bi, c, i, j] = max over 0 <= m, n < pool of x[bi, c, stride * i + m, stride * j + n].
+    Leaves its array arguments unchanged (works on copies).
     """
     ### BEGIN SOLUTION
     B, C, H, W = x.shape
@@ -240,7 +247,7 @@ def maxpool2d_forward_naive(x, pool=2, stride=2):
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "test_maxpool2d_forward_naive", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+# %% nbgrader={"grade": true, "grade_id": "test_maxpool2d_forward_naive", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false} tags=["raises-exception"]
 x = np.array([[1, 3, 2, 0],
               [4, 2, 1, 5],
               [0, 1, 7, 6],
@@ -277,7 +284,7 @@ print("maxpool2d_forward_naive: all checks passed")
 
 # %% tags=["reference"]
 def tap_slices(m, n, stride, H_out, W_out):
-    """Slices (rows, cols) with x[:, :, rows, cols][b, c, i, j] == x[b, c, stride * i + m, stride * j + n].
+    """Slices (rows, cols) with x[:, :, rows, cols][bi, c, i, j] == x[bi, c, stride * i + m, stride * j + n].
 
     So x[:, :, rows, cols] is tap (m, n) of every window at once: a (B, C, H_out, W_out) view of x.
     """
@@ -297,6 +304,7 @@ def maxpool2d_forward(x, pool=2, stride=2):
     """Max pooling, vectorized: no Python loop over output pixels (a loop over the pool**2 taps is fine).
 
     x: (B, C, H, W). Returns y: (B, C, H_out, W_out), same dtype as x (see maxpool2d_forward_naive).
+    Leaves its array arguments unchanged (works on copies).
     """
     ### BEGIN SOLUTION
     B, C, H, W = x.shape
@@ -310,7 +318,7 @@ def maxpool2d_forward(x, pool=2, stride=2):
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "test_maxpool2d_forward", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+# %% nbgrader={"grade": true, "grade_id": "test_maxpool2d_forward", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false} tags=["raises-exception"]
 x = np.array([[1, 3, 2, 0],
               [4, 2, 1, 5],
               [0, 1, 7, 6],
@@ -334,18 +342,18 @@ print("maxpool2d_forward: all checks passed")
 # %% [markdown]
 # ## 7. Max pooling backward: gradient routing
 #
-# Every output $y[b,c,i,j]$ depends on the `pool`² inputs of its window, so the chain rule sums
+# Every output $y[bi,c,i,j]$ depends on the `pool`² inputs of its window, so the chain rule sums
 # over all outputs:
 #
-# $$ \mathrm{dx}[b,c,h,w] = \sum_{i, j} \mathrm{dy}[b,c,i,j]\ \frac{\partial y[b,c,i,j]}{\partial x[b,c,h,w]} . $$
+# $$ \mathrm{dx}[bi,c,u,v] = \sum_{i, j} \mathrm{dy}[bi,c,i,j]\ \frac{\partial y[bi,c,i,j]}{\partial x[bi,c,u,v]} . $$
 #
 # Inside window $(i, j)$ the max equals one of its entries, the **winner** at tap $(m^*, n^*)$, and
 # small changes of the other entries do not change it. So the local derivative is 1 for the winner
 # and 0 for everything else:
 #
-# $$ \frac{\partial y[b,c,i,j]}{\partial x[b,c,h,w]} = \mathbb{1}\bigl[h = \mathtt{stride}\cdot i + m^*,\ w = \mathtt{stride}\cdot j + n^*\bigr],
+# $$ \frac{\partial y[bi,c,i,j]}{\partial x[bi,c,u,v]} = \mathbb{1}\bigl[u = \mathtt{stride}\cdot i + m^*,\ v = \mathtt{stride}\cdot j + n^*\bigr],
 #    \qquad
-#    \mathrm{dx}[b,c,h,w] = \sum_{\substack{(i, j):\ \text{the winner of window } (i,j)\\ \text{is } (h, w)}} \mathrm{dy}[b,c,i,j]. $$
+#    \mathrm{dx}[bi,c,u,v] = \sum_{\substack{(i, j):\ \text{the winner of window } (i,j)\\ \text{is } (u, v)}} \mathrm{dy}[bi,c,i,j]. $$
 #
 # Max pooling **routes** each upstream gradient, whole, to the position the maximum came from; all
 # other inputs get 0. Two consequences:
@@ -372,27 +380,28 @@ print("maxpool2d_forward: all checks passed")
 
 # %% nbgrader={"grade": false, "grade_id": "maxpool2d_backward_naive", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def maxpool2d_backward_naive(dy, x, pool=2, stride=2):
-    """Gradient of max pooling with explicit loops: each dy[b, c, i, j] goes to the first maximum
+    """Gradient of max pooling with explicit loops: each dy[bi, c, i, j] goes to the first maximum
     (row-major) of window (i, j); windows sharing a winner add up.
 
     dy: (B, C, H_out, W_out) upstream gradient.  x: (B, C, H, W) forward input.
     Returns dx: (B, C, H, W), same dtype as x.
+    Leaves its array arguments unchanged (works on copies).
     """
     ### BEGIN SOLUTION
     B, C, H_out, W_out = dy.shape
     dx = np.zeros_like(x)
-    for b in range(B):
+    for bi in range(B):
         for c in range(C):
             for i in range(H_out):
                 for j in range(W_out):
-                    window = x[b, c, stride * i:stride * i + pool, stride * j:stride * j + pool]
+                    window = x[bi, c, stride * i:stride * i + pool, stride * j:stride * j + pool]
                     m, n = np.unravel_index(np.argmax(window), window.shape)   # first maximum, row-major
-                    dx[b, c, stride * i + m, stride * j + n] += dy[b, c, i, j]  # += : windows may share a winner
+                    dx[bi, c, stride * i + m, stride * j + n] += dy[bi, c, i, j]  # += : windows may share a winner
     return dx
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "test_maxpool2d_backward_naive", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
+# %% nbgrader={"grade": true, "grade_id": "test_maxpool2d_backward_naive", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false} tags=["raises-exception"]
 def check_max_backward(backward, forward, name):
     """Visible checks shared by the naive and vectorized max-pooling backward."""
     x = np.array([[1.0, 5.0], [5.0, 2.0]]).reshape(1, 1, 2, 2)
@@ -421,7 +430,7 @@ print("maxpool2d_backward_naive: all checks passed")
 # ## 8. Max pooling backward, vectorized: a scatter-add
 #
 # Regroup the chain-rule sum by taps instead of by windows. For a fixed tap $(m, n)$, window $(i, j)$
-# sends $\mathrm{dy}[b,c,i,j]$ to $x[b,c,\mathtt{stride}\cdot i+m,\mathtt{stride}\cdot j+n]$ if that
+# sends $\mathrm{dy}[bi,c,i,j]$ to $x[bi,c,\mathtt{stride}\cdot i+m,\mathtt{stride}\cdot j+n]$ if that
 # tap is its winner:
 #
 # $$ \mathrm{dx}[:, :, \mathtt{rows}_m, \mathtt{cols}_n] \mathrel{+}= \mathrm{dy} \cdot \mathtt{winner}_{m,n},
@@ -457,6 +466,7 @@ def maxpool2d_backward(dy, x, pool=2, stride=2):
 
     dy: (B, C, H_out, W_out) upstream gradient.  x: (B, C, H, W) forward input.
     Returns dx: (B, C, H, W), same dtype as x.
+    Leaves its array arguments unchanged (works on copies).
     """
     ### BEGIN SOLUTION
     H_out, W_out = dy.shape[2:]
@@ -473,7 +483,7 @@ def maxpool2d_backward(dy, x, pool=2, stride=2):
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "test_maxpool2d_backward", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
+# %% nbgrader={"grade": true, "grade_id": "test_maxpool2d_backward", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false} tags=["raises-exception"]
 check_max_backward(maxpool2d_backward, maxpool2d_forward, "maxpool2d_backward")
 rng = np.random.default_rng(4)
 for pool, stride in [(2, 2), (3, 2), (3, 1), (2, 3)]:
@@ -489,10 +499,10 @@ print("maxpool2d_backward: all checks passed")
 #
 # Average pooling replaces the max by the mean of the window:
 #
-# $$ y[b,c,i,j] = \frac{1}{\mathtt{pool}^2} \sum_{m=0}^{\mathtt{pool}-1} \sum_{n=0}^{\mathtt{pool}-1}
+# $$ y[bi,c,i,j] = \frac{1}{\mathtt{pool}^2} \sum_{m=0}^{\mathtt{pool}-1} \sum_{n=0}^{\mathtt{pool}-1}
 #    x[b,c,\ \mathtt{stride}\cdot i + m,\ \mathtt{stride}\cdot j + n]. $$
 #
-# Now every entry of the window matters equally, $\partial y[b,c,i,j] / \partial x[b,c,\mathtt{stride}\cdot i+m,\mathtt{stride}\cdot j+n] = 1/\mathtt{pool}^2$,
+# Now every entry of the window matters equally, $\partial y[bi,c,i,j] / \partial x[bi,c,\mathtt{stride}\cdot i+m,\mathtt{stride}\cdot j+n] = 1/\mathtt{pool}^2$,
 # so the backward pass **spreads** each upstream gradient evenly over its window, and overlapping
 # windows again add up:
 #
@@ -505,9 +515,10 @@ print("maxpool2d_backward: all checks passed")
 
 # %% nbgrader={"grade": false, "grade_id": "avgpool2d_forward", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def avgpool2d_forward(x, pool=2, stride=2):
-    """Average pooling, vectorized: y[b, c, i, j] = mean of x[b, c, stride*i : stride*i + pool, stride*j : stride*j + pool].
+    """Average pooling, vectorized: y[bi, c, i, j] = mean of x[bi, c, stride*i : stride*i + pool, stride*j : stride*j + pool].
 
     x: (B, C, H, W). Returns y: (B, C, H_out, W_out), same dtype as x.
+    Leaves its array arguments unchanged (works on copies).
     """
     ### BEGIN SOLUTION
     B, C, H, W = x.shape
@@ -521,7 +532,7 @@ def avgpool2d_forward(x, pool=2, stride=2):
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "test_avgpool2d_forward", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+# %% nbgrader={"grade": true, "grade_id": "test_avgpool2d_forward", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false} tags=["raises-exception"]
 x = np.array([[1, 3, 2, 0],
               [4, 2, 1, 5],
               [0, 1, 7, 6],
@@ -542,11 +553,12 @@ print("avgpool2d_forward: all checks passed")
 
 # %% nbgrader={"grade": false, "grade_id": "avgpool2d_backward", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def avgpool2d_backward(dy, x, pool=2, stride=2):
-    """Gradient of average pooling, vectorized: each dy[b, c, i, j] is spread as dy / pool**2 over
+    """Gradient of average pooling, vectorized: each dy[bi, c, i, j] is spread as dy / pool**2 over
     window (i, j); overlapping windows accumulate.
 
     dy: (B, C, H_out, W_out) upstream gradient.  x: (B, C, H, W) forward input (only its shape matters).
     Returns dx: (B, C, H, W), same dtype as x.
+    Leaves its array arguments unchanged (works on copies).
     """
     ### BEGIN SOLUTION
     H_out, W_out = dy.shape[2:]
@@ -560,7 +572,7 @@ def avgpool2d_backward(dy, x, pool=2, stride=2):
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "test_avgpool2d_backward", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+# %% nbgrader={"grade": true, "grade_id": "test_avgpool2d_backward", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false} tags=["raises-exception"]
 dy = np.array([[4, 8], [12, 16]], dtype=np.float32).reshape(1, 1, 2, 2)
 dx = expect_implemented(avgpool2d_backward, dy, np.zeros((1, 1, 4, 4), dtype=np.float32))
 expect_close(dx, np.array([[1, 1, 2, 2], [1, 1, 2, 2], [3, 3, 4, 4], [3, 3, 4, 4]]).reshape(1, 1, 4, 4),

@@ -24,6 +24,9 @@
 # TCN block, then train a small TCN to forecast a noisy signal and compare it with a stack of the
 # same depth without dilation.
 #
+# Answers are judged as lesson 01 explains: array arguments left unchanged, whole numbers exact,
+# floating-point results within the rounding error of a correct computation (`convlab.tolerance`).
+#
 # Shapes follow lessons 01–03 with the image axes replaced by one time axis: `x` is `(B, C_in, T)`,
 # the kernel `w` is `(C_out, C_in, K)`, the bias `b` is `(C_out,)`, and the output `y` is `(B, C_out, T)`.
 
@@ -87,6 +90,7 @@ def conv1d_causal_forward(x, w, b, dilation=1):
 
     x (B, C_in, T), w (C_out, C_in, K), b (C_out,), dilation an int >= 1  ->  y (B, C_out, T) with
     y[bi, co, t] = b[co] + sum_ci sum_k w[co, ci, k] * x[bi, ci, t - (K-1-k)*dilation], x = 0 before t = 0.
+    Leaves its array arguments unchanged (works on copies).
     """
     ### BEGIN SOLUTION
     B, C_in, T = x.shape
@@ -99,7 +103,7 @@ def conv1d_causal_forward(x, w, b, dilation=1):
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "test_conv1d_causal_forward", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
+# %% nbgrader={"grade": true, "grade_id": "test_conv1d_causal_forward", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false} tags=["raises-exception"]
 # A hand example: K = 2, w = [1, 10], so y[t] = 10 * x[t] + 1 * x[t - dilation] + 0.5.
 x = np.array([[[1.0, 2.0, 3.0, 4.0, 5.0]]])
 w = np.array([[[1.0, 10.0]]])
@@ -127,7 +131,7 @@ print("conv1d_causal_forward passes the visible tests")
 # `t0`, and the outputs up to `t0` must not move, while the output at `t0 + 1` (which reads the changed
 # $x[t_0 + 1]$ through tap $K-1$) must.
 
-# %% nbgrader={"grade": true, "grade_id": "test_conv1d_causal_forward_is_causal", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+# %% nbgrader={"grade": true, "grade_id": "test_conv1d_causal_forward_is_causal", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false} tags=["raises-exception"]
 rng = np.random.default_rng(1)
 x, w, b = rng.standard_normal((1, 2, 20)), rng.standard_normal((3, 2, 3)), rng.standard_normal(3)
 x_changed = x.copy()
@@ -167,6 +171,7 @@ def conv1d_causal_backward(dy, x, w, dilation=1):
 
     dy (B, C_out, T) = dL/dy, x (B, C_in, T) and w (C_out, C_in, K) as in the forward pass
     ->  dx (B, C_in, T), dw (C_out, C_in, K), db (C_out,).
+    Leaves its array arguments unchanged (works on copies).
     """
     ### BEGIN SOLUTION
     B, C_in, T = x.shape
@@ -191,7 +196,7 @@ def conv1d_causal_backward(dy, x, w, dilation=1):
 # correct gradient agrees to rounding, a relative error around $10^{-10}$. The tolerance is $10^{-7}$;
 # a wrong index gives errors of order 1.
 
-# %% nbgrader={"grade": true, "grade_id": "test_conv1d_causal_backward", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
+# %% nbgrader={"grade": true, "grade_id": "test_conv1d_causal_backward", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false} tags=["raises-exception"]
 rng = np.random.default_rng(2)
 for B, C_in, C_out, T, K, dilation in [(2, 3, 2, 10, 3, 2), (1, 2, 3, 7, 2, 5)]:   # the second: history longer than T
     x, w, b = rng.standard_normal((B, C_in, T)), rng.standard_normal((C_out, C_in, K)), rng.standard_normal(C_out)
@@ -243,13 +248,14 @@ def receptive_field(kernel_size, dilations):
 
     kernel_size: int K >= 1, the same in every layer; dilations: sequence of ints, one per layer
     (empty for no layers)  ->  R, an int.
+    Leaves its array arguments unchanged (works on copies).
     """
     ### BEGIN SOLUTION
     return 1 + (kernel_size - 1) * int(sum(dilations))
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "test_receptive_field", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+# %% nbgrader={"grade": true, "grade_id": "test_receptive_field", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false} tags=["raises-exception"]
 R = expect_implemented(receptive_field, 3, [1, 2, 4, 8])
 assert isinstance(R, (int, np.integer)), f"receptive_field should return an int, got {type(R).__name__}"
 expect_equal(R, 31, "receptive_field(3, [1, 2, 4, 8])", hint="see the table above")
@@ -295,6 +301,7 @@ def tcn_block_forward(x, params, dilation):
     x (B, C_in, T), params a dict of arrays: w1 (C_out, C_in, K), b1 (C_out,), w2 (C_out, C_out, K),
     b2 (C_out,), and when C_in != C_out also w_skip (C_out, C_in, 1), b_skip (C_out,) for the 1x1 skip
     conv (without them the skip is the identity)  ->  y (B, C_out, T).
+    Leaves its array arguments unchanged (works on copies).
     """
     ### BEGIN SOLUTION
     hidden = np.maximum(conv1d_causal_forward(x, params["w1"], params["b1"], dilation), 0)
@@ -304,7 +311,7 @@ def tcn_block_forward(x, params, dilation):
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "test_tcn_block_forward", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+# %% nbgrader={"grade": true, "grade_id": "test_tcn_block_forward", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false} tags=["raises-exception"]
 rng = np.random.default_rng(3)
 x = rng.standard_normal((2, 4, 16))
 params = {"w1": rng.standard_normal((4, 4, 3)), "b1": rng.standard_normal(4),

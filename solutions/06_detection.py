@@ -27,6 +27,9 @@
 # * **Faster R-CNN** (2015): let the CNN propose the regions too, with a **region proposal
 #   network** that scores **anchor boxes** at every position of the feature map.
 #
+# Answers are judged as lesson 01 explains: array arguments left unchanged, whole numbers exact,
+# floating-point results within the rounding error of a correct computation (`convlab.tolerance`).
+#
 # You will build the pieces these detectors share, all vectorized numpy:
 #
 # | function | what it does |
@@ -125,6 +128,7 @@ def iou(boxes_a, boxes_b):
     boxes_a: (N, 4), boxes_b: (M, 4) float arrays of boxes (x1, y1, x2, y2) with x1 <= x2, y1 <= y2.
     Returns an (N, M) float array: entry [n, m] is the IoU of boxes_a[n] and boxes_b[m]; 0 where
     the union is empty (two zero-area boxes), never NaN.
+    Leaves its array arguments unchanged (works on copies).
     """
     ### BEGIN SOLUTION
     boxes_a = np.asarray(boxes_a, dtype=np.float64)
@@ -141,7 +145,7 @@ def iou(boxes_a, boxes_b):
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "test_iou", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
+# %% nbgrader={"grade": true, "grade_id": "test_iou", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false} tags=["raises-exception"]
 # a = [0, 0, 2, 2] and b = [1, 1, 3, 3] share the unit square [1, 2] x [1, 2]:
 # intersection 1, union 4 + 4 - 1 = 7, IoU = 1/7.
 a = np.array([[0., 0., 2., 2.]])
@@ -268,6 +272,7 @@ def encode_boxes(anchors, gt):
     anchors: (N, 4), gt: (N, 4) boxes (x1, y1, x2, y2), paired row by row, positive widths/heights.
     Returns (N, 4) deltas (t_x, t_y, t_w, t_h) = ((x_g - x_a) / w_a, (y_g - y_a) / h_a,
     log(w_g / w_a), log(h_g / h_a)), with x, y box centres and w, h box sizes.
+    Leaves its array arguments unchanged (works on copies).
     """
     ### BEGIN SOLUTION
     x_a, y_a, w_a, h_a = centre_size(anchors)
@@ -276,7 +281,7 @@ def encode_boxes(anchors, gt):
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "test_encode_boxes", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+# %% nbgrader={"grade": true, "grade_id": "test_encode_boxes", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false} tags=["raises-exception"]
 # Anchor: centre (5, 5), 10 x 10. Ground truth [5, 0, 15, 20]: centre (10, 10), 10 wide, 20 high.
 # t_x = (10 - 5) / 10 = 0.5, t_y = (10 - 5) / 10 = 0.5, t_w = log(10 / 10) = 0, t_h = log(20 / 10) = log 2.
 anchor = np.array([[0., 0., 10., 10.]])
@@ -307,6 +312,7 @@ def decode_boxes(anchors, deltas):
 
     anchors: (N, 4) boxes (x1, y1, x2, y2); deltas: (N, 4) rows (t_x, t_y, t_w, t_h).
     Returns (N, 4) boxes with centre (x_a + t_x w_a, y_a + t_y h_a) and size (w_a e^t_w, h_a e^t_h).
+    Leaves its array arguments unchanged (works on copies).
     """
     ### BEGIN SOLUTION
     x_a, y_a, w_a, h_a = centre_size(anchors)
@@ -315,7 +321,7 @@ def decode_boxes(anchors, deltas):
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "test_decode_boxes", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+# %% nbgrader={"grade": true, "grade_id": "test_decode_boxes", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false} tags=["raises-exception"]
 anchor = np.array([[0., 0., 10., 10.]])
 boxes = expect_implemented(decode_boxes, anchor, np.array([[0.5, 0.5, 0.0, np.log(2.0)]]))
 expect_shape(boxes, (1, 4), name="decode_boxes(anchor, deltas)", axes=("boxes", "coordinates"))
@@ -382,6 +388,7 @@ def non_max_suppression(boxes, scores, iou_threshold):
     Returns the kept indices as an int array (K,), best score first. Boxes are visited by descending
     score, equal scores in index order; a box is suppressed when a box kept before it has
     IoU > iou_threshold with it (strictly greater).
+    Leaves its array arguments unchanged (works on copies).
     """
     ### BEGIN SOLUTION
     order = np.argsort(-np.asarray(scores), kind="stable")      # best first; ties: lower index first
@@ -396,7 +403,7 @@ def non_max_suppression(boxes, scores, iou_threshold):
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "test_non_max_suppression", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
+# %% nbgrader={"grade": true, "grade_id": "test_non_max_suppression", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false} tags=["raises-exception"]
 boxes = np.array([[0., 0., 10., 10.],     # 0: score 0.6, IoU 0.81 with box 1
                   [0., 0., 9., 9.],       # 1: score 0.9, the best
                   [20., 20., 30., 30.],   # 2: score 0.7, far from the others
@@ -493,6 +500,7 @@ def roi_max_pool(feature_map, rois, output_size, spatial_scale):
     Returns (R, C, out_h, out_w), dtype of feature_map. Bin (p, q) of a region covers rows
     floor(y1' + p bin_h) <= row < ceil(y1' + (p + 1) bin_h) and the columns alike, where
     y1' = y1 * spatial_scale and bin_h = (y2' - y1') / out_h, clipped to the map; empty bins give 0.
+    Leaves its array arguments unchanged (works on copies).
     """
     ### BEGIN SOLUTION
     C, H, W = feature_map.shape
@@ -514,7 +522,7 @@ def roi_max_pool(feature_map, rois, output_size, spatial_scale):
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "test_roi_max_pool", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
+# %% nbgrader={"grade": true, "grade_id": "test_roi_max_pool", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false} tags=["raises-exception"]
 # A 4x4 map holding 0..15. The whole map as one region, 2x2 bins of 2x2 cells each:
 # maxima 5, 7 (top row of bins) and 13, 15 (bottom row).
 fmap = np.arange(16.).reshape(1, 4, 4)
@@ -616,6 +624,7 @@ def generate_anchors(feature_shape, stride, scales, ratios):
     Returns (H_f * W_f * S * R, 4) boxes (x1, y1, x2, y2). Row ((i * W_f + j) * S + s) * R + r is the
     anchor of cell (i, j), centred at ((j + 0.5) * stride, (i + 0.5) * stride), with
     w = scales[s] / sqrt(ratios[r]) and h = scales[s] * sqrt(ratios[r]).
+    Leaves its array arguments unchanged (works on copies).
     """
     ### BEGIN SOLUTION
     H_f, W_f = feature_shape
@@ -630,7 +639,7 @@ def generate_anchors(feature_shape, stride, scales, ratios):
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "test_generate_anchors", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+# %% nbgrader={"grade": true, "grade_id": "test_generate_anchors", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false} tags=["raises-exception"]
 # One cell, stride 16, scale 16, ratio 1: a 16x16 square centred at (8, 8).
 anchors = expect_implemented(generate_anchors, (1, 1), 16, [16.], [1.])
 expect_shape(np.asarray(anchors), (1, 4), name="generate_anchors((1, 1), 16, [16], [1])", axes=("anchors", "coordinates"))
@@ -772,6 +781,7 @@ def match_detections(det_boxes, det_scores, gt_boxes, iou_threshold=0.5):
     Returns a bool array (D,), in the order of det_boxes. Detections are visited by descending score
     (ties: lower index first); one is a true positive when the ground-truth box it overlaps most has
     IoU >= iou_threshold and no earlier detection claimed that box.
+    Leaves its array arguments unchanged (works on copies).
     """
     ### BEGIN SOLUTION
     is_true_positive = np.zeros(len(det_boxes), dtype=bool)
@@ -787,7 +797,7 @@ def match_detections(det_boxes, det_scores, gt_boxes, iou_threshold=0.5):
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "test_match_detections", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+# %% nbgrader={"grade": true, "grade_id": "test_match_detections", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false} tags=["raises-exception"]
 gt_boxes = np.array([[0., 0., 10., 10.], [20., 0., 30., 10.]])
 det_boxes = np.array([[1., 0., 10., 10.],     # 0: IoU 0.9 with gt 0, but scores lower than det 1
                       [0., 0., 10., 9.],      # 1: IoU 0.9 with gt 0, best score: claims it
@@ -824,6 +834,7 @@ def precision_recall(scores, is_true_positive, num_ground_truth):
     Returns (precision, recall), two (D,) float arrays in descending-score order (ties: lower index
     first): precision[k] = TP_k / (k + 1), recall[k] = TP_k / G, where TP_k counts the true
     positives among the first k + 1 detections.
+    Leaves its array arguments unchanged (works on copies).
     """
     ### BEGIN SOLUTION
     order = np.argsort(-np.asarray(scores), kind="stable")
@@ -834,7 +845,7 @@ def precision_recall(scores, is_true_positive, num_ground_truth):
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "test_precision_recall", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+# %% nbgrader={"grade": true, "grade_id": "test_precision_recall", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false} tags=["raises-exception"]
 # Given in index order: scores 0.7, 0.9, 0.8 -> visited as 0.9 (hit), 0.8 (miss), 0.7 (hit); G = 3.
 result = expect_implemented(precision_recall, np.array([0.7, 0.9, 0.8]), np.array([True, True, False]), 3)
 if not isinstance(result, tuple) or len(result) != 2:
@@ -853,6 +864,7 @@ def average_precision(scores, is_true_positive, num_ground_truth):
     scores: (D,); is_true_positive: (D,) bool; num_ground_truth: G >= 1.
     Returns a float: sum over k of (recall[k] - recall[k - 1]) * max(precision[k:]), with
     recall[-1] = 0; 0.0 when there are no detections.
+    Leaves its array arguments unchanged (works on copies).
     """
     ### BEGIN SOLUTION
     precision, recall = precision_recall(scores, is_true_positive, num_ground_truth)
@@ -862,7 +874,7 @@ def average_precision(scores, is_true_positive, num_ground_truth):
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "test_average_precision", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+# %% nbgrader={"grade": true, "grade_id": "test_average_precision", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false} tags=["raises-exception"]
 # The worked example: hit, miss, hit, hit with G = 4 -> AP = 1/4 * 1 + 1/4 * 3/4 + 1/4 * 3/4 = 5/8.
 ap = expect_implemented(average_precision, np.array([0.9, 0.8, 0.7, 0.6]), np.array([True, False, True, True]), 4)
 hint = {0.604167: "that is the area under the raw precision: use the envelope max(precision[k:])",

@@ -178,9 +178,9 @@ BUGS = [   # (part, function, buggy implementation, words the feedback must cont
     ("test_relu_forward", "relu_forward", "mask", "mask x > 0"),
     ("test_pool_output_size", "pool_output_size", "ceil", "rounded up"),
     ("test_maxpool2d_forward", "maxpool2d_forward", "float64", "keep the input's dtype"),
-    ("test_maxpool2d_forward", "maxpool2d_forward", "max_on_a_view", "a view of x"),
-    ("test_avgpool2d_forward", "avgpool2d_forward", "sum_on_a_view", "a view of x"),
-    ("test_maxpool2d_backward", "maxpool2d_backward", "forward_on_a_view", "does maxpool2d_forward write into x"),
+    ("test_maxpool2d_forward", "maxpool2d_forward", "max_on_a_view", "changed its argument x in place"),
+    ("test_avgpool2d_forward", "avgpool2d_forward", "sum_on_a_view", "changed its argument x in place"),
+    ("test_maxpool2d_backward", "maxpool2d_backward", "forward_on_a_view", "changed its argument x in place"),
 ]
 
 

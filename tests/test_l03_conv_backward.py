@@ -174,7 +174,8 @@ def _bug_case(ref, config, func="conv2d_backward"):
     dy, x, w, _ = random_layer(np.random.default_rng(5), *config)
     stride, pad = config[-2:]
     expected = ref.conv2d_backward(dy, x, w, stride=stride, pad=pad)
-    case = Case(func, (dy, x, w), {"stride": stride, "pad": pad}, expected=expected, check=checks.check_gradients)
+    case = Case(func, (dy, x, w), {"stride": stride, "pad": pad}, expected=expected, check=checks.check_gradients,
+                tol=checks.backward_tol(ref, dy, x, w, stride, pad))
     return case, expected
 
 

@@ -314,7 +314,7 @@ def test_diagnoses_name_the_typical_bugs(ref, parts):
                     ("test_Dense", dense_dw_transposed, "must have W's shape"),
                     ("test_ReLU", relu_everywhere, "passes dy everywhere"),
                     ("test_maxpool2d_backward", pool_spread, "spread over the whole window"),
-                    ("test_conv2d_forward", conv_flipped, "kernel is flipped"),
+                    ("test_conv2d_forward", conv_flipped, "kernel flipped"),
                     ("test_he_init", he_variance_as_std, "rng.normal takes the standard deviation")]
     for grade_id, bug, phrase in expectations:
         feedback = _judge(parts[grade_id], bug)

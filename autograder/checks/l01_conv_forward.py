@@ -11,7 +11,7 @@ import functools
 
 import numpy as np
 
-from autograder.grader.spec import Case, Part, Raised, compare, same_dtype
+from autograder.grader.spec import Case, Part, Raised, Tol, compare, same_dtype
 
 LESSON = "01_conv_forward"
 _KEEP_DTYPE = same_dtype("convert w and b with .astype(x.dtype)")
@@ -30,7 +30,7 @@ _CONV_CONFIGS = [
 
 
 def parts(ref, rng: np.random.Generator) -> list[Part]:
-    diagnose_conv = functools.partial(_diagnose_conv, ref)
+    diagnose = functools.partial(diagnose_conv, ref)
     conv_cases = [_random_conv(rng, *config) for config in _CONV_CONFIGS]
     forward_cases = [_conv_case(ref, "conv2d_forward", *args) for args in conv_cases]
     forward_cases.append(_speed_case(ref, rng))
@@ -39,8 +39,8 @@ def parts(ref, rng: np.random.Generator) -> list[Part]:
         Part("test_zero_pad", _pad_cases(ref, rng), diagnose=_diagnose_pad),
         Part("test_conv_single_step", _step_cases(ref, rng), diagnose=_diagnose_step),
         Part("test_conv2d_forward_naive", [_conv_case(ref, "conv2d_forward_naive", *args) for args in conv_cases],
-             diagnose=diagnose_conv),
-        Part("test_conv2d_forward", forward_cases, diagnose=diagnose_conv),
+             diagnose=diagnose),
+        Part("test_conv2d_forward", forward_cases, diagnose=diagnose),
     ]
 
 
@@ -91,9 +91,9 @@ def _diagnose_size(case: Case, actual) -> str | None:
     return next((bug for value, bug in bugs if value != case.expected and _same_number(actual, value)), None)
 
 
-def _same_number(actual, value) -> bool:
+def _same_number(actual, value, tol: Tol = Tol()) -> bool:
     return isinstance(actual, (int, float, np.integer, np.floating)) and not isinstance(actual, bool) \
-        and np.isclose(float(actual), value)
+        and tol.matches(float(actual), value)
 
 
 # ---- zero_pad ------------------------------------------------------------------------------------
@@ -130,7 +130,8 @@ def _step_cases(ref, rng) -> list[Case]:
         x_patch, w = rng.standard_normal((2, C_in, K_h, K_w))
         b = float(rng.standard_normal())
         cases.append(Case("conv_single_step", (x_patch, w, b), expected=ref.conv_single_step(x_patch, w, b),
-                          label=f"patch of shape {(C_in, K_h, K_w)}"))
+                          label=f"patch of shape {(C_in, K_h, K_w)}",
+                          tol=Tol(float(np.sum(np.abs(x_patch * w))) + abs(b), x_patch.size + 1)))
     return cases
 
 
@@ -144,8 +145,8 @@ def _diagnose_step(case: Case, actual) -> str | None:
             (float(np.sum(x_patch[0] * w[0])) + b, "only the first input channel summed")]
     if x_patch.shape[-1] == w.shape[-2]:
         bugs.append((float(np.sum(x_patch @ w)) + b, "matrix product @ instead of the elementwise product *"))
-    return next((bug for value, bug in bugs if not np.isclose(value, case.expected) and _same_number(actual, value)),
-                None)
+    return next((bug for value, bug in bugs if not case.tol.matches(value, case.expected)
+                 and _same_number(actual, value, case.tol)), None)
 
 
 # ---- conv2d_forward_naive and conv2d_forward -------------------------------------------------------
@@ -167,15 +168,21 @@ def _random_conv(rng, B, C_in, C_out, kernel, stride, pad, dtype):
     return x, w, b, stride, pad
 
 
+def conv_tol(ref, x, w, b, stride, pad) -> Tol:
+    """The rounding bound of a convolution: each output sums C_in*K_h*K_w products and the bias, so its
+    magnitude is the same convolution of |x|, |w|, |b| (convlab.tolerance)."""
+    magnitude = ref.conv2d_forward(*(np.abs(np.asarray(a, dtype=np.float64)) for a in (x, w, b)),
+                                   stride=stride, pad=pad)
+    return Tol(magnitude, int(np.prod(w.shape[1:])) + 1)
+
+
 def _conv_case(ref, func, x, w, b, stride, pad, timeout=10.0, extra="") -> Case:
     expected = ref.conv2d_forward(x.astype(np.float64), w.astype(np.float64), b.astype(np.float64),
                                   stride=stride, pad=pad).astype(x.dtype)
-    loose = x.dtype == np.float32
     label = (f"B={x.shape[0]}, C_in={x.shape[1]} -> C_out={w.shape[0]}, {x.shape[2]}x{x.shape[3]} input, "
              f"{w.shape[2]}x{w.shape[3]} kernel, stride {stride}, pad {pad}, {x.dtype.name}{extra}")
     return Case(func, (x, w, b), {"stride": stride, "pad": pad}, expected=expected, label=label, timeout=timeout,
-                check=_KEEP_DTYPE if func == "conv2d_forward" else None,
-                rtol=1e-4 if loose else 1e-5, atol=1e-4 if loose else 1e-6)
+                check=_KEEP_DTYPE if func == "conv2d_forward" else None, tol=conv_tol(ref, x, w, b, stride, pad))
 
 
 def _speed_case(ref, rng) -> Case:
@@ -187,7 +194,7 @@ def _speed_case(ref, rng) -> Case:
                       extra=" (speed check: must be vectorized, no Python loop over pixels)")
 
 
-def _diagnose_conv(ref, case: Case, actual) -> str | None:
+def diagnose_conv(ref, case: Case, actual) -> str | None:
     if not isinstance(actual, np.ndarray):
         return None
     x, w, b = (a.astype(np.float64) for a in case.args)
@@ -234,7 +241,7 @@ def _diagnose_conv(ref, case: Case, actual) -> str | None:
 
 
 def _close(a, b, case: Case) -> bool:
-    return a.shape == b.shape and bool(np.allclose(a, b, rtol=case.rtol, atol=case.atol))
+    return case.tol.matches(a, b)
 
 
 def _diagnose_conv_shape(shape, expected_shape, C_in) -> str | None:

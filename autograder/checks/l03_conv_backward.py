@@ -6,19 +6,21 @@ sizes where (H + 2*pad - K_h) is not a multiple of stride (the last rows of x ge
 float64 and float32 (float32 in must give float32 out for conv2d_backward), and conv2d_backward
 on a layer too big for Python loops over pixels (5 s limit, as lesson 01's forward).
 
-Expected values are computed by the reference in float64 and cast to the case's dtype. Tolerances:
-float64 rtol 1e-6 / atol 1e-8 (sums of at most a few hundred products of O(1) numbers round at
-~1e-14); float32 rtol 1e-4 / atol 1e-4 (float32 rounding of those sums is ~1e-6 relative). A bug
-changes entries by O(1), so no tolerance question arises between a correct and a wrong gradient.
+Expected values are computed by the reference in float64 and cast to the case's dtype. Each
+gradient is a sum of products, judged by convlab.tolerance's rounding bound: its magnitude is the
+same backward pass of |dy|, |x|, |w|, its length C_out*K_h*K_w for dx and B*H_out*W_out for dw and db
+(`backward_tol`). The forward pass is judged, and diagnosed, as in lesson 01.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from autograder.grader.spec import Case, Part, Raised, compare
+import functools
+
+from autograder.checks.l01_conv_forward import conv_tol, diagnose_conv
+from autograder.grader.spec import Case, Part, Raised, Tol, compare, tol_for
 
 LESSON = "03_conv_backward"
-_TOL = {np.float64: {"rtol": 1e-6, "atol": 1e-8}, np.float32: {"rtol": 1e-4, "atol": 1e-4}}
 GRADIENTS = ("dx", "dw", "db")
 
 
@@ -52,6 +54,15 @@ def _f64(*arrays):
     return tuple(np.asarray(a, dtype=np.float64) for a in arrays)
 
 
+def backward_tol(ref, dy, x, w, stride, pad) -> tuple[Tol, Tol, Tol]:
+    """Rounding bounds of (dx, dw, db): the backward pass of |dy|, |x|, |w| is each sum's magnitude;
+    dx[bi, ci, h, w_] sums at most C_out*K_h*K_w products, dw and db sum over B*H_out*W_out positions."""
+    magnitudes = ref.conv2d_backward(*(np.abs(a) for a in _f64(dy, x, w)), stride=stride, pad=pad)
+    C_out, _, K_h, K_w = w.shape
+    positions = int(np.prod(dy.shape)) // C_out
+    return Tol(magnitudes[0], C_out * K_h * K_w), Tol(magnitudes[1], positions), Tol(magnitudes[2], positions)
+
+
 # ---- judging a (dx, dw, db) tuple ---------------------------------------------------------------
 def _as_number(value):
     """A 0-d or one-element array counts as a number (for the scalar db of conv1d_backward)."""
@@ -67,9 +78,9 @@ def check_gradients(actual, case: Case) -> str | None:
     if not isinstance(actual, (tuple, list)) or len(actual) != 3:
         got = f"{len(actual)} items" if isinstance(actual, (tuple, list)) else f"a {type(actual).__name__}"
         return f"{case.func} returned {got}, expected the tuple (dx, dw, db)"
-    for name, got, want in zip(GRADIENTS, actual, case.expected):
+    for name, got, want, tol in zip(GRADIENTS, actual, case.expected, (tol_for(case.tol, i) for i in range(3))):
         got = _as_number(got) if not isinstance(want, np.ndarray) else got
-        if problem := compare(got, want, f"{name} from {case.func}", case.rtol, case.atol):
+        if problem := compare(got, want, f"{name} from {case.func}", tol):
             return problem
     for name, got, want in zip(GRADIENTS, actual, case.expected):
         if isinstance(want, np.ndarray) and want.dtype == np.float32 and got.dtype != np.float32:
@@ -77,9 +88,8 @@ def check_gradients(actual, case: Case) -> str | None:
     return None
 
 
-def _close(got, want, rtol=1e-4, atol=1e-4) -> bool:
-    return (isinstance(got, np.ndarray) and got.shape == np.shape(want)
-            and bool(np.all(np.isfinite(got))) and np.allclose(got, want, rtol=rtol, atol=atol))
+def _close(got, want, tol: Tol | None = None) -> bool:
+    return isinstance(got, np.ndarray) and (tol or Tol()).matches(got, want)
 
 
 # ---- typical bugs, built from the reference and small numpy oracles ---------------------------------
@@ -96,15 +106,15 @@ def _scatter_dx_pad(dy, w, x_shape, step: int, pad: int) -> np.ndarray:
     return dx_pad
 
 
-def diagnose_dx(ref, dy, x, w, stride, pad, got) -> str | None:
-    """Name the bug that turns the correct dx into `got`, or None."""
+def diagnose_dx(ref, dy, x, w, stride, pad, got, tol: Tol) -> str | None:
+    """Name the bug that turns the correct dx into `got` (within `tol`, dx's rounding bound), or None."""
     dy, x, w = _f64(dy, x, w)
     B, C_in, H, W = x.shape
     _, _, K_h, K_w = w.shape
     if not isinstance(got, np.ndarray):
         return None
     dx_pad = _scatter_dx_pad(dy, w, x.shape, stride, pad)
-    if pad and _close(got, dx_pad):
+    if pad and _close(got, dx_pad, tol):
         return "padding not cropped: dx must have the shape of x; crop dx_pad[:, :, pad:pad+H, pad:pad+W]"
     remainder = ((H + 2 * pad - K_h) % stride, (W + 2 * pad - K_w) % stride)
     shorter = [got_size == size or (got_size < size and left > 0)
@@ -114,7 +124,7 @@ def diagnose_dx(ref, dy, x, w, stride, pad, got) -> str | None:
                 "the last rows of x get zero gradient; make dx_pad as large as x_pad before cropping")
     if got.shape != x.shape:
         return None
-    if pad and any(_close(got, dx_pad[:, :, a:a + H, c:c + W])
+    if pad and any(_close(got, dx_pad[:, :, a:a + H, c:c + W], tol)
                    for a in range(2 * pad + 1) for c in range(2 * pad + 1) if (a, c) != (pad, pad)):
         return ("padding cropped at the wrong offset: remove pad rows/columns from each side, "
                 "dx_pad[:, :, pad:pad+H, pad:pad+W]")
@@ -134,10 +144,10 @@ def diagnose_dx(ref, dy, x, w, stride, pad, got) -> str | None:
         bugs.append(("kernel channel axes not swapped in dX: the kernel of the full convolution is "
                      "rot180(w).transpose(1, 0, 2, 3) (dy's C_out channels are its inputs)",
                      lambda: dx_of(w.transpose(1, 0, 2, 3))))
-    return next((bug for bug, variant in bugs if _close(got, variant())), None)
+    return next((bug for bug, variant in bugs if _close(got, variant(), tol)), None)
 
 
-def diagnose_dw(ref, dy, x, w, stride, pad, got) -> str | None:
+def diagnose_dw(ref, dy, x, w, stride, pad, got, tol: Tol) -> str | None:
     dy, x, w = _f64(dy, x, w)
     dw = ref.conv2d_backward(dy, x, w, stride=stride, pad=pad)[1]
     H_out, W_out = dy.shape[2:]
@@ -152,19 +162,19 @@ def diagnose_dw(ref, dy, x, w, stride, pad, got) -> str | None:
              lambda: np.einsum("bohw,bchwmn->ocmn", dy, windows[:, :, :H_out, :W_out])),
             ("dW divided by the batch size: the gradient of a sum over the batch is a sum, not a mean",
              lambda: dw / dy.shape[0])]
-    return next((bug for bug, variant in bugs if _close(got, variant())), None)
+    return next((bug for bug, variant in bugs if _close(got, variant(), tol)), None)
 
 
-def diagnose_db(dy, got) -> str | None:
+def diagnose_db(dy, got, tol: Tol) -> str | None:
     dy = np.asarray(dy, dtype=np.float64)
     B, C_out = dy.shape[:2]
     wrong_axes = ("db summed over the wrong axes: sum dy over the batch and both spatial axes, "
                   "dy.sum(axis=(0, 2, 3)), giving shape (C_out,)")
     if np.ndim(got) != 1 or np.shape(got) != (C_out,):
         return wrong_axes
-    if (B > 1 and _close(got, dy.mean(axis=(0, 2, 3)))) or _close(got, dy.mean(axis=(2, 3)).sum(axis=0)):
+    if (B > 1 and _close(got, dy.mean(axis=(0, 2, 3)), tol)) or _close(got, dy.mean(axis=(2, 3)).sum(axis=0), tol):
         return "db averaged instead of summed: db[co] is the sum of dy[:, co] over batch and positions"
-    if B == C_out and _close(got, dy.sum(axis=(1, 2, 3))):
+    if B == C_out and _close(got, dy.sum(axis=(1, 2, 3)), tol):
         return wrong_axes
     return None
 
@@ -180,11 +190,11 @@ def _diagnose_backward(ref):
         dy, x, w = case.args
         stride, pad = case.kwargs["stride"], case.kwargs["pad"]
         found = []
-        for name, got, want in zip(GRADIENTS, actual, case.expected):
-            if compare(got, want, name, case.rtol, case.atol) is None:
+        for name, got, want, tol in zip(GRADIENTS, actual, case.expected, (tol_for(case.tol, i) for i in range(3))):
+            if compare(got, want, name, tol) is None:
                 continue
-            bug = (diagnose_dx(ref, dy, x, w, stride, pad, got) if name == "dx" else
-                   diagnose_dw(ref, dy, x, w, stride, pad, got) if name == "dw" else diagnose_db(dy, got))
+            bug = (diagnose_dx(ref, dy, x, w, stride, pad, got, tol) if name == "dx" else
+                   diagnose_dw(ref, dy, x, w, stride, pad, got, tol) if name == "dw" else diagnose_db(dy, got, tol))
             if bug:
                 found.append(bug)
         if not found and any(isinstance(g, np.ndarray) and g.dtype != e.dtype
@@ -199,29 +209,13 @@ def check_dx_rotated(actual, case: Case) -> str | None:
     if isinstance(actual, Raised) and actual.type == "NotImplementedError":
         return ("conv2d_dx_rotated raised NotImplementedError: it, or a function it calls (conv2d_forward, "
                 "rot180, dilate), is not implemented yet")
-    return compare(actual, case.expected, f"{case.func}(...)", case.rtol, case.atol)
+    return compare(actual, case.expected, f"{case.func}(...)", case.tol)
 
 
 def _diagnose_dx_rotated(ref):
     def diagnose(case: Case, actual) -> str | None:
         dy, w, x_shape = case.args
-        return diagnose_dx(ref, dy, np.zeros(x_shape), w, case.kwargs["stride"], case.kwargs["pad"], actual)
-    return diagnose
-
-
-def _diagnose_forward(ref):
-    def diagnose(case: Case, actual) -> str | None:
-        x, w, b = _f64(*case.args)
-        stride, pad = case.kwargs["stride"], case.kwargs["pad"]
-        bugs = [("kernel flipped: the forward pass is a cross-correlation, w[co, ci, m, n] multiplies "
-                 "x_pad[stride*i + m, stride*j + n]",
-                 lambda: ref.conv2d_forward(x, w[..., ::-1, ::-1], b, stride, pad)),
-                ("stride ignored: window (i, j) starts at x_pad[stride*i, stride*j]",
-                 lambda: ref.conv2d_forward(x, w, b, 1, pad)),
-                ("bias missing", lambda: ref.conv2d_forward(x, w, np.zeros_like(b), stride, pad))]
-        if min(x.shape[2:]) >= max(w.shape[2:]):
-            bugs.append(("padding ignored", lambda: ref.conv2d_forward(x, w, b, stride, 0)))
-        return next((bug for bug, variant in bugs if _close(actual, variant())), None)
+        return diagnose_dx(ref, dy, np.zeros(x_shape), w, case.kwargs["stride"], case.kwargs["pad"], actual, case.tol)
     return diagnose
 
 
@@ -233,9 +227,10 @@ def _diagnose_conv1d(case: Case, actual) -> str | None:
     if isinstance(dx, np.ndarray) and dx.shape == dy.shape != x.shape:
         return ("dx has the length of dy, but it needs one entry per input: pad dy with K-1 zeros on both sides "
                 "(the full convolution)")
-    if _close(dx, np.convolve(dy, w[::-1], "full")) and not _close(dx, case.expected[0]):
+    dx_tol, dw_tol = tol_for(case.tol, 0), tol_for(case.tol, 1)
+    if _close(dx, np.convolve(dy, w[::-1], "full"), dx_tol) and not _close(dx, case.expected[0], dx_tol):
         return "kernel not flipped in dx: slide the flipped kernel w[::-1] over the padded dy"
-    if _close(dw, case.expected[1][::-1]) and not _close(dw, case.expected[1]):
+    if _close(dw, case.expected[1][::-1], dw_tol) and not _close(dw, case.expected[1], dw_tol):
         return "dw is reversed: dw[m] = sum_i dy[i] x[i + m], no flip"
     if np.size(db) != 1:
         return "db must be a single number, the sum of dy (the bias is a scalar)"
@@ -263,7 +258,8 @@ def _diagnose_rot180(case: Case, actual) -> str | None:
         bugs[:0] = [("all axes reversed, the channel axes too: flip only the last two, w[..., ::-1, ::-1]", np.flip(w)),
                     ("the first two axes reversed (np.rot90 and w[::-1, ::-1] act on axes 0 and 1): reverse the "
                      "last two, w[..., ::-1, ::-1] or np.rot90(w, 2, axes=(-2, -1))", w[::-1, ::-1])]
-    return next((bug for bug, variant in bugs if _close(actual, variant) and not _close(actual, case.expected)), None)
+    return next((bug for bug, variant in bugs if _close(actual, variant, case.tol)
+                 and not _close(actual, case.expected, case.tol)), None)
 
 
 def _diagnose_dilate(case: Case, actual) -> str | None:
@@ -271,7 +267,7 @@ def _diagnose_dilate(case: Case, actual) -> str | None:
     if not isinstance(actual, np.ndarray) or actual.ndim != 4:
         return None
     B, C, H_out, W_out = dy.shape
-    if stride > 1 and _close(actual, dy):
+    if stride > 1 and _close(actual, dy, case.tol):
         return "nothing inserted: dilate must put stride - 1 zeros between neighbouring rows and columns"
     if actual.shape == (B, C, H_out * stride, W_out * stride) and stride > 1:
         return ("zeros after the last row/column: the result has (H_out - 1)*stride + 1 rows, "
@@ -301,7 +297,7 @@ def _backward_cases(ref, rng, func, specs, big=False):
         kwargs = {"stride": stride, "pad": pad}
         expected = _expected(lambda: ref.conv2d_backward(*_f64(dy, x, w), **kwargs), dtype)
         cases.append(Case(func, (dy, x, w), kwargs, expected=expected, check=check_gradients, label=label,
-                          **_TOL[np.dtype(dtype).type]))
+                          tol=backward_tol(ref, dy, x, w, **kwargs)))
     return cases
 
 
@@ -314,7 +310,7 @@ def _speed_case(ref, rng) -> Case:
     expected = _expected(lambda: ref.conv2d_backward(*_f64(dy, x, w), **kwargs), np.float32)
     return Case("conv2d_backward", (dy, x, w), kwargs, expected=expected, check=check_gradients, timeout=5.0,
                 label="B=32, C_in=3, C_out=16, 64x64 input, K 3x3, stride 1, pad 1, float32 (speed check: must be "
-                      "vectorized, no Python loop over pixels)", **_TOL[np.float32])
+                      "vectorized, no Python loop over pixels)", tol=backward_tol(ref, dy, x, w, **kwargs))
 
 
 def parts(ref, rng) -> list[Part]:
@@ -324,15 +320,17 @@ def parts(ref, rng) -> list[Part]:
         kwargs = {"stride": stride, "pad": pad}
         forward_cases.append(Case("conv2d_forward", (x, w, b), kwargs, label=label,
                                   expected=_expected(lambda: ref.conv2d_forward(*_f64(x, w, b), **kwargs), dtype),
-                                  **_TOL[np.dtype(dtype).type]))
+                                  tol=conv_tol(ref, x, w, b, **kwargs)))
 
     conv1d_cases = []
     for N, K in [(int(rng.integers(5, 12)), 3), (int(rng.integers(4, 9)), int(rng.integers(2, 5))),
                  (int(rng.integers(2, 6)), 1), (4, 4)]:
         x, w, dy = rng.standard_normal(N), rng.standard_normal(K), rng.standard_normal(N - K + 1)
         dx, dw, db = ref.conv1d_backward(dy, x, w)
+        magnitudes = ref.conv1d_backward(np.abs(dy), np.abs(x), np.abs(w))   # dx sums K products, dw and db N-K+1
+        tol = (Tol(magnitudes[0], K), Tol(magnitudes[1], N - K + 1), Tol(float(magnitudes[2]), N - K + 1))
         conv1d_cases.append(Case("conv1d_backward", (dy, x, w), expected=(dx, dw, float(db)),
-                                 check=check_gradients, label=f"N={N}, K={K}", **_TOL[np.float64]))
+                                 check=check_gradients, label=f"N={N}, K={K}", tol=tol))
 
     kernels = [rng.standard_normal(shape) for shape in [(2, 3, 2, 3), (3, 1, 4, 2), (3, 4), (2, 1, 1, 3)]]
     rot_cases = [Case("rot180", (w,), expected=np.array(ref.rot180(w)), label=f"w of shape {w.shape}") for w in kernels]
@@ -350,11 +348,11 @@ def parts(ref, rng) -> list[Part]:
         kwargs = {"stride": stride, "pad": pad}
         expected = _expected(lambda: ref.conv2d_dx_rotated(*_f64(dy, w), x.shape, **kwargs), dtype)
         rotated_cases.append(Case("conv2d_dx_rotated", (dy, w, x.shape), kwargs, expected=expected,
-                                  check=check_dx_rotated, label=label, **_TOL[np.float64]))
+                                  check=check_dx_rotated, label=label, tol=backward_tol(ref, dy, x, w, **kwargs)[0]))
 
     backward_diagnose = _diagnose_backward(ref)
     return [
-        Part("test_conv2d_forward", forward_cases, diagnose=_diagnose_forward(ref)),
+        Part("test_conv2d_forward", forward_cases, diagnose=functools.partial(diagnose_conv, ref)),
         Part("test_conv1d_backward", conv1d_cases, diagnose=_diagnose_conv1d),
         Part("test_conv2d_backward_naive", _backward_cases(ref, rng, "conv2d_backward_naive", NAIVE_SPECS),
              diagnose=backward_diagnose),

@@ -10,17 +10,25 @@ from __future__ import annotations
 
 import numpy as np
 
-from autograder.grader.spec import Case, Part, Raised, compare
+import functools
+
+from autograder.checks.l01_conv_forward import conv_tol, diagnose_conv
+from autograder.checks.l03_conv_backward import backward_tol
+from autograder.grader.spec import Case, Part, Raised, Tol, compare, tol_for
+from convlab.tolerance import sensitivity
 from convlab.data import load_digits_split
 
 LESSON = "04_train_cnn"
-_TOL = {"rtol": 1e-4, "atol": 1e-6}   # float32 code paths and other summation orders stay well inside
 _GRADER_EVENTS = {"Timeout", "Unsupported", "Crashed", "NotRun"}   # Raised types the sandbox sets itself
 
 
-def _matches(actual, expected) -> bool:
-    return (isinstance(actual, np.ndarray) and isinstance(expected, np.ndarray) and actual.shape == expected.shape
-            and bool(np.all(np.isfinite(actual))) and np.allclose(actual, expected, rtol=1e-4, atol=1e-6))
+def _matches(actual, expected, tol: Tol) -> bool:
+    """actual equals the bug variant `expected` within the rounding bound `tol` of the output it stands for."""
+    return isinstance(actual, np.ndarray) and isinstance(expected, np.ndarray) and tol.matches(actual, expected)
+
+
+def _abs(*arrays):
+    return tuple(np.abs(np.asarray(a, dtype=np.float64)) for a in arrays)
 
 
 def _item(result, index):
@@ -36,10 +44,10 @@ def _named_outputs(names: list[str], subject: str | None = None):
             return actual.describe(subject or func)
         if not isinstance(actual, (tuple, list)) or len(actual) != len(names):
             return f"{func} returned {type(actual).__name__}, expected {len(names)} arrays ({', '.join(names)})"
-        for name, got, want in zip(names, actual, case.expected):
+        for k, (name, got, want) in enumerate(zip(names, actual, case.expected)):
             if got is None:
                 return f"{name} was never set: backward must store it in self.grads"
-            if problem := compare(got, want, name, case.rtol, case.atol):
+            if problem := compare(got, want, name, tol_for(case.tol, k)):
                 return problem
         return None
     return check
@@ -65,40 +73,33 @@ def _conv_parts(ref, rng) -> list[Part]:
         y = ref.conv2d_forward(x, w, b, stride=stride, pad=pad)
         dy = rng.normal(size=y.shape)
         label = _conv_label(x, w, stride, pad)
-        forward_cases.append(Case("conv2d_forward", (x, w, b), {"stride": stride, "pad": pad}, y, label=label, **_TOL))
+        y_tol, grad_tols = conv_tol(ref, x, w, b, stride, pad), backward_tol(ref, dy, x, w, stride, pad)
+        forward_cases.append(Case("conv2d_forward", (x, w, b), {"stride": stride, "pad": pad}, y, label=label, tol=y_tol))
         backward_cases.append(Case("conv2d_backward", (dy, x, w), {"stride": stride, "pad": pad},
-                                   ref.conv2d_backward(dy, x, w, stride=stride, pad=pad), label=label, **_TOL,
+                                   ref.conv2d_backward(dy, x, w, stride=stride, pad=pad), label=label, tol=grad_tols,
                                    check=_named_outputs(["conv2d_backward dx", "conv2d_backward dw", "conv2d_backward db"])))
         layer_cases.append(Case("probe_conv2d_layer", (x, w, b, dy), {"stride": stride, "pad": pad},
-                                ref.probe_conv2d_layer(x, w, b, dy, stride=stride, pad=pad), label=label, **_TOL,
+                                ref.probe_conv2d_layer(x, w, b, dy, stride=stride, pad=pad), label=label,
+                                tol=(y_tol, *grad_tols),
                                 check=_named_outputs(["Conv2D.forward(x)", "Conv2D.backward(dy) (dx)",
                                                       "Conv2D.grads['w']", "Conv2D.grads['b']"], "Conv2D")))
 
-    def diagnose_forward(case, actual):
-        (x, w, b), stride, pad = case.args, case.kwargs["stride"], case.kwargs["pad"]
-        if _matches(actual, ref.conv2d_forward(x, w[:, :, ::-1, ::-1], b, stride=stride, pad=pad)):
-            return "the kernel is flipped (true convolution); the course uses cross-correlation, no flip"
-        if _matches(actual, ref.conv2d_forward(x, w, np.zeros_like(b), stride=stride, pad=pad)):
-            return "the bias b is not added"
-        if stride > 1 and np.shape(actual) == ref.conv2d_forward(x, w, b, stride=1, pad=pad).shape:
-            return "stride ignored"
-        if pad > 0 and np.shape(actual) == ref.conv2d_forward(x, w, b, stride=stride, pad=0).shape:
-            return "padding ignored"
-        return None
-
     def diagnose_backward(case, actual):
         (dy, x, w), stride, pad = case.args, case.kwargs["stride"], case.kwargs["pad"]
-        if _matches(_item(actual, 0), ref.conv2d_backward(dy, x, w[:, :, ::-1, ::-1], stride=stride, pad=pad)[0]):
+        if _matches(_item(actual, 0), ref.conv2d_backward(dy, x, w[:, :, ::-1, ::-1], stride=stride, pad=pad)[0],
+                    tol_for(case.tol, 0)):
             return "dx is a full correlation of dy with w itself; it needs the kernel rotated by 180 degrees"
         return None
 
     def diagnose_layer(case, actual):
         x, w, b, dy = case.args
-        if _matches(_item(actual, 0), ref.conv2d_forward(x, w, b)) and case.kwargs != {"stride": 1, "pad": 0}:
+        y = _item(actual, 0)
+        if (isinstance(y, np.ndarray) and case.kwargs != {"stride": 1, "pad": 0}
+                and _matches(y, ref.conv2d_forward(x, w, b), conv_tol(ref, x, w, b, 1, 0))):
             return "Conv2D does not pass its stride and pad on to conv2d_forward"
         return None
 
-    return [Part("test_conv2d_forward", forward_cases, diagnose_forward),
+    return [Part("test_conv2d_forward", forward_cases, functools.partial(diagnose_conv, ref)),
             Part("test_conv2d_backward", backward_cases, diagnose_backward),
             Part("test_Conv2D", layer_cases, diagnose_layer)]
 
@@ -119,17 +120,18 @@ def _pool_parts(ref, rng) -> list[Part]:
         y = ref.maxpool2d_forward(x, pool=pool, stride=stride)
         dy = rng.normal(size=y.shape)
         label = f"x {x.shape}, pool {pool}, stride {stride}"
-        forward_cases.append(Case("maxpool2d_forward", (x,), {"pool": pool, "stride": stride}, y, label=label, **_TOL))
+        dx_tol = Tol(ref.maxpool2d_backward(np.abs(dy), x, pool=pool, stride=stride), -(-pool // stride) ** 2)
+        forward_cases.append(Case("maxpool2d_forward", (x,), {"pool": pool, "stride": stride}, y, label=label, tol=Tol()))
         backward_cases.append(Case("maxpool2d_backward", (dy, x), {"pool": pool, "stride": stride},
-                                   ref.maxpool2d_backward(dy, x, pool=pool, stride=stride), label=label, **_TOL))
+                                   ref.maxpool2d_backward(dy, x, pool=pool, stride=stride), label=label, tol=dx_tol))
         layer_cases.append(Case("probe_maxpool_layer", (x, dy), {"pool": pool, "stride": stride},
-                                ref.probe_maxpool_layer(x, dy, pool=pool, stride=stride), label=label, **_TOL,
+                                ref.probe_maxpool_layer(x, dy, pool=pool, stride=stride), label=label, tol=(Tol(), dx_tol),
                                 check=_named_outputs(["MaxPool2D.forward(x)", "MaxPool2D.backward(dy)"], "MaxPool2D")))
 
     def diagnose_forward(case, actual):
         x, (pool, stride) = case.args[0], (case.kwargs["pool"], case.kwargs["stride"])
         windows = np.lib.stride_tricks.sliding_window_view(x, (pool, pool), axis=(2, 3))[:, :, ::stride, ::stride]
-        if _matches(actual, windows.mean(axis=(4, 5))):
+        if _matches(actual, windows.mean(axis=(4, 5)), Tol(windows.__abs__().mean(axis=(4, 5)), pool**2 + 1)):
             return "this is average pooling: take the max of each window"
         if stride != pool and np.shape(actual) == ref.maxpool2d_forward(x, pool=pool, stride=pool).shape:
             return "stride ignored (the step equals the pool size)"
@@ -138,7 +140,8 @@ def _pool_parts(ref, rng) -> list[Part]:
     def diagnose_backward(case, actual):
         (dy, x), pool, stride = case.args, case.kwargs["pool"], case.kwargs["stride"]
         spread = _spread_to_window(dy, x, pool, stride)
-        if _matches(actual, spread) or _matches(actual, spread / pool ** 2):
+        spread_tol = Tol(_spread_to_window(np.abs(dy), x, pool, stride), -(-pool // stride) ** 2 + 1)
+        if _matches(actual, spread, spread_tol) or _matches(actual, spread / pool ** 2, spread_tol):
             return "the gradient is spread over the whole window; it belongs to the max position only"
         if stride < pool:
             return "with overlapping windows (stride < pool) the gradients of windows sharing a max must add up"
@@ -163,11 +166,11 @@ def _relu_flatten_parts(ref, rng) -> list[Part]:
     def diagnose_relu(case, actual):
         x, dy = case.args
         dx = _item(actual, 1)
-        if _matches(dx, dy):
+        if _matches(dx, dy, Tol()):
             return "backward passes dy everywhere; it must be zero where the input was not positive"
-        if _matches(dx, dy * np.maximum(x, 0)):
+        if _matches(dx, dy * np.maximum(x, 0), Tol()):
             return "backward multiplies dy by the output values; it needs the 0/1 mask (x > 0)"
-        if _matches(dx, dy * (x >= 0)) and not _matches(dx, dy * (x > 0)):
+        if _matches(dx, dy * (x >= 0), Tol()) and not _matches(dx, dy * (x > 0), Tol()):
             return "the mask lets the gradient through at x == 0; use x > 0"
         return None
 
@@ -183,7 +186,7 @@ def _relu_flatten_parts(ref, rng) -> list[Part]:
         y = _item(actual, 0)
         if isinstance(y, np.ndarray) and y.size == x.size and y.shape != (x.shape[0], x.size // x.shape[0]):
             return "keep the batch axis: (N, C, H, W) -> (N, C*H*W)"
-        if _matches(y, x.transpose(0, 2, 3, 1).reshape(x.shape[0], -1)):
+        if _matches(y, x.transpose(0, 2, 3, 1).reshape(x.shape[0], -1), Tol()):
             return "the values are read in H, W, C order; flatten in C, H, W order (a plain reshape)"
         return None
 
@@ -194,8 +197,10 @@ def _dense_part(ref, rng) -> Part:
     cases = []
     for n, d_in, d_out in [(5, 4, 3), (1, 7, 2), (8, 3, 6), (4, 9, 9)]:
         x, W, b, dy = rng.normal(size=(n, d_in)), rng.normal(size=(d_out, d_in)), rng.normal(size=d_out), rng.normal(size=(n, d_out))
+        ax, aW, ab, ady = _abs(x, W, b, dy)   # each output is a sum of products: D_in (+ bias), D_out, N, N terms
+        tol = (Tol(ax @ aW.T + ab, d_in + 1), Tol(ady @ aW, d_out), Tol(ady.T @ ax, n), Tol(ady.sum(axis=0), n))
         cases.append(Case("probe_dense_layer", (x, W, b, dy), expected=ref.probe_dense_layer(x, W, b, dy),
-                          label=f"N={n}, D_in={d_in}, D_out={d_out}",
+                          label=f"N={n}, D_in={d_in}, D_out={d_out}", tol=tol,
                           check=_named_outputs(["Dense.forward(x)", "Dense.backward(dy) (dx)", "Dense.grads['W']", "Dense.grads['b']"], "Dense")))
 
     def diagnose(case, actual):
@@ -206,11 +211,11 @@ def _dense_part(ref, rng) -> Part:
             return "W has shape (D_out, D_in): y = x @ W.T + b"
         if isinstance(dW, np.ndarray) and dW.shape == W.T.shape and dW.shape != W.shape:
             return "grads['W'] must have W's shape (D_out, D_in): dW = dy.T @ x"
-        if _matches(dW, dy.T @ x / n) and n > 1:
+        if _matches(dW, dy.T @ x / n, tol_for(case.tol, 2)) and n > 1:
             return "grads['W'] is divided by the batch size; the loss already averages, so dy carries the 1/N"
         if isinstance(db, np.ndarray) and db.shape == dy.shape and db.shape != b.shape:
             return "grads['b'] must be summed over the batch: db = dy.sum(axis=0)"
-        if W.shape[0] == W.shape[1] and _matches(dx, dy @ W.T):
+        if W.shape[0] == W.shape[1] and _matches(dx, dy @ W.T, tol_for(case.tol, 1)):
             return "dx = dy @ W (W has shape (D_out, D_in)), not dy @ W.T"
         return None
 
@@ -225,8 +230,17 @@ def _softmax_check(actual, case: Case) -> str | None:
     loss, dlogits = actual
     if isinstance(loss, np.ndarray) and loss.size == 1:
         loss = loss.item()
-    return (compare(loss, case.expected[0], "the loss", case.rtol, case.atol)
-            or compare(dlogits, case.expected[1], "dlogits", case.rtol, case.atol))
+    return (compare(loss, case.expected[0], "the loss", tol_for(case.tol, 0))
+            or compare(dlogits, case.expected[1], "dlogits", tol_for(case.tol, 1)))
+
+
+def _softmax_tol(ref, z, y) -> tuple[Tol, Tol]:
+    """Softmax cross-entropy is not a sum of products: its magnitude is its condition times its value
+    (convlab.tolerance.sensitivity), and each output involves a sum of K exponentials (and N losses)."""
+    n, k = z.shape
+    loss = sensitivity(lambda logits: ref.softmax_cross_entropy(logits, y)[0], (z,), (0,))
+    dlogits = sensitivity(lambda logits: ref.softmax_cross_entropy(logits, y)[1], (z,), (0,))
+    return Tol(float(loss), n + k + 4), Tol(dlogits, k + 4)
 
 
 def _softmax_part(ref, rng) -> Part:
@@ -237,8 +251,8 @@ def _softmax_part(ref, rng) -> Part:
     huge = np.array([[1e4, 0.0, -1e4, 5.0], [-1e4, 1e4, 0.0, 1e4], [3e3, -2e3, 1e4, 0.0]])
     inputs.append((huge, np.array([0, 1, 2]), "logits of size 1e4, each label at a row maximum"))
     inputs.append((huge, np.array([2, 0, 3]), "logits of size 1e4, labels far below the row maximum"))
-    cases = [Case("softmax_cross_entropy", (z, y), expected=ref.softmax_cross_entropy(z, y), check=_softmax_check,
-                  label=label, rtol=1e-4, atol=1e-6) for z, y, label in inputs]
+    cases = [Case("softmax_cross_entropy", (z, y), expected=ref.softmax_cross_entropy(z.astype(np.float64), y),
+                  check=_softmax_check, label=label, tol=_softmax_tol(ref, z, y)) for z, y, label in inputs]
 
     def diagnose(case, actual):
         z, y = case.args
@@ -253,13 +267,14 @@ def _softmax_part(ref, rng) -> Part:
             return "log of a probability that underflowed to 0; compute log p with log-sum-exp: (z - max) - log(sum(exp(z - max)))"
         ref_loss, ref_grad = case.expected
         n = z.shape[0]
-        if n > 1 and _matches(dlogits, ref_grad * n):
+        loss_tol, grad_tol = tol_for(case.tol, 0), tol_for(case.tol, 1)
+        if n > 1 and _matches(dlogits, ref_grad * n, Tol(grad_tol.magnitude * n, grad_tol.terms)):
             return "dL/dz is not divided by the batch size N: the loss is a mean, so dL/dz = (p - one_hot(y)) / N"
-        if _matches(dlogits, -ref_grad):
+        if _matches(dlogits, -ref_grad, grad_tol):
             return "the sign of dlogits is flipped: dL/dz = (p - one_hot(y)) / N"
-        if _matches(dlogits, ref_grad + np.eye(z.shape[1])[y] / n):
+        if _matches(dlogits, ref_grad + np.eye(z.shape[1])[y] / n, grad_tol):
             return "dlogits is missing the -1 at each example's true class"
-        if n > 1 and loss_value is not None and np.isclose(loss_value, ref_loss * n, rtol=1e-4):
+        if n > 1 and loss_value is not None and Tol(loss_tol.magnitude * n, loss_tol.terms).matches(loss_value, ref_loss * n):
             return "the loss is summed over the batch; average it (divide by N)"
         return None
 
@@ -307,6 +322,12 @@ def _he_part() -> Part:
     return Part("test_he_init", cases, diagnose)
 
 
+def _sgd_tol(param, grad, velocity, lr, momentum) -> tuple[Tol, Tol]:
+    """velocity = momentum*velocity - lr*grad (2 products, 1 sum), then param + velocity (1 more sum)."""
+    step = np.abs(momentum * velocity) + np.abs(lr * grad)
+    return Tol(np.abs(param) + step, 4), Tol(step, 3)
+
+
 def _sgd_part(ref, rng) -> Part:
     cases = []
     for shape, lr, momentum in [((3, 4), 0.1, 0.9), ((5,), 0.01, 0.5), ((2, 3, 2, 2), 0.3, 0.0), ((7,), 0.05, 0.99)]:
@@ -314,21 +335,22 @@ def _sgd_part(ref, rng) -> Part:
         cases.append(Case("sgd_momentum_step", (param, grad, velocity, lr, momentum),
                           expected=ref.sgd_momentum_step(param.copy(), grad, velocity.copy(), lr, momentum),
                           check=_named_outputs(["new_param", "new_velocity"]),
-                          label=f"shape {shape}, lr {lr}, momentum {momentum}, nonzero velocity"))
+                          label=f"shape {shape}, lr {lr}, momentum {momentum}, nonzero velocity",
+                          tol=_sgd_tol(param, grad, velocity, lr, momentum)))
 
     def diagnose(case, actual):
         param, grad, velocity, lr, momentum = case.args
         new_param, new_velocity = _item(actual, 0), _item(actual, 1)
-        if _matches(new_velocity, momentum * velocity + lr * grad):
+        if _matches(new_velocity, momentum * velocity + lr * grad, tol_for(case.tol, 1)):
             return "the velocity adds +lr*grad, so the step climbs the loss: velocity = momentum*velocity - lr*grad"
-        if _matches(new_param, param + velocity) and _matches(new_velocity, momentum * velocity - lr * grad):
+        if _matches(new_param, param + velocity, tol_for(case.tol, 0)) and _matches(new_velocity, momentum * velocity - lr * grad, tol_for(case.tol, 1)):
             return "param moved by the old velocity: update the velocity first, then param += new velocity"
-        if _matches(new_velocity, momentum * velocity + grad):
+        if _matches(new_velocity, momentum * velocity + grad, Tol(np.abs(momentum * velocity) + np.abs(grad), 3)):
             return ("this is the velocity of the 'v = momentum*v + grad; param -= lr*v' convention; here the velocity "
                     "is the step itself: velocity = momentum*velocity - lr*grad")
-        if momentum > 0 and _matches(new_velocity, -lr * grad):
+        if momentum > 0 and _matches(new_velocity, -lr * grad, tol_for(case.tol, 1)):
             return "momentum is ignored: keep momentum * the previous velocity"
-        if _matches(new_param, momentum * velocity - lr * grad):
+        if _matches(new_param, momentum * velocity - lr * grad, tol_for(case.tol, 1)):
             return "the results are in the wrong order: return (new_param, new_velocity)"
         return None
 

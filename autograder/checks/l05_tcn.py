@@ -1,9 +1,9 @@
 """Hidden checks of lesson 05 (temporal convolutional networks).
 
-Randomised shapes, kernel sizes K = 1..4, dilations 1..8, float64 and float32. Tolerances:
-float64 rtol 1e-6 / atol 1e-8 relative to the values' scale; float32 rtol 1e-4 / atol 1e-4
-(sums of up to a few hundred float32 products round at ~1e-6 relative, a bug changes values by O(1)).
-The causality check puts two sequences that agree up to time t0 into the two batch entries of one
+Randomised shapes, kernel sizes K = 1..4, dilations 1..8, float64 and float32. Expected values are
+the reference in float64 on the same inputs, cast to the case's dtype, judged by convlab.tolerance's
+rounding bound: the magnitude of each output is the same computation on |x|, |w|, |b| (|dy|), its
+length the number of products behind one output. The causality check puts two sequences that agree up to time t0 into the two batch entries of one
 call and compares the two outputs here, outside the sandbox.
 """
 from __future__ import annotations
@@ -12,14 +12,40 @@ from typing import Callable
 
 import numpy as np
 
-from autograder.grader.spec import Case, Part, Raised, compare
+from autograder.grader.spec import Case, Part, Raised, Tol, compare, tol_for
 
 LESSON = "05_tcn"
-_TOL = {np.float64: {"rtol": 1e-6, "atol": 1e-8}, np.float32: {"rtol": 1e-4, "atol": 1e-4}}
 
 
-def _tol(dtype) -> dict:
-    return _TOL[np.dtype(dtype).type]
+def _f64(*arrays):
+    return tuple(np.asarray(a, dtype=np.float64) for a in arrays)
+
+
+def _abs64(*arrays):
+    return tuple(np.abs(a) for a in _f64(*arrays))
+
+
+def forward_tol(ref, x, w, b, dilation=1) -> Tol:
+    """Each output sums C_in*K products and the bias: its magnitude is the convolution of |x|, |w|, |b|."""
+    return Tol(ref.conv1d_causal_forward(*_abs64(x, w, b), dilation), int(np.prod(w.shape[1:])) + 1)
+
+
+def _backward_tol(ref, dy, x, w, dilation) -> tuple[Tol, Tol, Tol]:
+    """dx sums C_out*K products, dw and db B*T; magnitudes: the backward pass of |dy|, |x|, |w|."""
+    magnitudes = ref.conv1d_causal_backward(*_abs64(dy, x, w), dilation)
+    positions = dy.shape[0] * dy.shape[-1]
+    return (Tol(magnitudes[0], w.shape[0] * w.shape[-1]), Tol(magnitudes[1], positions),
+            Tol(magnitudes[2], positions))
+
+
+def _block_tol(ref, x, params, dilation) -> Tol:
+    """The block on |x| and |params|: an error in the hidden layer reaches y through ReLU (which never
+    enlarges it) and the |w2|-weighted sum, so this chain of absolute values bounds every rounding; the
+    length covers both convolutions and the skip (twice, as growth(n1) + growth(n2) <= 2 growth(n1 + n2))."""
+    magnitude = ref.tcn_block_forward(*_abs64(x), {k: np.abs(np.asarray(v, np.float64)) for k, v in params.items()},
+                                      dilation)
+    C_in, K, C_out = x.shape[1], params["w1"].shape[-1], params["w1"].shape[0]
+    return Tol(magnitude, 2 * (C_in * K + C_out * K + C_in + 3))
 
 
 def _label(B, C_in, C_out, T, K, dilation, dtype) -> str:
@@ -55,9 +81,8 @@ def forward_bugs(ref, K: int, dilation: int) -> dict[str, Callable]:
     }
 
 
-def _matches(actual, expected) -> bool:
-    return (isinstance(actual, np.ndarray) and actual.shape == expected.shape
-            and compare(actual, expected, rtol=1e-4, atol=1e-4) is None)
+def _matches(actual, expected, tol: Tol) -> bool:
+    return isinstance(actual, np.ndarray) and tol.matches(actual, expected)
 
 
 def _diagnose_forward(ref):
@@ -68,7 +93,7 @@ def _diagnose_forward(ref):
         if isinstance(actual, np.ndarray) and actual.ndim == 3 and actual.shape[-1] == T + (K - 1) * dilation:
             return "output length T + (K-1)*dilation: you padded both sides; pad only the left, then y has length T"
         for bug, conv in forward_bugs(ref, K, dilation).items():
-            if _matches(actual, conv(x, w, b, dilation)):
+            if _matches(actual, conv(x, w, b, dilation), forward_tol(ref, x, w, b, dilation)):
                 return bug
         return None
     return diagnose
@@ -97,8 +122,10 @@ def _forward_part(ref, rng) -> Part:
     for index, (B, C_in, C_out, T, K, dilation, dtype) in enumerate(_conv_shapes(rng)):
         x, w, b = _random_conv_args(rng, B, C_in, C_out, T, K, dtype)
         kwargs = {} if index == 0 else {"dilation": dilation}   # the first case relies on the default dilation=1
-        cases.append(Case("conv1d_causal_forward", (x, w, b), kwargs, expected=ref.conv1d_causal_forward(x, w, b, **kwargs),
-                          label=_label(B, C_in, C_out, T, K, kwargs.get("dilation", 1), dtype), **_tol(dtype)))
+        expected = ref.conv1d_causal_forward(*_f64(x, w, b), **kwargs).astype(dtype)
+        cases.append(Case("conv1d_causal_forward", (x, w, b), kwargs, expected=expected,
+                          label=_label(B, C_in, C_out, T, K, kwargs.get("dilation", 1), dtype),
+                          tol=forward_tol(ref, x, w, b, **kwargs)))
     return Part("test_conv1d_causal_forward", cases, diagnose=_diagnose_forward(ref))
 
 
@@ -114,28 +141,30 @@ def _causality_check(t0: int, C_out: int):
             return f"{name} returned {shape}, expected an array of shape {(2, C_out, T)}"
         if not np.all(np.isfinite(actual)):
             return f"{name} contains NaN or inf"
-        # equal inputs may still round differently in different rows of a matrix product: allow a few ulps
-        tol = (1e-4 if case.args[0].dtype == np.float32 else 1e-9) * (1 + np.max(np.abs(actual)))
+        # equal inputs may still round differently in different rows of a matrix product: each row may be
+        # off by its rounding bound, so their difference by twice that
+        tol = 2 * case.tol.bound(actual, actual.dtype, case.args[0].dtype)
+        tol = np.maximum(tol[0], tol[1])
         change = np.abs(actual[0] - actual[1])
-        if np.any(change[:, :t0 + 1] > tol):
+        if np.any(change[:, :t0 + 1] > tol[:, :t0 + 1]):
             t = int(np.argmax(change[:, :t0 + 1].max(axis=0)))
             return (f"y[:, :, {t}] changed when only inputs after t0 = {t0} changed: the output looks into the "
                     "future; pad (K-1)*dilation zeros on the left only and read x[t - (K-1-k)*dilation]")
-        if np.all(change[:, t0 + 1] <= tol):
+        if np.all(change[:, t0 + 1] <= tol[:, t0 + 1]):
             return (f"y[:, :, {t0 + 1}] did not change when x[:, :, {t0 + 1}] changed: y[t] must use the current "
                     "input x[t] (tap k = K-1)")
         return None
     return check
 
 
-def _causality_part(rng) -> Part:
+def _causality_part(ref, rng) -> Part:
     cases = []
     for _, C_in, C_out, T, K, dilation, dtype in _conv_shapes(rng)[:4]:
         x, w, b = _random_conv_args(rng, 2, C_in, C_out, T, K, dtype)
         t0 = int(rng.integers(T // 3, T - 1))
         x[1, :, :t0 + 1] = x[0, :, :t0 + 1]             # same past, different future
         cases.append(Case("conv1d_causal_forward", (x, w, b), {"dilation": dilation}, check=_causality_check(t0, C_out),
-                          label=f"two sequences equal up to t0={t0}, {_label(2, C_in, C_out, T, K, dilation, dtype)}"))
+                          tol=forward_tol(ref, x, w, b, dilation), label=f"two sequences equal up to t0={t0}, {_label(2, C_in, C_out, T, K, dilation, dtype)}"))
     return Part("test_conv1d_causal_forward_is_causal", cases)
 
 
@@ -147,21 +176,23 @@ def _diagnose_backward(ref):
         if not (isinstance(actual, (tuple, list)) and len(actual) == 3):
             return None
         dx, dw, _ = actual
-        if dilation > 1 and all(_matches(a, e) for a, e in zip(actual, ref.conv1d_causal_backward(dy, x, w, 1))):
+        tols = [tol_for(case.tol, i) for i in range(3)]
+        undilated = ref.conv1d_causal_backward(*_f64(dy, x, w), 1)
+        if dilation > 1 and all(_matches(a, e, t) for a, e, t in zip(actual, undilated, tols)):
             return "dilation ignored in the backward pass"
         expected_dx, expected_dw, _ = case.expected
-        if not _matches(dx, expected_dx):
-            dx_past = ref.conv1d_causal_forward(dy, w.transpose(1, 0, 2), np.zeros(w.shape[1], dy.dtype), dilation)
-            if _matches(dx, dx_past):
+        if not _matches(dx, expected_dx, tols[0]):
+            dx_past = ref.conv1d_causal_forward(*_f64(dy, w.transpose(1, 0, 2)), np.zeros(w.shape[1]), dilation)
+            if _matches(dx, dx_past, tols[0]):
                 return ("dx reads dy from the past; x[s] influences y[s + (K-1-k)*dilation], so dx[s] needs "
                         "dy[s + (K-1-k)*dilation] (pad dy on the right)")
-            if dilation > 1 and _matches(dx, ref.conv1d_causal_backward(dy, x, w, 1)[0]):
+            if dilation > 1 and _matches(dx, undilated[0], tols[0]):
                 return "dx ignores the dilation"
             return None
-        if not _matches(dw, expected_dw):
-            if _matches(dw, expected_dw[..., ::-1]):
+        if not _matches(dw, expected_dw, tols[1]):
+            if _matches(dw, expected_dw[..., ::-1], tols[1]):
                 return "dw is reversed along k: dw[co, ci, k] pairs dy[t] with x[t - (K-1-k)*dilation]"
-            if dilation > 1 and _matches(dw, ref.conv1d_causal_backward(dy, x, w, 1)[1]):
+            if dilation > 1 and _matches(dw, undilated[1], tols[1]):
                 return "dw ignores the dilation"
         return None
     return diagnose
@@ -172,9 +203,9 @@ def _backward_part(ref, rng) -> Part:
     for B, C_in, C_out, T, K, dilation, dtype in _conv_shapes(rng):
         x, w, _ = _random_conv_args(rng, B, C_in, C_out, T, K, dtype)
         dy = rng.standard_normal((B, C_out, T)).astype(dtype)
-        cases.append(Case("conv1d_causal_backward", (dy, x, w), {"dilation": dilation},
-                          expected=ref.conv1d_causal_backward(dy, x, w, dilation),
-                          label=_label(B, C_in, C_out, T, K, dilation, dtype), **_tol(dtype)))
+        expected = tuple(g.astype(dtype) for g in ref.conv1d_causal_backward(*_f64(dy, x, w), dilation))
+        cases.append(Case("conv1d_causal_backward", (dy, x, w), {"dilation": dilation}, expected=expected,
+                          label=_label(B, C_in, C_out, T, K, dilation, dtype), tol=_backward_tol(ref, dy, x, w, dilation)))
     return Part("test_conv1d_causal_backward", cases, diagnose=_diagnose_backward(ref))
 
 
@@ -248,7 +279,7 @@ def _diagnose_block(ref):
                        for bug, buggy in forward_bugs(ref, K, dilation).items()}
         for bug, compute in candidates.items():
             try:
-                if _matches(actual, compute()):
+                if _matches(actual, compute(), case.tol):
                     return bug
             except ValueError:          # a variant that cannot broadcast for these channel counts
                 continue
@@ -257,7 +288,7 @@ def _diagnose_block(ref):
 
 
 def _block_check(actual, case: Case) -> str | None:
-    problem = compare(actual, case.expected, name="tcn_block_forward(...)", rtol=case.rtol, atol=case.atol)
+    problem = compare(actual, case.expected, name="tcn_block_forward(...)", tol=case.tol)
     if problem and isinstance(actual, Raised) and "broadcast" in actual.message and "w_skip" in case.args[1]:
         problem += ": when C_in != C_out the skip path needs the 1x1 conv params['w_skip'], params['b_skip']"
     return problem
@@ -271,12 +302,14 @@ def _block_part(ref, rng) -> Part:
         x = rng.standard_normal((B, C_in, T)).astype(dtype)
         params = _block_params(rng, C_in, C_out, K, dtype)
         skip = "1x1 conv on the skip path" if C_in != C_out else "identity skip"
-        cases.append(Case("tcn_block_forward", (x, params, dilation), expected=ref.tcn_block_forward(x, params, dilation),
+        expected = ref.tcn_block_forward(*_f64(x), {k: np.asarray(v, np.float64) for k, v in params.items()},
+                                         dilation).astype(dtype)
+        cases.append(Case("tcn_block_forward", (x, params, dilation), expected=expected,
                           check=_block_check, label=f"{_label(B, C_in, C_out, T, K, dilation, dtype)}, {skip}",
-                          **_tol(dtype)))
+                          tol=_block_tol(ref, x, params, dilation)))
     return Part("test_tcn_block_forward", cases, diagnose=_diagnose_block(ref))
 
 
 def parts(ref, rng) -> list[Part]:
-    return [_forward_part(ref, rng), _causality_part(rng), _backward_part(ref, rng),
+    return [_forward_part(ref, rng), _causality_part(ref, rng), _backward_part(ref, rng),
             _receptive_field_part(ref, rng), _block_part(ref, rng)]

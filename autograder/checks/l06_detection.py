@@ -20,7 +20,8 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
-from autograder.grader.spec import Case, Part, Raised, compare, same_dtype
+from autograder.grader.spec import Case, Part, Raised, Tol, compare, same_dtype
+from convlab.tolerance import sensitivity
 
 LESSON = "06_detection"
 _KEEP_DTYPE = same_dtype("a float32 feature map gives float32 pooled values")
@@ -304,25 +305,25 @@ def _ap_bugs(scores, hits, num_gt) -> Iterator[tuple[str, Callable[[], Any]]]:
     yield ("the detections are not sorted by descending score", lambda: _ap(scores, hits, num_gt, order="index"))
 
 
-def _first_match(actual: Any, bugs: Iterator[tuple[str, Callable[[], Any]]]) -> str | None:
-    """The name of the first bug whose output `actual` equals (shape and values, to 1e-6)."""
+def _first_match(actual: Any, bugs: Iterator[tuple[str, Callable[[], Any]]], tol: Any = None) -> str | None:
+    """The name of the first bug whose output `actual` equals (shape, and values within the case's bound)."""
     for name, compute in bugs:
         try:
             with np.errstate(all="ignore"):
                 candidate = compute()
         except Exception:  # noqa: BLE001 - a bug variant that cannot run on this case is not the bug
             continue
-        if _same(actual, candidate):
+        if _same(actual, candidate, tol):
             return name
     return None
 
 
-def _same(actual: Any, candidate: Any) -> bool:
-    """compare() to 1e-6, except bool arrays: equal values match whatever the dtype of `actual`."""
+def _same(actual: Any, candidate: Any, tol: Any) -> bool:
+    """compare() within `tol`, except bool arrays: equal values match whatever the dtype of `actual`."""
     if isinstance(candidate, np.ndarray) and candidate.dtype.kind == "b":
         return isinstance(actual, np.ndarray) and actual.shape == candidate.shape and np.array_equal(actual, candidate)
     try:
-        return compare(actual, candidate, rtol=1e-6, atol=1e-9) is None
+        return compare(actual, candidate, tol=tol) is None
     except TypeError:        # a result of a kind compare() cannot handle matches no bug
         return False
 
@@ -371,13 +372,15 @@ def _iou_part(ref, rng) -> Part:
               (np.zeros((0, 4)), _random_boxes(rng, 3), "no boxes against 3")]
     many = _random_boxes(rng, 30, degenerate=0.1)
     inputs.append((many, np.concatenate([many[:10], _random_boxes(rng, 15)]), "30 x 25 random boxes with duplicates"))
-    cases = [Case("iou", (a, b), expected=ref.iou(a, b), label=label) for a, b, label in inputs]
+    # IoU is a short nonlinear formula: its magnitude is its condition times its value (convlab.tolerance)
+    cases = [Case("iou", (a, b), expected=ref.iou(a, b), label=label, tol=Tol(sensitivity(ref.iou, (a, b), (0, 1)), 12))
+             for a, b, label in inputs]
 
     def diagnose(case: Case, actual: Any) -> str | None:
         a, b = case.args
         if isinstance(actual, np.ndarray) and actual.shape == case.expected.shape and np.isnan(actual).any():
             return "zero-area boxes give 0 / 0 = NaN: return 0 where the union is 0 (np.divide(..., where=union > 0))"
-        return _first_match(actual, _iou_bugs(a, b))
+        return _first_match(actual, _iou_bugs(a, b), case.tol)
     return Part("test_iou", cases, diagnose)
 
 
@@ -396,7 +399,7 @@ def _nms_part(ref, rng) -> Part:
     inputs.append((np.array([[1., 2., 3., 4.]]), np.array([0.3]), 0.5, "one box"))
     cases = [Case("non_max_suppression", (boxes, scores, threshold), expected=ref.non_max_suppression(boxes, scores, threshold),
                   check=_int_indices, label=label) for boxes, scores, threshold, label in inputs]
-    return Part("test_non_max_suppression", cases, lambda case, actual: _first_match(actual, _nms_bugs(*case.args)))
+    return Part("test_non_max_suppression", cases, lambda case, actual: _first_match(actual, _nms_bugs(*case.args), case.tol))
 
 
 def _anchor_part(ref, rng) -> Part:
@@ -405,9 +408,10 @@ def _anchor_part(ref, rng) -> Part:
         configs.append(((int(rng.integers(1, 6)), int(rng.integers(1, 6))), int(rng.choice([4, 8, 16])),
                         list(np.round(rng.uniform(4, 40, int(rng.integers(1, 4))), 1)),
                         list(np.round(np.exp(rng.uniform(-1.5, 1.5, int(rng.integers(1, 4)))), 2))))
+    # corners are centre -/+ half sizes: their magnitude includes the half sizes' (through scales, ratios)
     cases = [Case("generate_anchors", config, expected=ref.generate_anchors(*config),
-                  label=f"grid {config[0]}, stride {config[1]}, scales {config[2]}, ratios {config[3]}") for config in configs]
-    return Part("test_generate_anchors", cases, lambda case, actual: _first_match(actual, _anchor_bugs(*case.args)))
+                  tol=Tol(sensitivity(ref.generate_anchors, config, (2, 3)), 6), label=f"grid {config[0]}, stride {config[1]}, scales {config[2]}, ratios {config[3]}") for config in configs]
+    return Part("test_generate_anchors", cases, lambda case, actual: _first_match(actual, _anchor_bugs(*case.args), case.tol))
 
 
 def _pairs(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -419,20 +423,28 @@ def _pairs(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
     return anchors, gt
 
 
+def _coding_tol(func, anchors, other) -> Tol:
+    """Box coding is a short formula (centres, sizes, a division, a log or exp): its magnitude is its
+    condition times its value, the chain about 8 operations long."""
+    return Tol(sensitivity(func, (anchors, other), (0, 1)), 8)
+
+
 def _coding_parts(ref, rng) -> list[Part]:
     encode_cases, decode_cases = [], []
     for n in (1, 6, 25):
         anchors, gt = _pairs(rng, n)
         encode_cases.append(Case("encode_boxes", (anchors, gt), expected=ref.encode_boxes(anchors, gt),
-                                 label=f"{n} random anchor/box pairs"))
+                                 label=f"{n} random anchor/box pairs", tol=_coding_tol(ref.encode_boxes, anchors, gt)))
         deltas = rng.normal(0, 0.4, (n, 4))
         decode_cases.append(Case("decode_boxes", (anchors, deltas), expected=ref.decode_boxes(anchors, deltas),
-                                 label=f"{n} random anchors and deltas"))
+                                 label=f"{n} random anchors and deltas", tol=_coding_tol(ref.decode_boxes, anchors, deltas)))
     anchors, gt = _pairs(rng, 8)
-    decode_cases.append(Case("decode_boxes", (anchors, ref.encode_boxes(anchors, gt)), expected=ref.decode_boxes(
-        anchors, ref.encode_boxes(anchors, gt)), label="decoding the encoding of 8 boxes (must give the boxes back)"))
-    return [Part("test_encode_boxes", encode_cases, lambda case, actual: _first_match(actual, _encode_bugs(*case.args))),
-            Part("test_decode_boxes", decode_cases, lambda case, actual: _first_match(actual, _decode_bugs(*case.args)))]
+    deltas = ref.encode_boxes(anchors, gt)
+    decode_cases.append(Case("decode_boxes", (anchors, deltas), expected=ref.decode_boxes(anchors, deltas),
+                             label="decoding the encoding of 8 boxes (must give the boxes back)",
+                             tol=_coding_tol(ref.decode_boxes, anchors, deltas)))
+    return [Part("test_encode_boxes", encode_cases, lambda case, actual: _first_match(actual, _encode_bugs(*case.args), case.tol)),
+            Part("test_decode_boxes", decode_cases, lambda case, actual: _first_match(actual, _decode_bugs(*case.args), case.tol))]
 
 
 def _roi_part(ref, rng) -> Part:
@@ -450,7 +462,7 @@ def _roi_part(ref, rng) -> Part:
         cases.append(Case("roi_max_pool", (fmap, rois, out, scale), expected=ref.roi_max_pool(fmap, rois, out, scale),
                           check=_KEEP_DTYPE, label=f"map {C}x{H}x{W} {np.dtype(dtype).name}, {len(rois)} regions "
                           f"(some outside, one of zero size), output {out}, spatial_scale {scale}"))
-    return Part("test_roi_max_pool", cases, lambda case, actual: _first_match(actual, _roi_bugs(*case.args)))
+    return Part("test_roi_max_pool", cases, lambda case, actual: _first_match(actual, _roi_bugs(*case.args), case.tol))
 
 
 def _detections(rng: np.random.Generator, num_gt: int, per_gt: int, false_positives: int):
@@ -478,7 +490,7 @@ def _match_part(ref, rng) -> Part:
     inputs.append((np.zeros((0, 4)), np.zeros(0), gt, 0.5, "no detections"))
     cases = [Case("match_detections", (b, s, g, t), expected=ref.match_detections(b, s, g, t), check=_bool_array,
                   label=label) for b, s, g, t, label in inputs]
-    return Part("test_match_detections", cases, lambda case, actual: _first_match(actual, _match_bugs(*case.args)))
+    return Part("test_match_detections", cases, lambda case, actual: _first_match(actual, _match_bugs(*case.args), case.tol))
 
 
 def _ranking_inputs(rng: np.random.Generator) -> list[tuple]:
@@ -497,10 +509,11 @@ def _ranking_parts(ref, rng) -> list[Part]:
     inputs = _ranking_inputs(rng)
     pr_cases = [Case("precision_recall", (s, h, g), expected=tuple(ref.precision_recall(s, h, g)), label=label)
                 for s, h, g, label in inputs]
-    ap_cases = [Case("average_precision", (s, h, g), expected=ref.average_precision(s, h, g), label=label)
-                for s, h, g, label in inputs]
-    return [Part("test_precision_recall", pr_cases, lambda case, actual: _first_match(actual, _pr_bugs(*case.args))),
-            Part("test_average_precision", ap_cases, lambda case, actual: _first_match(actual, _ap_bugs(*case.args)))]
+    # AP sums one non-negative precision * recall step per detection: its magnitude is AP itself
+    ap_cases = [Case("average_precision", (s, h, g), expected=ref.average_precision(s, h, g), label=label,
+                     tol=Tol(None, len(s) + 4)) for s, h, g, label in inputs]
+    return [Part("test_precision_recall", pr_cases, lambda case, actual: _first_match(actual, _pr_bugs(*case.args), case.tol)),
+            Part("test_average_precision", ap_cases, lambda case, actual: _first_match(actual, _ap_bugs(*case.args), case.tol))]
 
 
 def parts(ref, rng: np.random.Generator) -> list[Part]:

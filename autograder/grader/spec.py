@@ -17,15 +17,84 @@ Arguments and results cross the sandbox boundary as data only: numpy arrays, int
 str, None, and tuples/lists/dicts (str keys) of these. The student's result comes back and is
 judged here, outside the sandbox, by `Case.check` (default: `compare` against `Case.expected`).
 When a case fails, `Part.diagnose(case, actual)` may name the likely bug ("stride ignored").
+
+Floating-point results are judged by one rule, `convlab.tolerance.rounding_bound`: a Case's `tol`
+(a `Tol`, or a tuple/list/dict of them shaped like `expected`) gives the magnitude of the computation
+behind each entry and the length of its longest sum; docs/authoring.md derives the rule.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
 import numpy as np
 
+from convlab.tolerance import describe_violation, rounding_bound, violations
+
 Check = Callable[[Any, "Case"], "str | None"]
+
+
+@dataclass(frozen=True)
+class Tol:
+    """The rounding error a correct float result may carry (convlab.tolerance): `magnitude` is the size of
+    the computation behind each entry (an array shaped like the result, or a number; None: |expected|,
+    for a few elementwise operations), `terms` the length of its longest sum or chain of operations."""
+    magnitude: Any = None
+    terms: int = 4
+    dtype: Any = None        # the precision the inputs came in (set by Case from its arguments)
+
+    def bound(self, expected: Any, *dtypes: Any) -> np.ndarray:
+        magnitude = np.abs(np.asarray(expected, dtype=np.float64)) if self.magnitude is None else self.magnitude
+        dtypes = dtypes + ((self.dtype,) if self.dtype is not None else ())
+        return np.broadcast_to(rounding_bound(magnitude, self.terms, *dtypes), np.shape(expected))
+
+    def matches(self, actual: Any, candidate: Any) -> bool:
+        """actual is a finite number array of candidate's shape within this bound of it: for diagnoses,
+        where `candidate` is a bug's output. A bug sums other terms than the correct computation, of the
+        same size, so the largest magnitude of the correct one stands for all of its entries."""
+        actual_arr = np.asarray(actual) if isinstance(actual, (np.ndarray, int, float, np.number)) else None
+        if actual_arr is None or actual_arr.dtype.kind not in "biuf" or actual_arr.shape != np.shape(candidate):
+            return False
+        if not np.all(np.isfinite(actual_arr)):
+            return False
+        candidate = np.asarray(candidate)
+        scale = np.abs(candidate if self.magnitude is None else np.asarray(self.magnitude, dtype=np.float64))
+        largest = replace(self, magnitude=float(np.max(scale, initial=0.0)))
+        return not np.any(violations(actual_arr, candidate, largest.bound(candidate, actual_arr.dtype, candidate.dtype)))
+
+
+EXACT = Tol(magnitude=0.0)   # results that involve no rounding: copies, maxima, indices
+
+
+def _least_precise(values: Any) -> Any:
+    """The float dtype with the largest unit roundoff among arrays and numpy floats in `values` (nested)."""
+    found = None
+    stack = [values]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, (tuple, list)):
+            stack.extend(value)
+        elif isinstance(value, dict):
+            stack.extend(value.values())
+        elif isinstance(value, (np.ndarray, np.floating)) and value.dtype.kind == "f":
+            if found is None or np.finfo(value.dtype).eps > np.finfo(found).eps:
+                found = value.dtype
+    return found
+
+
+def _with_dtype(tol: Any, dtype: Any) -> Any:
+    """`tol` (a Tol, None, or a tuple/list/dict of them) with the inputs' precision filled in."""
+    if isinstance(tol, (tuple, list)):
+        return type(tol)(_with_dtype(t, dtype) for t in tol)
+    if isinstance(tol, dict):
+        return {key: _with_dtype(t, dtype) for key, t in tol.items()}
+    tol = Tol() if tol is None else tol
+    return tol if tol.dtype is not None or dtype is None else replace(tol, dtype=dtype)
+
+
+def tol_for(tol: Any, key: Any) -> Any:
+    """The Tol for element `key` of a tuple/list/dict result (one Tol, or None for Tol(), may stand for all)."""
+    return tol[key] if isinstance(tol, (tuple, list, dict)) else Tol() if tol is None else tol
 
 
 @dataclass
@@ -37,13 +106,16 @@ class Case:
     check: Check | None = None                  # returns a failure message or None; default: compare
     label: str = ""                             # shown in feedback, e.g. "B=2, 7x7, K=3, stride 2, pad 1"
     timeout: float = 10.0                       # seconds for this one call
-    rtol: float = 1e-5
-    atol: float = 1e-6
+    tol: Any = None                             # a Tol (or a tuple/dict of them); None: Tol()
+
+    def __post_init__(self) -> None:
+        # a correct answer is as precise as its least precise input, whatever dtype it is returned in
+        self.tol = _with_dtype(self.tol, _least_precise((self.args, self.kwargs)))
 
     def judge(self, actual: Any) -> str | None:
         if self.check is not None:
             return self.check(actual, self)
-        return compare(actual, self.expected, name=f"{self.func}(...)", rtol=self.rtol, atol=self.atol)
+        return compare(actual, self.expected, name=f"{self.func}(...)", tol=self.tol)
 
 
 @dataclass
@@ -73,15 +145,20 @@ class Raised:
             return f"{func} crashed the Python process ({self.message})"
         if self.type == "NotRun":        # set by the sandboxed grader: the call was never made
             return f"{func} was not checked: {self.message}"
+        if self.type == "ChangedInput":  # set by the runner: the call wrote into one of its arguments
+            return (f"{func} changed its argument {self.message} in place: work on a copy "
+                    f"(e.g. {self.message.split('[')[0]}.copy(), or build a new array) instead of writing into it")
         return f"{func} raised {self.type}: {self.message}"
 
 
-def compare(actual: Any, expected: Any, name: str = "result", rtol: float = 1e-5, atol: float = 1e-6) -> str | None:
+def compare(actual: Any, expected: Any, name: str = "result", tol: Any = None) -> str | None:
     """None if `actual` matches `expected`, else one sentence saying what differs.
 
-    Arrays: type, shape, NaN/inf, dtype kind (float vs int), then values with allclose.
-    Tuples/lists: length, then element by element. Scalars: numeric closeness or equality.
+    Arrays: type, shape, NaN/inf, dtype kind (float vs int), then values within `tol`'s rounding bound
+    (convlab.tolerance). Tuples/lists: length, then element by element (`tol` may be a tuple of Tols).
+    Scalars: within the bound for numbers, equality for bool/str/None.
     """
+    tol = Tol() if tol is None else tol
     if isinstance(actual, Raised):
         return actual.describe(name.split("(")[0])
     if isinstance(expected, (tuple, list)):
@@ -90,7 +167,7 @@ def compare(actual: Any, expected: Any, name: str = "result", rtol: float = 1e-5
         if len(actual) != len(expected):
             return f"{name} returned {len(actual)} items, expected {len(expected)}"
         for i, (a, e) in enumerate(zip(actual, expected)):
-            if problem := compare(a, e, f"{name}[{i}]", rtol, atol):
+            if problem := compare(a, e, f"{name}[{i}]", tol_for(tol, i)):
                 return problem
         return None
     if isinstance(expected, dict):
@@ -99,11 +176,11 @@ def compare(actual: Any, expected: Any, name: str = "result", rtol: float = 1e-5
         if missing := sorted(set(expected) - set(actual)):
             return f"{name} is missing keys {missing}"
         for key in expected:
-            if problem := compare(actual[key], expected[key], f"{name}[{key!r}]", rtol, atol):
+            if problem := compare(actual[key], expected[key], f"{name}[{key!r}]", tol_for(tol, key)):
                 return problem
         return None
     if isinstance(expected, np.ndarray):
-        return _compare_array(actual, expected, name, rtol, atol)
+        return _compare_array(actual, expected, name, tol)
     if isinstance(expected, (bool, np.bool_)) or expected is None or isinstance(expected, str):
         return None if actual == expected else f"{name} is {actual!r}, expected {expected!r}"
     if isinstance(expected, (int, float, np.integer, np.floating)):
@@ -111,9 +188,10 @@ def compare(actual: Any, expected: Any, name: str = "result", rtol: float = 1e-5
             return f"{name} returned {type(actual).__name__}, expected a number"
         if isinstance(expected, (int, np.integer)) and not float(actual).is_integer():
             return f"{name} is {actual!r}, expected the whole number {expected}: use floor division //"
-        if not np.isclose(actual, expected, rtol=rtol, atol=atol, equal_nan=False):
+        if not np.isfinite(float(actual)):
             return f"{name} is {actual!r}, expected {expected!r}"
-        return None
+        return describe_violation(name, float(actual), float(expected),
+                                  tol.bound(float(expected), np.asarray(actual).dtype, np.asarray(expected).dtype))
     raise TypeError(f"compare() cannot compare expected values of type {type(expected).__name__}")
 
 
@@ -121,7 +199,7 @@ def same_dtype(how: str) -> Check:
     """A Case.check: compare() with the expected value, then the result must keep its dtype
     (float32 stays float32); `how` says how, e.g. "np.zeros_like(x) rather than np.zeros(x.shape)"."""
     def check(actual: Any, case: Case) -> str | None:
-        if problem := compare(actual, case.expected, f"{case.func}(...)", case.rtol, case.atol):
+        if problem := compare(actual, case.expected, f"{case.func}(...)", case.tol):
             return problem
         if actual.dtype != case.expected.dtype:
             return (f"{case.func}(...) returned {actual.dtype} for {case.expected.dtype} input: keep the input's "
@@ -130,7 +208,7 @@ def same_dtype(how: str) -> Check:
     return check
 
 
-def _compare_array(actual: Any, expected: np.ndarray, name: str, rtol: float, atol: float) -> str | None:
+def _compare_array(actual: Any, expected: np.ndarray, name: str, tol: Tol) -> str | None:
     if not isinstance(actual, np.ndarray):
         return f"{name} returned {type(actual).__name__}, expected a numpy array of shape {expected.shape}"
     if actual.shape != expected.shape:
@@ -141,14 +219,13 @@ def _compare_array(actual: Any, expected: np.ndarray, name: str, rtol: float, at
         return f"{name} has dtype {actual.dtype}, expected a floating-point array ({expected.dtype})"
     if expected.dtype.kind == "b" and actual.dtype.kind != "b":
         return f"{name} has dtype {actual.dtype}, expected a boolean array"
-    if actual.dtype.kind not in "biufc":
+    if actual.dtype.kind not in "biuf":
         return f"{name} has dtype {actual.dtype}, expected numbers"
-    if not np.allclose(actual, expected, rtol=rtol, atol=atol):
-        error = np.abs(actual.astype(np.float64) - expected.astype(np.float64))   # bool arrays cannot subtract
-        worst = np.unravel_index(np.argmax(error), expected.shape) if expected.size else ()
-        return (f"{name} has the right shape but wrong values: at index {tuple(int(i) for i in worst)} "
-                f"got {actual[worst]:.6g}, expected {expected[worst]:.6g}")
-    return None
+    if expected.dtype.kind in "biu" and actual.dtype.kind in "biu":
+        if np.array_equal(actual, expected):
+            return None
+        return describe_violation(name, actual, expected, np.zeros(expected.shape))
+    return describe_violation(name, actual, expected, tol.bound(expected, actual.dtype, expected.dtype))
 
 
 @dataclass
@@ -202,6 +279,8 @@ def call_in_process(namespace: Any, case: Case) -> Any:
     import copy
     import signal
     import threading
+
+    from autograder.grader.runner import changed_argument
     func = getattr(namespace, case.func) if not isinstance(namespace, dict) else namespace[case.func]
     args, kwargs = copy.deepcopy(case.args), copy.deepcopy(case.kwargs)
     timed = threading.current_thread() is threading.main_thread()
@@ -209,7 +288,10 @@ def call_in_process(namespace: Any, case: Case) -> Any:
         previous = signal.signal(signal.SIGALRM, _time_up)
         signal.setitimer(signal.ITIMER_REAL, case.timeout)
     try:
-        return func(*args, **kwargs)
+        value = func(*args, **kwargs)
+        if changed := changed_argument(func, args, kwargs, case.args, case.kwargs):
+            return Raised("ChangedInput", changed)
+        return value
     except _TimeUp:
         return Raised("Timeout", f"{case.timeout:g} s")
     except Exception as exc:  # noqa: BLE001 - mirrored as data, like the sandbox does
