@@ -1,20 +1,34 @@
 # ConvLab: every command a student, instructor or CI needs. `make help` lists them.
 SHELL := /bin/bash
-PYTHON ?= python3.11
+# The first of these that is Python 3.11 or newer (PYTHON=/path/to/python overrides it).
+PYTHON_CANDIDATES := python3 python3.11 python3.12 python3.13 python3.14
+PYTHON ?= $(shell for p in $(PYTHON_CANDIDATES); do $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' >/dev/null 2>&1 && { echo $$p; break; }; done)
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 WORK ?= autograder/work
 SUBMITTED ?= $(WORK)/submitted
 JOBS ?= $(shell nproc)
+# Root installs what `make test` needs itself; anyone else is told what to run (see preflight).
+IS_ROOT ?= $(filter 0,$(shell id -u))
+SYSTEM_TOOLS := bwrap:bubblewrap chromium:chromium
+ifeq ($(IS_ROOT),)
+ifneq ($(filter test,$(MAKECMDGOALS)),)
+MISSING := $(foreach t,$(SYSTEM_TOOLS),$(if $(shell command -v $(firstword $(subst :, ,$(t))) 2>/dev/null),,$(lastword $(subst :, ,$(t)))))
+ifneq ($(strip $(MISSING)),)
+$(error make test needs the Debian packages $(strip $(MISSING)), which only root can install: run `sudo make system-deps`, then `make test` again)
+endif
+endif
+endif
 
-.PHONY: help venv lab test release check-release samples autograde feedback grades bench system-deps oracle clean
+.PHONY: fairness help venv lab test release check-release samples autograde feedback grades bench system-deps oracle clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
 $(STAMP): requirements.txt requirements.lock pyproject.toml
-	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: install Python 3.11 or pass PYTHON=/path/to/python3.11"; exit 1; }
+	@[ -n "$(PYTHON)" ] || { echo "no Python 3.11 or newer found (tried $(PYTHON_CANDIDATES)): install one (Debian/Ubuntu: sudo apt-get install python3 python3-venv) or pass PYTHON=/path/to/python3"; exit 1; }
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null || { echo "PYTHON=$(PYTHON) is not Python 3.11 or newer: pass PYTHON=/path/to/python3.11 (or 3.12, 3.13)"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r requirements.txt -c requirements.lock
@@ -26,16 +40,20 @@ venv: $(STAMP)  ## create .venv with the pinned packages (done by lab and test w
 lab: $(STAMP)  ## start JupyterLab on the student release in course/
 	$(VENV)/bin/jupyter lab --notebook-dir=course $(if $(filter 0,$(shell id -u)),--allow-root)
 
-test: $(STAMP)  ## run every test (release drift, notebooks, grader, widgets, browser)
-	$(PY) -m pytest
+# As root: first installs bubblewrap and chromium (apt-get) and PyTorch (the oracle) when missing.
+# Otherwise, if bubblewrap or chromium is missing, make stops before anything with one line (above).
+# Then one line names the sandbox mode the grader tests will use (or says why there is none).
+test: $(if $(IS_ROOT),system-deps oracle) $(STAMP)  ## run every test (release drift, notebooks, grader, widgets, browser)
+	@$(PY) -m autograder.grade sandbox
+	$(PY) -m pytest $(PYTEST_ARGS)
 
 system-deps:  ## apt-get the sandbox (bubblewrap) and the browser for the browser check (as root)
-	@missing=""; command -v bwrap >/dev/null || missing="$$missing bubblewrap"; \
-	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	@missing=""; for tool in $(SYSTEM_TOOLS); do command -v $${tool%%:*} >/dev/null || missing="$$missing $${tool#*:}"; done; \
 	if [ -n "$$missing" ]; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; fi
 
 oracle: $(STAMP)  ## optional: PyTorch CPU into .venv, for the oracle tests and the benchmark (never a course dependency)
-	$(PY) -m pip install -q torch==2.13.0
+	@$(PY) -c 'import torch, sys; sys.exit(torch.__version__.split("+")[0] != "2.13.0")' 2>/dev/null || \
+		$(PY) -m pip install -q torch==2.13.0
 
 release: $(STAMP)  ## rebuild course/ from solutions/ with nbgrader generate_assignment
 	$(PY) -m autograder.build release
@@ -54,6 +72,9 @@ feedback: $(STAMP)  ## write one HTML feedback file per student and lesson
 
 grades: $(STAMP)  ## export the gradebook as $(WORK)/grades.csv
 	$(PY) -m autograder.grade grades --work $(WORK)
+
+fairness: $(STAMP)  ## grade the fairness corpus (independent correct solutions) on all seeds, in process and sandboxed
+	FAIRNESS_SANDBOX_SEEDS=10 $(PY) -m pytest -q autograder/tests/test_fairness.py
 
 bench: $(STAMP)  ## measure vectorized vs naive vs PyTorch, grading throughput, notebook run times
 	$(PY) -m bench

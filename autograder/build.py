@@ -103,6 +103,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("command", choices=["release", "check"])
     parser.add_argument("lessons", nargs="*", help="release only these lessons (default: all)")
     args = parser.parse_args(argv)
+    if unknown := [name for name in args.lessons if name not in lessons()]:
+        parser.exit(2, f"unknown lesson{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}: "
+                       f"the lessons are {', '.join(lessons())}\n")
     if args.command == "release":
         release(args.lessons)
     elif problems := drift():

@@ -3,10 +3,14 @@
     python -m autograder.grade autograde --submitted DIR --work WORK [--jobs N]
     python -m autograder.grade feedback --work WORK
     python -m autograder.grade grades --work WORK
+    python -m autograder.grade sandbox
 
 `autograde` reads nbgrader's layout DIR/<student>/<lesson>/<lesson>.ipynb and grades every
-notebook in its own sandbox, N at a time, into WORK/autograded/; `feedback` writes
-WORK/feedback/<student>/<lesson>/<lesson>.html; `grades` writes WORK/grades.csv.
+notebook in its own sandbox, N at a time, into WORK/autograded/, showing progress, and ends with
+a summary line (graded, unreadable, skipped, grader faults); it exits 1 when anything could not
+be graded or was skipped, 2 when nothing could be graded at all. `feedback` writes
+WORK/feedback/<student>/<lesson>/<lesson>.html; `grades` writes WORK/grades.csv. `sandbox`
+prints the one line saying which sandbox mode this machine and user get, or why there is none.
 """
 from __future__ import annotations
 
@@ -18,7 +22,9 @@ from pathlib import Path
 from autograder.grader import report
 from autograder.grader.course import Course, CourseError
 from autograder.grader.engine import grade_all
-from autograder.grader.sandbox import SandboxUnavailable
+from autograder.grader.sandbox import SandboxUnavailable, detect_mode
+
+LAYOUT = "<student>/<lesson>/<lesson>.ipynb"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -35,25 +41,44 @@ def main(argv: list[str] | None = None) -> int:
     for name, text in (("feedback", "write one HTML feedback page per student and lesson"),
                        ("grades", "export WORK/grades.csv")):
         commands.add_parser(name, help=text).add_argument("--work", type=Path, required=True)
+    commands.add_parser("sandbox", help="say which sandbox mode grading would use here, or why none")
     args = parser.parse_args(argv)
 
+    if args.command == "sandbox":
+        try:
+            print(detect_mode().describe())
+        except SandboxUnavailable as exc:
+            print(exc, file=sys.stderr)
+            return 2
+        return 0
     if args.command == "autograde":
         if not args.submitted.is_dir():
-            print(f"no submissions folder {args.submitted}: collect submissions there "
-                  "(or `make samples` for the shipped samples)", file=sys.stderr)
+            what = "is not a folder" if args.submitted.exists() else "does not exist"
+            print(f"no submissions: {args.submitted} {what}; collect them there as {args.submitted}/{LAYOUT} "
+                  "(`make samples` puts the shipped samples there)", file=sys.stderr)
+            return 2
+        try:
+            detect_mode()   # a machine that cannot sandbox is told so before anything else
+        except SandboxUnavailable as exc:
+            print(exc, file=sys.stderr)
+            return 2
+        if not any(p for p in args.submitted.iterdir() if not p.name.startswith(".")):
+            print(f"no submissions: {args.submitted} is empty; collect them there as {args.submitted}/{LAYOUT} "
+                  "(`make samples` puts the shipped samples there)", file=sys.stderr)
             return 2
         if not 1 <= args.jobs <= 512:
             parser.error("--jobs must be between 1 and 512")
         course = Course(**{k: getattr(args, k) for k in ("solutions", "release", "checks") if getattr(args, k)})
         try:
-            results = grade_all(args.submitted, args.work, args.jobs, course, run_seed=args.seed)
+            run = grade_all(args.submitted, args.work, args.jobs, course, run_seed=args.seed, progress=True)
         except (SandboxUnavailable, CourseError) as exc:
             print(exc, file=sys.stderr)
             return 2
-        errors = [r for r in results if r["status"] == "error"]
-        print(f"graded {len(results)} notebooks into {args.work / 'autograded'}"
-              + (f"; {len(errors)} grader errors (see above)" if errors else ""))
-        return 1 if errors else 0
+        if not run and not run.ignored:
+            print(f"no submissions found in {args.submitted}: expected {args.submitted}/{LAYOUT}", file=sys.stderr)
+            return 2
+        print(f"{run.summary()} ({len(run)} results in {args.work / 'autograded'})")
+        return 0 if run.complete else 1
     if not (args.work / "autograded").is_dir():
         print(f"nothing graded in {args.work}: run `make autograde` first", file=sys.stderr)
         return 2

@@ -32,3 +32,26 @@ def test_the_lock_agrees_with_every_top_level_pin():
 
 def test_environment_yml_asks_for_python_3_11():
     assert re.search(r"^\s*-\s*python=3\.11\s*$", (ROOT / "environment.yml").read_text(), re.M)
+
+
+def test_every_locked_package_admits_python_3_11_0_to_3_13():
+    """The lock installs on every Python the course supports, Debian 12's 3.11.2 included (a pin
+    such as soupsieve 4.x, which needs 3.11.5, would not): judged from the installed packages'
+    Requires-Python."""
+    from importlib import metadata
+
+    from packaging.specifiers import SpecifierSet
+
+    lock = _pins((ROOT / "requirements.lock").read_text().splitlines())
+    refused = {}
+    for name, version in lock.items():
+        try:
+            dist = metadata.distribution(name)
+        except metadata.PackageNotFoundError:
+            continue   # not installed here (e.g. a platform-only dependency)
+        if dist.version != version:
+            continue   # this venv holds another version: its metadata says nothing about the pin
+        spec = SpecifierSet(dist.metadata.get("Requires-Python") or "")
+        if bad := [v for v in ("3.11.0", "3.12.0", "3.13.0") if v not in spec]:
+            refused[f"{name}=={version}"] = (str(spec), bad)
+    assert not refused, f"pins whose Requires-Python refuses a supported Python: {refused}"

@@ -4,28 +4,38 @@ Per submission: read and rebuild the notebook (notebook.py), run its code cells 
 checks' calls in a sandbox (sandbox.py, runner.py), judge every returned value in this process
 against references computed here (spec.judge_part), write the result (report.py). A crash or a
 hang restarts the sandbox without the offending cell, or with the next check, within the
-whole-notebook time limit; N submissions are graded at once, each sandbox with its own uid.
+whole-notebook time limit; N submissions are graded at once, each in a sandbox of its own.
+
+What is not where nbgrader's layout puts it (a folder that is no lesson, a notebook directly in
+the student folder, another lesson's notebook) still gets a result with score 0 and a message
+saying what was found and what was expected, so that the student gets feedback and a CSV row.
 """
 from __future__ import annotations
 
+import difflib
 import functools
 import json
 import queue
 import re
 import shutil
 import signal
+import sys
 import tempfile
 import time
 import traceback
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from tqdm import tqdm
+
 from autograder.grader import report
 from autograder.grader.course import Course, LessonPlan
-from autograder.grader.notebook import Cell, Unreadable, read_submission, reconstruct
-from autograder.grader.sandbox import BASE_UID, RUNNER, Limits, Sandbox, claimed_slots, command, require_sandbox
+from autograder.grader.notebook import Cell, Unreadable, grade_id, read_submission, reconstruct
+from autograder.grader.reference import test_points
+from autograder.grader.sandbox import (BASE_UID, RUNNER, Limits, Mode, Sandbox, claimed_slots, command,
+                                       require_sandbox)
 from autograder.grader.spec import Raised, judge_part
 from autograder.grader.wire import decode_result
 
@@ -138,7 +148,7 @@ def _drive(box: Sandbox, plan: LessonPlan, ex: Execution, end: float, limits: Li
 
 
 def execute(plan: LessonPlan, code: list[Cell], job_dir: Path, probes_dir: Path, slot: int,
-            limits: Limits) -> Execution:
+            limits: Limits, mode: Mode = Mode("uid", 0)) -> Execution:
     """Run the cells and the needed checks, restarting the sandbox after a crash or a hang."""
     ex = Execution(code, plan.cell_timeout, limits.memory)
     skip: set[int] = set()
@@ -146,8 +156,8 @@ def execute(plan: LessonPlan, code: list[Cell], job_dir: Path, probes_dir: Path,
     for _ in range(limits.attempts):
         argv = functools.partial(command, job_dir=job_dir, probes_dir=probes_dir, slot=slot, skip=skip,
                                  cell_timeout=plan.cell_timeout, cpu_seconds=int(plan.notebook_timeout) + 10,
-                                 limits=limits)
-        with Sandbox(argv, BASE_UID + slot, limits) as box:
+                                 limits=limits, mode=mode)
+        with Sandbox(argv, BASE_UID + slot, limits, mode) as box:
             stop = _drive(box, plan, ex, end, limits)
         ex.console = box.console_text()
         if stop is None:
@@ -218,14 +228,48 @@ def _result(plan: LessonPlan, student: str, status: str, total: float, parts: li
             "notes": notes, "console": console, "score": total, "parts": parts}
 
 
+def not_graded(student: str, lesson: str, points: dict[str, float], status: str, problem: str) -> dict:
+    """The result of a submission that was not run: score 0, the problem as every test's message."""
+    parts = [{"grade_id": g, "points": p, "score": 0.0, "message": f"not graded: {problem}"} for g, p in points.items()]
+    return {"student": student, "lesson": lesson, "max_score": sum(points.values()), "status": status,
+            "notes": [problem], "console": "", "score": 0.0, "parts": parts}
+
+
+def _count_ids(nb: dict, ids: set[str]) -> int:
+    cells = nb.get("cells") if isinstance(nb, dict) else None
+    return len({grade_id(c) for c in cells if isinstance(c, dict)} & ids) if isinstance(cells, list) else 0
+
+
+def likely_lesson(nb: dict, signatures: dict[str, set[str]], prefer: str | None = None) -> str | None:
+    """The lesson whose release shares the most nbgrader grade_ids with `nb` (ties: `prefer`)."""
+    counts = {lesson: _count_ids(nb, ids) for lesson, ids in signatures.items()}
+    best = max(counts, key=lambda lesson: (counts[lesson], lesson == prefer), default=None)
+    return best if best is not None and counts[best] > 0 else None
+
+
+def _other_lesson(nb: dict, lesson: str, signatures: dict[str, set[str]]) -> str | None:
+    """Why this is another lesson's notebook, or None if it is (most like) `lesson`'s."""
+    best = likely_lesson(nb, signatures, prefer=lesson)
+    if best is None or best == lesson:
+        return None
+    mine, theirs = _count_ids(nb, signatures.get(lesson, set())), _count_ids(nb, signatures[best])
+    return (f"this is {best}'s notebook ({theirs} of its graded cells, {mine} of {lesson}'s), submitted as "
+            f"{lesson}: submit {lesson}.ipynb in the folder {lesson}/ and {best}.ipynb in the folder {best}/")
+
+
 def grade_submission(plan: LessonPlan, student: str, path: Path, jobs_root: Path, probes_dir: Path,
-                     slot: int, limits: Limits) -> tuple[dict, list[Cell], Execution | None]:
+                     slot: int, limits: Limits, mode: Mode = Mode("uid", 0),
+                     signatures: dict[str, set[str]] | None = None) -> tuple[dict, list[Cell], Execution | None]:
     try:
-        cells = reconstruct(plan.release, read_submission(path, plan.lesson), plan.lesson)
+        if not path.exists() and not path.is_symlink() and (deeper := _notebooks_below(path.parent)):
+            raise Unreadable(f"no {path.name} in {plan.lesson}/; found {', '.join(deeper)} in a subfolder: "
+                             f"put the notebook directly in {plan.lesson}/ as {plan.lesson}.ipynb")
+        submission = read_submission(path, plan.lesson)
+        if signatures and (problem := _other_lesson(submission, plan.lesson, signatures)):
+            raise Unreadable(problem)
+        cells = reconstruct(plan.release, submission, plan.lesson)
     except Unreadable as exc:
-        parts = [{"grade_id": g, "points": p, "score": 0.0, "message": f"not graded: {exc}"}
-                 for g, p in plan.points.items()]
-        return _result(plan, student, "unreadable", 0.0, parts, [str(exc)]), [], None
+        return not_graded(student, plan.lesson, plan.points, "unreadable", str(exc)), [], None
     code = [cell for cell in cells if cell.cell_type == "code"]
     job_dir = Path(tempfile.mkdtemp(dir=jobs_root))
     job_dir.chmod(0o755)
@@ -234,33 +278,160 @@ def grade_submission(plan: LessonPlan, student: str, path: Path, jobs_root: Path
     for name in ("cells.json", "runner.py"):
         (job_dir / name).chmod(0o644)
     try:
-        ex = execute(plan, code, job_dir, probes_dir, slot, limits)
+        ex = execute(plan, code, job_dir, probes_dir, slot, limits, mode)
     finally:
         shutil.rmtree(job_dir, ignore_errors=True)
     parts = score(plan, ex)
     return _result(plan, student, "graded", sum(p["score"] for p in parts), parts, ex.notes, ex.console), cells, ex
 
 
-def discover(submitted: Path, lessons: list[str], log: Callable[[str], None]) -> list[tuple[str, str, Path]]:
-    """(student, lesson, notebook path) for nbgrader's layout submitted/<student>/<lesson>/<lesson>.ipynb."""
-    items = []
-    for student in sorted(p for p in submitted.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        for folder in sorted(p for p in student.iterdir() if p.is_dir() and not p.name.startswith(".")):
-            if folder.name in lessons:
-                items.append((student.name, folder.name, folder / f"{folder.name}.ipynb"))
+def _visible(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if not p.name.startswith("."))
+
+
+def _notebooks_below(folder: Path) -> list[str]:
+    """Notebooks in subfolders of `folder` (not hidden ones such as .ipynb_checkpoints), relative paths."""
+    found = [p for p in folder.rglob("*.ipynb") if p.parent != folder
+             and not any(part.startswith(".") for part in p.relative_to(folder).parts)]
+    return sorted(str(p.relative_to(folder)) for p in found)[:5] if folder.is_dir() else []
+
+
+@dataclass
+class Found:
+    """One submission found under submitted/: to grade (problem None), or to give a result of 0 saying why."""
+    student: str
+    lesson: str                     # a lesson of the course, or what the student's folder was called
+    path: Path
+    status: str = "graded"          # "skipped" when it is not where nbgrader's layout puts it
+    problem: str | None = None
+
+
+def _guess_lesson(name: str, lessons: list[str]) -> str | None:
+    """The lesson a misnamed folder or notebook stands for: the same name in another case or with
+    other separators, a close spelling, or the same lesson number."""
+    key = re.sub(r"[^a-z0-9]", "", name.lower())
+    for lesson in lessons:
+        if re.sub(r"[^a-z0-9]", "", lesson.lower()) == key:
+            return lesson
+    if close := difflib.get_close_matches(name, lessons, n=1, cutoff=0.75):
+        return close[0]
+    number = re.search(r"\d+", name)
+    same = [lesson for lesson in lessons if number and int(lesson.split("_")[0]) == int(number.group())]
+    return same[0] if len(same) == 1 else None
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_bytes()[:20 << 20]) if path.is_file() and not path.is_symlink() else {}
+    except (ValueError, OSError, RecursionError):
+        return {}
+
+
+def discover(submitted: Path, lessons: list[str], log: Callable[[str], None] = print,
+             signatures: dict[str, set[str]] | None = None) -> tuple[list[Found], list[str]]:
+    """The submissions under nbgrader's layout submitted/<student>/<lesson>/<lesson>.ipynb, and what
+    else was found: a folder that is no lesson or a notebook directly in the student folder becomes a
+    Found with a problem (graded 0 with a message); what cannot be given to a student and lesson
+    (a notebook directly in submitted/, an empty student folder) is returned in the second list."""
+    signatures = signatures or {}
+    found: list[Found] = []
+    ignored: list[str] = []
+    known = ", ".join(lessons)
+    for entry in _visible(submitted):
+        if entry.is_file() and entry.suffix == ".ipynb":
+            ignored.append(f"skipped {entry}: a notebook directly in {submitted.name}/, expected "
+                           f"{submitted.name}/<student>/<lesson>/<lesson>.ipynb")
+    for student in (p for p in _visible(submitted) if p.is_dir()):
+        entries = _visible(student)
+        folders = [p for p in entries if p.is_dir()]
+        notebooks = [p for p in entries if p.is_file() and p.suffix == ".ipynb"]
+        hint = f" ({student.name} is a lesson name: is the student folder missing?)" if student.name in lessons else ""
+        if not folders and not notebooks:
+            ignored.append(f"skipped {student}: the folder is empty, nothing was submitted{hint}")
+            continue
+        mine = {p.name for p in folders if p.name in lessons}
+        taken = set(mine)
+        found += [Found(student.name, p.name, p / f"{p.name}.ipynb") for p in folders if p.name in lessons]
+        for folder in (p for p in folders if p.name not in lessons):
+            inside = sorted(p.name for p in folder.glob("*.ipynb")) or _notebooks_below(folder)
+            what = f"found the folder {folder.name}/" + (f" with {', '.join(inside)}" if inside else " (no notebook in it)")
+            guess = next((g for g in [*(_guess_lesson(Path(n).stem, lessons) for n in inside),
+                                      _guess_lesson(folder.name, lessons)] if g), None)
+            if guess and guess not in taken:
+                taken.add(guess)
+                found.append(Found(student.name, guess, folder, "skipped",
+                                   f"{what}, expected the folder {guess}/ with {guess}.ipynb: the lesson folder "
+                                   f"must be named exactly {guess}; nothing in {folder.name}/ was graded"))
             else:
-                log(f"skipping {folder}: {folder.name} is not a lesson of this course")
-    return items
+                found.append(Found(student.name, folder.name, folder, "skipped",
+                                   f"{what}, which is not a lesson of this course (the lessons are {known}): "
+                                   f"nothing in it was graded; expected {student.name}/<lesson>/<lesson>.ipynb"))
+        for notebook in notebooks:
+            guess = _guess_lesson(notebook.stem, lessons) or likely_lesson(_read_json(notebook), signatures)
+            what = f"found {notebook.name} directly in the student folder {student.name}/{hint}"
+            if guess and guess not in taken:
+                taken.add(guess)
+                found.append(Found(student.name, guess, notebook, "skipped",
+                                   f"{what}, expected {student.name}/{guess}/{guess}.ipynb: put the notebook in a "
+                                   f"folder named {guess}; it was not graded"))
+            elif guess:
+                ignored.append(f"skipped {notebook}: a notebook directly in the student folder; "
+                               f"{student.name}'s {guess} was graded from {student.name}/{guess}/")
+            else:
+                found.append(Found(student.name, notebook.name, notebook, "skipped",
+                                   f"{what}, which is no lesson's notebook (the lessons are {known}): expected "
+                                   f"{student.name}/<lesson>/<lesson>.ipynb; it was not graded"))
+    for line in ignored:
+        log(line)
+    return found, ignored
+
+
+class GradingRun(list):
+    """The results (list of result dicts), with what was found but could not be given a result."""
+
+    def __init__(self, results: list[dict], ignored: list[str], mode: Mode):
+        super().__init__(results)
+        self.ignored, self.mode = ignored, mode
+
+    def counts(self) -> dict[str, int]:
+        """graded, unreadable, skipped (results and ignored files), grader faults."""
+        status = [r["status"] for r in self]
+        return {"graded": status.count("graded"), "unreadable": status.count("unreadable"),
+                "skipped": status.count("skipped") + len(self.ignored), "grader faults": status.count("error")}
+
+    def summary(self) -> str:
+        return "summary: " + ", ".join(f"{n} {what}" for what, n in self.counts().items())
+
+    @property
+    def complete(self) -> bool:
+        """Every submission found was graded."""
+        counts = self.counts()
+        return counts["unreadable"] == counts["skipped"] == counts["grader faults"] == 0
+
+
+def _signatures(course: Course) -> dict[str, set[str]]:
+    """lesson -> the grade_ids of its release, for every lesson with a release."""
+    out = {}
+    for lesson in course.lessons():
+        if (course.release / lesson / f"{lesson}.ipynb").exists():
+            out[lesson] = {g for c in course.release_notebook(lesson)["cells"] if (g := grade_id(c))}
+    return out
 
 
 def grade_all(submitted: Path, work: Path, jobs: int, course: Course = Course(), limits: Limits = Limits(),
-              run_seed: int | None = None, log: Callable[[str], None] = print) -> list[dict]:
-    """Grade every submission under `submitted`, `jobs` at a time; write work/autograded/...; return results."""
-    require_sandbox()
-    items = discover(submitted, course.lessons(), log)
-    plans = {lesson: course.plan(lesson, run_seed) for lesson in sorted({lesson for _, lesson, _ in items})}
+              run_seed: int | None = None, log: Callable[[str], None] = print,
+              progress: bool = False) -> GradingRun:
+    """Grade every submission under `submitted`, `jobs` at a time; write work/autograded/...; return
+    the results. `progress`: a tqdm bar on a terminal's stderr, and n/N, elapsed and time left on
+    every line."""
+    mode = require_sandbox()
+    log(mode.describe(jobs))
+    signatures = _signatures(course)
+    found, ignored = discover(submitted, course.lessons(), log, signatures)
+    graded_lessons = sorted({f.lesson for f in found if f.problem is None})
+    plans = {lesson: course.plan(lesson, run_seed) for lesson in graded_lessons}
     slots: queue.Queue[int] = queue.Queue()
-    with claimed_slots(jobs) as claimed, tempfile.TemporaryDirectory(prefix="convlab-grade-") as tmp:
+    with claimed_slots(jobs, mode) as claimed, tempfile.TemporaryDirectory(prefix="convlab-grade-") as tmp:
         for slot in claimed:
             slots.put(slot)
         root = Path(tmp)
@@ -268,23 +439,47 @@ def grade_all(submitted: Path, work: Path, jobs: int, course: Course = Course(),
             plan.write_probes(root / "probes" / lesson)
         (root / "jobs").mkdir()
 
-        def grade_one(item: tuple[str, str, Path]) -> dict:
-            student, lesson, path = item
+        def grade_one(item: Found) -> dict:
+            student, lesson, path = item.student, item.lesson, item.path
+            if item.problem is not None:
+                points = test_points(lesson, course.solutions) if lesson in signatures else {}
+                result = not_graded(student, lesson, points, item.status, item.problem)
+                report.write_result(work, result, [], None)
+                return result
             slot = slots.get()
             started = time.monotonic()
             try:
                 result, cells, ex = grade_submission(plans[lesson], student, path, root / "jobs",
-                                                     root / "probes" / lesson, slot, limits)
+                                                     root / "probes" / lesson, slot, limits, mode, signatures)
             except Exception as exc:  # noqa: BLE001 - one submission's grader failure never stops the others
                 result, cells, ex = _result(plans[lesson], student, "error", 0.0, [],
                                             [f"grader error, not the student's fault: {exc}"]), [], None
                 log(traceback.format_exc())
             finally:
                 slots.put(slot)
-            result.update(sandbox_uid=BASE_UID + slot, seconds=round(time.monotonic() - started, 2))
+            if mode.name == "uid":
+                result.update(sandbox_uid=BASE_UID + slot)
+            result.update(sandbox_mode=mode.name, seconds=round(time.monotonic() - started, 2))
             report.write_result(work, result, cells, ex)
-            log(f"{student:>24} {lesson:<20} {result['score']:g}/{result['max_score']:g}  {result['status']}")
             return result
 
-        with ThreadPoolExecutor(max_workers=jobs) as pool:
-            return list(pool.map(grade_one, items))
+        results: list[tuple[int, dict]] = []
+        start = time.monotonic()
+        bar = tqdm(total=len(found), unit="notebook", file=sys.stderr, dynamic_ncols=True,
+                   disable=not progress or not sys.stderr.isatty(),
+                   bar_format="{n_fmt}/{total_fmt} |{bar}| {elapsed} elapsed, {remaining} left")
+        with bar, ThreadPoolExecutor(max_workers=jobs) as pool:
+            futures = {pool.submit(grade_one, item): n for n, item in enumerate(found)}
+            for future in as_completed(futures):
+                result = future.result()
+                results.append((futures[future], result))
+                bar.update(1)
+                line = f"{result['student']:>24} {result['lesson']:<20} {result['score']:g}/{result['max_score']:g}  " \
+                       f"{result['status']}" + (f": {result['notes'][0]}" if result["status"] != "graded" else "")
+                if progress:
+                    done, elapsed = len(results), time.monotonic() - start
+                    left = elapsed / done * (len(found) - done)
+                    line = f"[{done}/{len(found)} {tqdm.format_interval(elapsed)} elapsed, " \
+                           f"{tqdm.format_interval(left)} left] {line.strip()}"
+                (bar.write if not bar.disable else log)(line) if progress else log(line)
+    return GradingRun([result for _, result in sorted(results, key=lambda pair: pair[0])], ignored, mode)

@@ -1,10 +1,18 @@
-"""One submission's sandbox: bubblewrap namespaces, an unprivileged uid, resource limits, and the
-grader's end of the runner's report channel.
+"""One submission's sandbox: bubblewrap namespaces, an unprivileged identity, resource limits, and
+the grader's end of the runner's report channel.
 
 The student's code sees read-only: the system's /usr, the Python installation, the virtualenv,
 the `convlab` package, its own cells (/job) and the probe inputs (/probes); writable: a size-capped
-tmpfs /tmp. It runs as uid BASE_UID + slot (setpriv, no capabilities, no_new_privs) in new pid,
-net, ipc, uts and cgroup namespaces, under RLIMIT_AS/NPROC/FSIZE/NOFILE/CPU set by prlimit.
+tmpfs /tmp. It runs in new pid, net, ipc, uts and cgroup namespaces, with no capabilities and
+no_new_privs, under RLIMIT_AS/NPROC/FSIZE/NOFILE/CPU set by prlimit. Two modes (`detect_mode`):
+
+- "uid" (the grader runs as root): the sandbox drops to uid BASE_UID + slot with setpriv, a uid
+  nothing else uses, so RLIMIT_NPROC counts that sandbox's processes only.
+- "userns" (the grader runs as an ordinary user): bubblewrap without setuid creates an
+  unprivileged user namespace (--unshare-user) and forbids nested ones (--disable-userns); the
+  sandbox's processes are the grader's own uid outside it, so RLIMIT_NPROC is set inside the
+  namespace, where the kernel counts that sandbox's processes only.
+
 Killing the outer bwrap process ends the sandbox's pid namespace, so no process outlives it.
 """
 from __future__ import annotations
@@ -12,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import importlib.util
+import json
 import os
 import selectors
 import shutil
@@ -49,24 +58,98 @@ class SandboxUnavailable(RuntimeError):
     """This machine cannot run the sandbox; the grader refuses to grade rather than run unsandboxed."""
 
 
-def require_sandbox() -> None:
-    problems = [f"`{tool}` is not installed" for tool in ("bwrap", "setpriv", "prlimit") if not shutil.which(tool)]
-    if os.geteuid() != 0:
-        problems.append("the grader must run as root (it drops each sandbox to its own unprivileged uid)")
-    if problems:
-        raise SandboxUnavailable("cannot sandbox student code: " + "; ".join(problems) +
-                                 ". Run `make system-deps` (installs bubblewrap) and grade as root; "
-                                 "the grader never runs student code unsandboxed.")
+@dataclass(frozen=True)
+class Mode:
+    """How sandboxes are isolated on this machine: "uid" (root: one uid per worker slot) or
+    "userns" (an ordinary user: unprivileged user namespaces)."""
+    name: str
+    uid: int                            # the grader's own uid
+
+    def describe(self, jobs: int | None = None) -> str:
+        if self.name == "uid":
+            uids = f"uids {BASE_UID}-{BASE_UID + jobs - 1}" if jobs and jobs > 1 else \
+                f"uid {BASE_UID}" if jobs else f"uids {BASE_UID}+"
+            return f"sandbox: bubblewrap, one unprivileged uid per worker ({uids}; the grader runs as root)"
+        return (f"sandbox: bubblewrap in an unprivileged user namespace (the grader runs as uid {self.uid}, "
+                "not root; see docs/grading.md for what differs from grading as root)")
 
 
-def _mounts() -> list[str]:
-    """bwrap arguments binding, read-only, what Python and the course's helper package need."""
-    args = ["--ro-bind", "/usr", "/usr"]
+_FIX = " The grader never runs student code unsandboxed."
+_USERNS_SYSCTLS = {   # what commonly forbids unprivileged user namespaces, and the value that allows them
+    "/proc/sys/kernel/unprivileged_userns_clone": ("kernel.unprivileged_userns_clone", "1"),
+    "/proc/sys/user/max_user_namespaces": ("user.max_user_namespaces", None),
+    "/proc/sys/kernel/apparmor_restrict_unprivileged_userns": ("kernel.apparmor_restrict_unprivileged_userns", "0"),
+}
+
+
+def _userns_settings() -> str:
+    """This kernel's settings that can forbid unprivileged user namespaces, those that do first."""
+    found = []
+    for path, (name, allowed) in _USERNS_SYSCTLS.items():
+        try:
+            value = Path(path).read_text().strip()
+        except OSError:
+            continue
+        forbids = value == "0" if allowed is None else value != allowed
+        found.append((not forbids, f"{name} = {value}" + (" (forbids them)" if forbids else "")))
+    return "; ".join(text for _, text in sorted(found)) or "no userns sysctl found"
+
+
+def _probe_userns(run=subprocess.run) -> str | None:
+    """None if bubblewrap can build this module's unprivileged sandbox here, else bwrap's complaint."""
+    argv = ["bwrap", "--unshare-user", "--disable-userns", *_NAMESPACES, "--ro-bind", "/usr", "/usr",
+            *_system_links(), "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--die-with-parent",
+            "--new-session", "--clearenv", "true"]
+    try:
+        proc = run(argv, capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return str(exc)
+    if proc.returncode == 0:
+        return None
+    return " ".join((proc.stderr or proc.stdout).split())[:500] or f"bwrap exited with code {proc.returncode}"
+
+
+def detect_mode(euid: int | None = None, which=None, probe=None) -> Mode:
+    """The sandbox mode this process can use, or SandboxUnavailable saying why there is none.
+    (The arguments stand in for the real euid, shutil.which and the bwrap probe in tests.)"""
+    euid = os.geteuid() if euid is None else euid
+    which, probe = which or shutil.which, probe or _probe_userns
+    tools = ("bwrap", "setpriv", "prlimit") if euid == 0 else ("bwrap", "prlimit")
+    if missing := [tool for tool in tools if not which(tool)]:
+        raise SandboxUnavailable(
+            "cannot sandbox student code: " + "; ".join(f"`{tool}` is not installed" for tool in missing) +
+            ". Run `sudo make system-deps` (installs bubblewrap with apt-get), then grade again." + _FIX)
+    if euid == 0:
+        return Mode("uid", 0)
+    if (problem := probe()) is not None:
+        raise SandboxUnavailable(
+            f"cannot sandbox student code as uid {euid}: not root, and bubblewrap cannot create an unprivileged "
+            f"user namespace here ({problem}; {_userns_settings()}). Grade as root (`sudo make autograde`), or "
+            "allow unprivileged user namespaces (e.g. `sysctl kernel.apparmor_restrict_unprivileged_userns=0` "
+            "on Ubuntu, `sysctl kernel.unprivileged_userns_clone=1` on older Debian)." + _FIX)
+    return Mode("userns", euid)
+
+
+def require_sandbox() -> Mode:
+    return detect_mode()
+
+
+_NAMESPACES = ["--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try"]
+
+
+def _system_links() -> list[str]:
+    args = []
     for top in ("/bin", "/sbin", "/lib", "/lib32", "/lib64"):
         if os.path.islink(top):
             args += ["--symlink", os.readlink(top), top]
         elif os.path.isdir(top):
             args += ["--ro-bind", top, top]
+    return args
+
+
+def _mounts() -> list[str]:
+    """bwrap arguments binding, read-only, what Python and the course's helper package need."""
+    args = ["--ro-bind", "/usr", "/usr", *_system_links()]
     for path in ("/etc/ld.so.cache", "/etc/localtime"):
         args += ["--ro-bind-try", path, path]
     convlab = Path(importlib.util.find_spec("convlab").origin).parent
@@ -84,33 +167,51 @@ def _mounts() -> list[str]:
 
 
 def command(channel_fd: int, job_dir: Path, probes_dir: Path, slot: int, skip: set[int],
-            cell_timeout: float, cpu_seconds: int, limits: Limits) -> list[str]:
-    """The sandboxed runner's command line: prlimit -> bwrap -> setpriv -> python runner.py."""
+            cell_timeout: float, cpu_seconds: int, limits: Limits, mode: Mode = Mode("uid", 0),
+            status_fd: int | None = None) -> list[str]:
+    """The sandboxed runner's command line: prlimit -> bwrap -> setpriv -> python runner.py (mode
+    "uid"), or prlimit -> bwrap --unshare-user -> prlimit --nproc -> python runner.py (mode "userns").
+    bwrap reports the sandbox's pid namespace on status_fd (see Sandbox.kill)."""
     uid = BASE_UID + slot
     python = sys.executable
     env = {"PATH": f"{Path(python).parent}:/usr/bin:/bin", "HOME": "/tmp", "USER": "student", "LANG": "C.UTF-8",
            "MPLBACKEND": "Agg", "MPLCONFIGDIR": "/tmp/.matplotlib", "IPYTHONDIR": "/tmp/.ipython",
            "CONVLAB_FAST": "1", "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    if mode.name == "uid":
+        # RLIMIT_NPROC counts processes per uid: set outside, it counts this slot's uid only
+        outer_nproc, user = [f"--nproc={limits.processes}"], [
+            "setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--inh-caps=-all",
+            "--bounding-set=-all", "--no-new-privs"]
+    else:
+        # Here the sandbox's uid is the grader's own outside the namespace: set outside, the limit
+        # would count every process of that user. Set inside the new user namespace, the kernel
+        # counts this sandbox's processes only (and no process can raise a hard limit it was given:
+        # that needs CAP_SYS_RESOURCE outside). bwrap drops every capability and sets no_new_privs.
+        outer_nproc, user = [], ["prlimit", f"--nproc={limits.processes}", "--"]
+    namespaces = ["--unshare-user", "--disable-userns", *_NAMESPACES] if mode.name == "userns" else _NAMESPACES
+    status = ["--json-status-fd", str(status_fd)] if status_fd is not None else []
     return [
-        "prlimit", f"--as={limits.memory}", f"--nproc={limits.processes}", f"--fsize={limits.file_size}",
+        "prlimit", f"--as={limits.memory}", *outer_nproc, f"--fsize={limits.file_size}",
         f"--nofile={limits.open_files}", f"--cpu={cpu_seconds}", "--core=0", "--",
         # /tmp first: binds that follow land on top of it, so a checkout under /tmp stays visible
         "bwrap", "--perms", "1777", "--size", str(limits.scratch), "--tmpfs", "/tmp", *_mounts(),
         "--ro-bind", str(job_dir), "/job", "--ro-bind", str(probes_dir), "/probes",
-        "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
-        "--die-with-parent", "--new-session", "--hostname", "sandbox",
+        *namespaces, *status, "--die-with-parent", "--new-session", "--hostname", "sandbox",
         "--proc", "/proc", "--dev", "/dev", "--chdir", "/tmp", "--clearenv", *[a for k, v in env.items() for a in ("--setenv", k, v)],
-        "setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--inh-caps=-all",
-        "--bounding-set=-all", "--no-new-privs",
+        *user,
         python, "-I", "-B", "/job/runner.py", "/job", "/probes", str(channel_fd),
         ",".join(map(str, sorted(skip))) or "-", f"{cell_timeout:g}",
     ]
 
 
 @contextlib.contextmanager
-def claimed_slots(count: int):
+def claimed_slots(count: int, mode: Mode = Mode("uid", 0)):
     """`count` worker slots no other grader on this machine holds (flock on a lock file per slot,
-    released when this process ends): each sandbox uid serves one grader, one submission at a time."""
+    released when this process ends): each sandbox uid serves one grader, one submission at a time.
+    In mode "userns" every sandbox has a user namespace of its own, so there is nothing to claim."""
+    if mode.name == "userns":
+        yield list(range(count))
+        return
     folder = Path(tempfile.gettempdir()) / "convlab-grader-slots"
     folder.mkdir(mode=0o700, exist_ok=True)
     held: dict[int, int] = {}
@@ -145,18 +246,47 @@ def processes_of(uid: int) -> list[int]:
     return pids
 
 
+def pid_namespace(pid: int | str) -> int | None:
+    """The inode of `pid`'s pid namespace, None if it is gone (or a zombie) or not ours to see."""
+    try:
+        return os.stat(f"/proc/{pid}/ns/pid").st_ino
+    except OSError:
+        return None
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] in "ZX"
+    except (OSError, IndexError):
+        return True
+
+
+def processes_in(namespace: int, uid: int | None = None) -> list[int]:
+    """Pids of `uid`'s live processes (default: this process's uid) in the pid namespace `namespace`.
+    Zombies do not count: they run nothing, and the sandbox's pid 1, whose parent was killed, stays
+    one until this machine's init reaps it."""
+    uid = os.getuid() if uid is None else uid
+    return [pid for pid in processes_of(uid) if pid_namespace(pid) == namespace and not _zombie(pid)]
+
+
 class Sandbox:
     """A running sandbox: `next_event(deadline)` yields the runner's reports, `request(k)` asks for
     probe k, `kill()` ends it (and every process in it). Use as a context manager."""
 
-    def __init__(self, argv_for_fd, uid: int, limits: Limits):
-        self.uid = uid
+    def __init__(self, argv_for_fd, uid: int, limits: Limits, mode: Mode = Mode("uid", 0)):
+        self.uid, self.mode, self.namespace = uid, mode, None
         read_fd, write_fd = os.pipe()
+        # bwrap's status, written by bwrap itself (it closes the fd before the sandboxed command runs)
+        self.status_fd, status_write = os.pipe() if mode.name == "userns" else (None, None)
+        pass_fds = (write_fd,) if status_write is None else (write_fd, status_write)
         try:
-            self.proc = subprocess.Popen(argv_for_fd(write_fd), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                         stderr=subprocess.STDOUT, pass_fds=(write_fd,), start_new_session=True)
+            argv = argv_for_fd(write_fd) if status_write is None else argv_for_fd(write_fd, status_fd=status_write)
+            self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                         stderr=subprocess.STDOUT, pass_fds=pass_fds, start_new_session=True)
         finally:
             os.close(write_fd)
+            if status_write is not None:
+                os.close(status_write)
         self.limits = limits
         self.selector = selectors.DefaultSelector()
         for fd in (read_fd, self.proc.stdout.fileno()):
@@ -173,6 +303,8 @@ class Sandbox:
         self.kill()
         self.selector.close()
         os.close(self.channel_fd)
+        if self.status_fd is not None:
+            os.close(self.status_fd)
         self.proc.stdout.close()
         try:
             self.proc.stdin.close()
@@ -187,17 +319,36 @@ class Sandbox:
             pass
 
     def kill(self) -> None:
-        """End the sandbox and wait until none of its processes is left, so that the next sandbox of
-        this slot starts with its uid's process count (RLIMIT_NPROC) at zero."""
+        """End the sandbox and wait until none of its processes is left: in mode "uid" none of its
+        uid, so that the next sandbox of this slot starts with the uid's process count (RLIMIT_NPROC)
+        at zero; in mode "userns" none in its pid namespace."""
         if self.proc.poll() is None:
             try:
                 os.killpg(self.proc.pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
         self.proc.wait()
+        namespace = self._pid_namespace() if self.mode.name == "userns" else None
+        left = (lambda: processes_in(namespace, self.mode.uid)) if namespace else \
+            (lambda: processes_of(self.uid)) if self.mode.name == "uid" else (lambda: [])
         give_up = time.monotonic() + 10
-        while processes_of(self.uid) and time.monotonic() < give_up:
+        while left() and time.monotonic() < give_up:
             time.sleep(0.01)
+
+    def _pid_namespace(self) -> int | None:
+        """The sandbox's pid namespace as bwrap reported it ({"child-pid": ..., "pid-namespace": ...})."""
+        data = b""
+        os.set_blocking(self.status_fd, False)
+        with contextlib.suppress(BlockingIOError):
+            while chunk := os.read(self.status_fd, 1 << 16):
+                data += chunk
+        first = data.split(b"\n", 1)[0]
+        try:
+            value = json.loads(first).get("pid-namespace")
+        except (ValueError, AttributeError):
+            return None
+        self.namespace = value if type(value) is int else None
+        return self.namespace
 
     def console_text(self) -> str:
         more = f"\n[{self.console_dropped} more bytes]" if self.console_dropped else ""

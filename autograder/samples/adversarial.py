@@ -10,6 +10,7 @@ test looks for; the expected score and output say it did not.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +32,7 @@ class Attack:
     output: str = ""            # a substring of the executed notebook's outputs
     not_output: str = ""        # must not appear there: what a successful attack would print
     filename: str = ""          # submit under this name instead of <lesson>.ipynb
+    root_output: str = ""       # also in the outputs when grading as root (sandbox mode "uid"; docs/grading.md)
 
 
 @dataclass
@@ -86,6 +88,28 @@ if os.fork() == 0:
     os._exit(0)
 """
 OUTPUT_FLOOD = ADD + "import os\nfor i in range(30000):\n    print('flood' * 20)\nos.write(1, b'x' * 10**7)\n"
+# A nested user namespace would give the sandbox every capability inside it: enough to remount the
+# read-only binds writable or unmount them, if the kernel did not lock mounts inherited that way.
+NESTED_NAMESPACES = ADD + """import ctypes, os
+libc = ctypes.CDLL(None, use_errno=True)
+MS_REMOUNT, MS_BIND, MNT_DETACH = 32, 4096, 2
+if libc.unshare(0x10000000 | 0x00020000) != 0:   # CLONE_NEWUSER | CLONE_NEWNS
+    print('refused: unshare', os.strerror(ctypes.get_errno()))
+else:
+    for path in ['/job', '/usr', '/probes']:
+        if libc.mount(None, path.encode(), None, MS_REMOUNT | MS_BIND, None) == 0:
+            print('ESCAPED: remounted', path)
+        else:
+            print('refused: remount', path, os.strerror(ctypes.get_errno()))
+        if libc.umount2(path.encode(), MNT_DETACH) == 0:
+            print('ESCAPED: unmounted', path)
+        else:
+            print('refused: umount', path, os.strerror(ctypes.get_errno()))
+    try:
+        open('/job/cells.json', 'w').write('[]'); print('ESCAPED: wrote /job/cells.json')
+    except OSError as exc:
+        print('refused: write', exc)
+"""
 HUGE_ARRAY = "import numpy as np\ndef row_sums(x):\n    return np.ones((40 << 30) // 8) + x.sum(axis=1)\n"
 
 
@@ -160,14 +184,18 @@ def corpus(course: Course, t: Targets) -> dict[str, Attack]:
     return {
         "victim": attack(3, add_arrays=f"# {VICTIM_SECRET}\n{ADD}"),
         # the sandbox's processes, the grader and the gradebook
+        # The parent and pid 1 are bwrap: as root they belong to root (EPERM); in a user namespace the
+        # kernel ignores SIGKILL sent to the namespace's init from inside it. The grader's pid does
+        # not exist in the sandbox's pid namespace.
         "kill_grader": attack(3, add_arrays="import os, signal\n" + try_each(
-            "os.kill(path, signal.SIGKILL)", "[os.getppid(), 1]") + ADD, output="Operation not permitted"),
+            "os.kill(path, signal.SIGKILL)", f"[os.getppid(), 1, {os.getpid()}]") + ADD,
+            output="No such process", root_output="Operation not permitted"),
         "kill_itself": attack(2, {"test_add_arrays": "add_arrays is not defined"},
                               add_arrays="import os, signal\nos.kill(os.getpid(), signal.SIGKILL)\n" + ADD,
                               notes="code cell 2 (`import os, signal`): the Python process died (signal 9, killed)"),
         "os_exit": attack(1, {"test_row_sums": "row_sums is not defined"}, row_sums="import os\nos._exit(3)\n" + ROWS,
                           notes="exit code 3"),
-        "gradebook": attack(1, {"test_row_sums": "wrong values"}, row_sums=gradebook, output="refused:",
+        "gradebook": attack(1, {"test_row_sums": "got 0, expected"}, row_sums=gradebook, output="refused:",
                             not_output="WROTE"),
         "forged_reports": attack(2, {"test_add_arrays": "add_arrays(...) returned int"}, add_arrays=FORGED_REPORTS),
         "garbled_reports": attack(2, {"test_add_arrays": "is not defined"}, add_arrays=GARBLED_REPORTS,
@@ -182,6 +210,7 @@ def corpus(course: Course, t: Targets) -> dict[str, Attack]:
                                add_arrays=try_each("text = open(path).read(); print('READ', path, text); exec(text)",
                                                    secrets),
                                output="No such file", not_output=VICTIM_SECRET),
+        "nested_namespaces": attack(3, add_arrays=NESTED_NAMESPACES, output="refused:", not_output="ESCAPED"),
         "network": attack(3, add_arrays="import socket\n" + try_each(
             "socket.create_connection(path, timeout=2); print('CONNECTED', path)",
             "[('1.1.1.1', 53), ('127.0.0.1', 22)]") + ADD, output="refused:", not_output="CONNECTED"),

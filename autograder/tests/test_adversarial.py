@@ -4,6 +4,7 @@ them reaches the instructor's files, the gradebook, other submissions or outlive
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import pytest
 
 from autograder.grader.course import Course
 from autograder.grader.engine import grade_all
-from autograder.grader.sandbox import BASE_UID, processes_of
+from autograder.grader.sandbox import BASE_UID, SandboxUnavailable, detect_mode, pid_namespace, processes_of
 from autograder.samples import build_sample
 from autograder.samples.adversarial import LESSON, VICTIM_SECRET, Targets, corpus
 
@@ -19,6 +20,10 @@ ROOT = Path(__file__).resolve().parents[2]
 FIXTURE = Path(__file__).parent / "fixtures"
 COURSE = Course(solutions=FIXTURE / "solutions", release=FIXTURE / "course", checks=FIXTURE / "checks")
 JOBS = 2
+try:   # "uid" as root, "userns" as an ordinary user (docs/grading.md); the run says why if neither
+    MODE = detect_mode().name
+except SandboxUnavailable:
+    MODE = None
 NAMES = list(corpus(COURSE, Targets(ROOT, FIXTURE, Path("/nowhere"), Path("/nowhere"))))
 
 
@@ -44,6 +49,8 @@ def run(tmp_path_factory):
     before = _snapshot(*protected)
     results = {r["student"].removeprefix("sample_"): r for r in grade_all(submitted, work, JOBS, COURSE,
                                                                            log=lambda line: None)}
+    if out := os.environ.get("CONVLAB_CORPUS_SCORES"):   # .ci/run compares the root and non-root runs
+        Path(out).write_text(json.dumps({n: (r["status"], r["score"]) for n, r in sorted(results.items())}, indent=1))
     return attacks, results, work, before, _snapshot(*protected)
 
 
@@ -66,6 +73,8 @@ def test_attack_gets_its_exact_score_and_message(run, name):
     assert attack.notes in "\n".join(result["notes"]), result["notes"]
     outputs = _outputs(work, name) + result["console"]
     assert attack.output in outputs
+    if MODE == "uid":
+        assert attack.root_output in outputs
     assert not attack.not_output or attack.not_output not in outputs
 
 
@@ -82,11 +91,21 @@ def test_gradebook_and_results_cannot_be_touched(run):
     assert victim["score"] == 3.0 and results["victim"]["score"] == 3.0
 
 
+def test_every_submission_ran_in_this_machines_sandbox_mode(run):
+    _, results, _, _, _ = run
+    ran = [r for r in results.values() if r["status"] == "graded"]
+    assert ran and {r["sandbox_mode"] for r in ran} == {MODE}
+
+
 def test_no_process_outlives_grading(run):
     _, results, _, _, _ = run
-    uids = {r["sandbox_uid"] for r in results.values() if "sandbox_uid" in r}
-    assert len(uids) == JOBS and all(uid >= BASE_UID for uid in uids)
-    assert {uid: processes_of(uid) for uid in uids} == {uid: [] for uid in uids}
+    if MODE == "uid":
+        uids = {r["sandbox_uid"] for r in results.values() if "sandbox_uid" in r}
+        assert len(uids) == JOBS and all(uid >= BASE_UID for uid in uids)
+        assert {uid: processes_of(uid) for uid in uids} == {uid: [] for uid in uids}
+    else:   # every sandbox had a pid namespace of its own; none of this user's processes is left in one
+        mine = pid_namespace(os.getpid())
+        assert [pid for pid in processes_of(os.getuid()) if pid_namespace(pid) not in (mine, None)] == []
 
 
 def test_the_victims_code_stays_private(run):
