@@ -347,7 +347,9 @@ def discover(submitted: Path, lessons: list[str], log: Callable[[str], None] = p
         notebooks = [p for p in entries if p.is_file() and p.suffix == ".ipynb"]
         hint = f" ({student.name} is a lesson name: is the student folder missing?)" if student.name in lessons else ""
         if not folders and not notebooks:
-            ignored.append(f"skipped {student}: the folder is empty, nothing was submitted{hint}")
+            others = f"no lesson folder and no notebook in it (found: {', '.join(p.name for p in entries[:5])})" \
+                if entries else "the folder is empty"
+            ignored.append(f"skipped {student}: {others}, nothing was submitted{hint}")
             continue
         mine = {p.name for p in folders if p.name in lessons}
         taken = set(mine)
@@ -362,6 +364,11 @@ def discover(submitted: Path, lessons: list[str], log: Callable[[str], None] = p
                 found.append(Found(student.name, guess, folder, "skipped",
                                    f"{what}, expected the folder {guess}/ with {guess}.ipynb: the lesson folder "
                                    f"must be named exactly {guess}; nothing in {folder.name}/ was graded"))
+            elif guess:
+                found.append(Found(student.name, folder.name, folder, "skipped",
+                                   f"{what}, which is not a lesson of this course; {student.name}'s {guess} "
+                                   f"comes from {'the folder ' + guess + '/' if guess in mine else 'another folder'}"
+                                   f": nothing in {folder.name}/ was graded"))
             else:
                 found.append(Found(student.name, folder.name, folder, "skipped",
                                    f"{what}, which is not a lesson of this course (the lessons are {known}): "
@@ -375,8 +382,8 @@ def discover(submitted: Path, lessons: list[str], log: Callable[[str], None] = p
                                    f"{what}, expected {student.name}/{guess}/{guess}.ipynb: put the notebook in a "
                                    f"folder named {guess}; it was not graded"))
             elif guess:
-                ignored.append(f"skipped {notebook}: a notebook directly in the student folder; "
-                               f"{student.name}'s {guess} was graded from {student.name}/{guess}/")
+                ignored.append(f"skipped {notebook}: a notebook directly in the student folder; {student.name}'s "
+                               f"{guess} comes from {student.name + '/' + guess + '/' if guess in mine else 'another folder'}")
             else:
                 found.append(Found(student.name, notebook.name, notebook, "skipped",
                                    f"{what}, which is no lesson's notebook (the lessons are {known}): expected "

@@ -200,7 +200,7 @@ def test_what_is_not_in_nbgrader_layout_still_gets_a_result_that_says_what_was_e
     assert [f.status for f in found if f.problem] == ["skipped"] * 4
     assert len(ignored) == 3 and any("stray.ipynb: a notebook directly in submitted/" in line for line in ignored)
     assert any("carol: the folder is empty, nothing was submitted" in line for line in ignored)
-    assert any("dave's 01_conv_forward was graded from dave/01_conv_forward/" in line for line in ignored)
+    assert any("dave's 01_conv_forward comes from dave/01_conv_forward/" in line for line in ignored)
 
 
 def test_autograde_gives_every_misplaced_submission_a_zero_a_message_and_a_csv_row(tmp_path, capsys):
