@@ -53,7 +53,7 @@ system-deps:  ## apt-get the sandbox (bubblewrap) and the browser for the browse
 
 oracle: $(STAMP)  ## optional: PyTorch CPU into .venv, for the oracle tests and the benchmark (never a course dependency)
 	@$(PY) -c 'import torch, sys; sys.exit(torch.__version__.split("+")[0] != "2.13.0")' 2>/dev/null || \
-		$(PY) -m pip install -q torch==2.13.0
+		{ echo "installing PyTorch 2.13.0 (CPU) into $(VENV) as the tests' oracle"; $(PY) -m pip install -q torch==2.13.0; }
 
 release: $(STAMP)  ## rebuild course/ from solutions/ with nbgrader generate_assignment
 	$(PY) -m autograder.build release

@@ -254,7 +254,8 @@ def pid_namespace(pid: int | str) -> int | None:
         return None
 
 
-def _zombie(pid: int) -> bool:
+def is_zombie(pid: int) -> bool:
+    """Whether `pid` has ended and waits to be reaped (or is gone)."""
     try:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] in "ZX"
     except (OSError, IndexError):
@@ -266,7 +267,7 @@ def processes_in(namespace: int, uid: int | None = None) -> list[int]:
     Zombies do not count: they run nothing, and the sandbox's pid 1, whose parent was killed, stays
     one until this machine's init reaps it."""
     uid = os.getuid() if uid is None else uid
-    return [pid for pid in processes_of(uid) if pid_namespace(pid) == namespace and not _zombie(pid)]
+    return [pid for pid in processes_of(uid) if pid_namespace(pid) == namespace and not is_zombie(pid)]
 
 
 class Sandbox:
