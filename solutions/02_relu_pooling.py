@@ -489,9 +489,11 @@ rng = np.random.default_rng(4)
 for pool, stride in [(2, 2), (3, 2), (3, 1), (2, 3)]:
     x = rng.integers(0, 3, size=(2, 3, 8, 7)).astype(float)            # many ties
     dy = rng.standard_normal((2, 3, pool_output_size(8, pool, stride), pool_output_size(7, pool, stride)))
+    # overlapping windows add up to ceil(pool / stride)**2 gradients in one cell, in any order
     expect_close(maxpool2d_backward(dy, x, pool, stride), expect_implemented(maxpool2d_backward_naive, dy, x, pool, stride),
                  f"maxpool2d_backward(dy, x, pool={pool}, stride={stride}) on an input with ties",
-                 hint="your vectorized and naive versions disagree (the naive one passed its test)")
+                 hint="your vectorized and naive versions disagree (the naive one passed its test)",
+                 magnitude=maxpool2d_backward_naive(np.abs(dy), x, pool, stride), terms=-(-pool // stride) ** 2)
 print("maxpool2d_backward: all checks passed")
 
 # %% [markdown]
@@ -517,7 +519,8 @@ print("maxpool2d_backward: all checks passed")
 def avgpool2d_forward(x, pool=2, stride=2):
     """Average pooling, vectorized: y[bi, c, i, j] = mean of x[bi, c, stride*i : stride*i + pool, stride*j : stride*j + pool].
 
-    x: (B, C, H, W). Returns y: (B, C, H_out, W_out), same dtype as x.
+    x: (B, C, H, W). Returns y: (B, C, H_out, W_out), same dtype as x. Sum each window's own pool**2
+    entries (prefix sums over the whole image would cancel other windows' values and lose float64 accuracy).
     Leaves its array arguments unchanged (works on copies).
     """
     ### BEGIN SOLUTION

@@ -468,7 +468,8 @@ def probe_dense_layer(x, W, b, dy):
 rng = np.random.default_rng(7)
 x, W, b, dy = rng.normal(size=(5, 4)), rng.normal(size=(3, 4)), rng.normal(size=3), rng.normal(size=(5, 3))
 y, dx, dW, db = expect_implemented(probe_dense_layer, x, W, b, dy)
-expect_close(y, x @ W.T + b, "Dense.forward(x)", hint="y = x @ W.T + b, with W of shape (D_out, D_in)")
+expect_close(y, x @ W.T + b, "Dense.forward(x)", hint="y = x @ W.T + b, with W of shape (D_out, D_in)",
+             magnitude=np.abs(x) @ np.abs(W).T + np.abs(b), terms=5)   # each output sums D_in = 4 products and b
 
 
 def check_dense_gradient(analytic, numeric, name):
@@ -623,7 +624,8 @@ print("he_init: OK")
 def sgd_momentum_step(param, grad, velocity, lr, momentum):
     """One SGD-with-momentum update of one parameter array. param, grad, velocity: arrays of one
     shape; lr > 0; 0 <= momentum < 1 -> (new_param, new_velocity), both of that shape.
-    Leaves its array arguments unchanged (works on copies).
+    Leaves its array arguments unchanged (works on copies): return new arrays, not param and
+    velocity updated in place (the training loop stores what you return).
     """
     ### BEGIN SOLUTION
     velocity = momentum * velocity - lr * grad

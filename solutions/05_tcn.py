@@ -121,9 +121,12 @@ x, w, b = rng.standard_normal((2, 3, 12)), rng.standard_normal((4, 3, 3)), rng.s
 y = expect_implemented(conv1d_causal_forward, x, w, b, dilation=3)
 expect_shape(y, (2, 4, 12), "y", axes=AXES)
 per_channel = sum(conv1d_causal_forward(x[:, ci:ci + 1], w[:, ci:ci + 1], np.zeros(4), dilation=3) for ci in range(3))
-expect_close(y, per_channel + b[:, None], "y", axes=AXES, hint="y must be the sum over input channels ci plus b[co]")
+# Each output sums C_in * K = 9 products and the bias; its rounding scale is the same conv of |x|, |w|, |b|.
+magnitude = conv1d_causal_forward(np.abs(x), np.abs(w), np.abs(b), dilation=3)
+expect_close(y, per_channel + b[:, None], "y", axes=AXES, hint="y must be the sum over input channels ci plus b[co]",
+             magnitude=magnitude, terms=10)
 expect_close(y[:, 1:2], conv1d_causal_forward(x, w[1:2], b[1:2], dilation=3), "output channel 1", axes=AXES,
-             hint="output channel co uses only w[co] and b[co]")
+             hint="output channel co uses only w[co] and b[co]", magnitude=magnitude[:, 1:2], terms=10)
 print("conv1d_causal_forward passes the visible tests")
 
 # %% [markdown]
@@ -140,7 +143,8 @@ for dilation in (1, 2, 4):
     y = expect_implemented(conv1d_causal_forward, x, w, b, dilation=dilation)
     y_changed = conv1d_causal_forward(x_changed, w, b, dilation=dilation)
     expect_close(y_changed[:, :, :11], y[:, :, :11], f"y up to t0 = 10 (dilation={dilation})",
-                 hint="changing inputs after t0 must not change outputs up to t0: pad on the left only")
+                 hint="changing inputs after t0 must not change outputs up to t0: pad on the left only",
+                 magnitude=2 * conv1d_causal_forward(np.abs(x), np.abs(w), np.abs(b), dilation)[:, :, :11], terms=7)
     assert not np.allclose(y_changed[:, :, 11], y[:, :, 11]), \
         "y[11] did not change when x[11] changed: y[t] must use the current input x[t] (tap k = K-1)"
 print("conv1d_causal_forward is causal")
@@ -326,8 +330,12 @@ expect_close(tcn_block_forward(x, dead, 2), x + params["b2"][:, None], "y with a
              hint="conv -> ReLU -> conv: ReLU(-1) = 0, so only b2 and the skip are left")
 # The whole block, built from your conv1d_causal_forward by hand.
 hidden = np.maximum(conv1d_causal_forward(x, params["w1"], params["b1"], 2), 0)
+# the block on absolute values bounds the rounding of both convolutions (ReLU never enlarges an error)
+abs_params = {key: np.abs(value) for key, value in params.items()}
 expect_close(y, conv1d_causal_forward(hidden, params["w2"], params["b2"], 2) + x, "y", axes=AXES,
-             hint="y = conv(ReLU(conv(x; w1, b1, dilation)); w2, b2, dilation) + x, both convs with the dilation")
+             hint="y = conv(ReLU(conv(x; w1, b1, dilation)); w2, b2, dilation) + x, both convs with the dilation",
+             magnitude=conv1d_causal_forward(conv1d_causal_forward(np.abs(x), abs_params["w1"], abs_params["b1"], 2),
+                                             abs_params["w2"], abs_params["b2"], 2) + np.abs(x), terms=2 * (12 + 12 + 2))
 
 # Channels change 3 -> 5: the skip path is the 1x1 conv.
 x3 = rng.standard_normal((2, 3, 16))
@@ -337,7 +345,8 @@ params35 = {"w1": rng.standard_normal((5, 3, 2)), "b1": rng.standard_normal(5),
 skip = np.einsum("oi,bit->bot", params35["w_skip"][:, :, 0], x3) + params35["b_skip"][:, None]
 y35 = expect_implemented(tcn_block_forward, x3, params35, 4)
 expect_close(y35, skip, "y for 3 -> 5 channels with w2 = 0", axes=AXES,
-             hint="when C_in != C_out the skip path is the 1x1 conv with w_skip, b_skip")
+             hint="when C_in != C_out the skip path is the 1x1 conv with w_skip, b_skip", terms=4,
+             magnitude=np.einsum("oi,bit->bot", np.abs(params35["w_skip"][:, :, 0]), np.abs(x3)) + np.abs(params35["b_skip"])[:, None])
 print("tcn_block_forward passes the visible tests")
 
 # %% [markdown]

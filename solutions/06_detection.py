@@ -301,8 +301,10 @@ corner = rng.uniform(0, 50, (5, 2))
 boxes = np.concatenate([corner, corner + rng.uniform(2, 20, (5, 2))], axis=1)
 expect_close(encode_boxes(boxes, boxes), np.zeros((5, 4)), name="encode_boxes(boxes, boxes)")
 shifted = boxes + np.array([3., 0., 3., 0.])                       # 3 pixels to the right
+# (x_g - x_a) cancels centres of size |x|: the rounding scale is the coordinates' over the width
 expect_close(encode_boxes(boxes, shifted)[:, 0], 3 / (boxes[:, 2] - boxes[:, 0]),
-             name="t_x of boxes shifted 3 pixels right", hint="t_x = (x_g - x_a) / w_a")
+             name="t_x of boxes shifted 3 pixels right", hint="t_x = (x_g - x_a) / w_a", terms=8,
+             magnitude=(np.abs(shifted).max(axis=1) + 3) / (boxes[:, 2] - boxes[:, 0]))
 print("encode_boxes: all visible tests passed")
 
 
@@ -342,7 +344,8 @@ except NotImplementedError:
     print("(implement encode_boxes too for the round-trip test)")
 if round_trip is not None:
     expect_close(round_trip, targets, name="decode_boxes(anchors, encode_boxes(anchors, boxes))",
-                 hint="decode must undo encode exactly: check t_w against log and exp")
+                 hint="decode must undo encode exactly: check t_w against log and exp", terms=16,
+                 magnitude=np.abs(targets).max(axis=1, keepdims=True) + np.abs(anchors).max(axis=1, keepdims=True))
 print("decode_boxes: all visible tests passed")
 
 # %% [markdown]
@@ -780,7 +783,8 @@ def match_detections(det_boxes, det_scores, gt_boxes, iou_threshold=0.5):
     det_boxes: (D, 4); det_scores: (D,); gt_boxes: (G, 4); iou_threshold: float.
     Returns a bool array (D,), in the order of det_boxes. Detections are visited by descending score
     (ties: lower index first); one is a true positive when the ground-truth box it overlaps most has
-    IoU >= iou_threshold and no earlier detection claimed that box.
+    IoU >= iou_threshold and no earlier detection claimed that box. Of ground-truth boxes it overlaps
+    equally, the one with the lowest index counts as the one it overlaps most (what np.argmax gives).
     Leaves its array arguments unchanged (works on copies).
     """
     ### BEGIN SOLUTION
@@ -823,6 +827,13 @@ hits = match_detections(np.array([[0., 0., 10., 10.], [1., 0., 11., 10.]]), np.a
 expect_equal(tuple(np.asarray(hits).tolist()), (True, False), name="true positives when the best box is taken",
              hint="a detection whose best-overlapping box is already claimed is a false positive: do not fall "
                   "back to another box")
+
+# Detection 0 overlaps both boxes equally (IoU 1/3): the lower-index box, gt 0, counts as its best, so
+# detection 1, exactly gt 0, finds that box claimed.
+hits = match_detections(np.array([[0., 0., 10., 10.], [-5., 0., 5., 10.]]), np.array([0.9, 0.8]),
+                        np.array([[-5., 0., 5., 10.], [5., 0., 15., 10.]]), 0.3)
+expect_equal(tuple(np.asarray(hits).tolist()), (True, False), name="true positives when a detection overlaps two boxes equally",
+             hint="of equally overlapping ground-truth boxes, the lowest index counts as the best (np.argmax's rule)")
 print("match_detections: all visible tests passed")
 
 

@@ -195,9 +195,11 @@ def parts(ref, rng: np.random.Generator) -> list[Part]:
                          ("computed the mean of each window instead of its maximum",
                           lambda: ref.avgpool2d_forward(x, pool, stride))]
             else:
-                bugs += [("summed each window instead of averaging: divide by pool**2", lambda: case.expected * pool**2),
-                         ("divided by pool instead of pool**2", lambda: case.expected * pool),
-                         ("computed the maximum of each window instead of its mean",
+                if pool > 1:                                  # a 1x1 window's sum is its mean
+                    bugs += [("summed each window instead of averaging: divide by pool**2",
+                              lambda: case.expected * pool**2),
+                             ("divided by pool instead of pool**2", lambda: case.expected * pool)]
+                bugs += [("computed the maximum of each window instead of its mean",
                           lambda: ref.maxpool2d_forward(x, pool, stride))]
             return _first_match(actual, iter(bugs), case.tol)
         return diagnose

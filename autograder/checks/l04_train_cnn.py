@@ -238,8 +238,18 @@ def _softmax_tol(ref, z, y) -> tuple[Tol, Tol]:
     """Softmax cross-entropy is not a sum of products: its magnitude is its condition times its value
     (convlab.tolerance.sensitivity), and each output involves a sum of K exponentials (and N losses)."""
     n, k = z.shape
-    loss = sensitivity(lambda logits: ref.softmax_cross_entropy(logits, y)[0], (z,), (0,))
-    dlogits = sensitivity(lambda logits: ref.softmax_cross_entropy(logits, y)[1], (z,), (0,))
+    # log-sum-exp rounds its max-shifted logits and the max itself, values of size |z| that cancel
+    # against z[y] when the loss is small: the inputs' sensitivity alone misses them
+    z64 = np.asarray(z, dtype=np.float64)
+    intermediates = float(np.mean(np.abs(z64).max(axis=1) + np.abs(z64[np.arange(n), y]) + np.log(k)))
+    loss = sensitivity(lambda logits: ref.softmax_cross_entropy(logits, y)[0], (z,), (0,)) + intermediates
+    # dlogits = (p - one_hot) / N: p carries a relative error of about u * |z - max| (exp of a rounded
+    # difference), and p - 1 at the true class cancels a value of size 1
+    one_hot = np.eye(k)[y]
+    p = ref.softmax_cross_entropy(z64, y)[1] * n + one_hot
+    shifted = np.abs(z64 - z64.max(axis=1, keepdims=True))
+    dlogits = (sensitivity(lambda logits: ref.softmax_cross_entropy(logits, y)[1], (z,), (0,))
+               + (p * (1 + shifted) + one_hot) / n)
     return Tol(float(loss), n + k + 4), Tol(dlogits, k + 4)
 
 

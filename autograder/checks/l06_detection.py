@@ -486,6 +486,9 @@ def _match_part(ref, rng) -> Part:
     inputs.append((boxes, np.round(rng.random(len(boxes)) * 3) / 3, gt, 0.5, f"{len(boxes)} detections, tied scores"))
     equal = np.array([[0., 0., 4., 1.]]), np.array([[0., 0., 2., 1.]])            # IoU exactly 0.5
     inputs.append((equal[0], np.array([0.9]), equal[1], 0.5, "IoU exactly equal to the threshold"))
+    tied = np.array([[0., 0., 10., 10.], [-5., 0., 5., 10.]]), np.array([[-5., 0., 5., 10.], [5., 0., 15., 10.]])
+    inputs.append((tied[0], np.array([0.9, 0.8]), tied[1], 0.3,
+                   "a detection overlapping two boxes equally (the lower-index box counts as its best)"))
     inputs.append((boxes, rng.random(len(boxes)), np.zeros((0, 4)), 0.5, "no ground truth"))
     inputs.append((np.zeros((0, 4)), np.zeros(0), gt, 0.5, "no detections"))
     cases = [Case("match_detections", (b, s, g, t), expected=ref.match_detections(b, s, g, t), check=_bool_array,

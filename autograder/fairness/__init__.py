@@ -1,0 +1,56 @@
+"""The fairness corpus: correct solutions of every lesson written independently of the reference,
+from the release notebooks' text only, in several styles (loops, sliding windows with einsum or
+tensordot, im2col, float64 accumulation, image-, channel- or tap-wise sums, the other choice where a
+docstring leaves one open). One module per lesson, `l01_conv_forward.py` for `01_conv_forward`:
+
+    LESSON = "01_conv_forward"
+    VARIANTS = {name: {stub grade_id: the student's cell source, for every stub of the lesson}}
+    STYLES = {name: what is distinctive about it}
+
+Each variant must score full marks on every seed of the hidden checks and pass every visible test
+(autograder/tests/test_fairness.py; `make fairness` runs the sandbox on all FAIRNESS_SEEDS seeds).
+
+    python -m autograder.fairness --out DIR   # DIR/fair_<name>/<lesson>/<lesson>.ipynb, nbgrader's layout
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+from pathlib import Path
+
+from autograder.grader.course import Course
+from autograder.grader.spec import Sample
+
+SEEDS = 10   # the hidden checks' random inputs are drawn anew for each seed
+
+
+def corpus(course: Course = Course()) -> dict[str, dict[str, Sample]]:
+    """lesson -> {variant name: the variant as a Sample on the release (every stub replaced)}."""
+    found = {}
+    for lesson in course.lessons():
+        module = importlib.import_module(f"autograder.fairness.l{lesson}")
+        found[lesson] = {name: Sample(base="release", replace=cells) for name, cells in module.VARIANTS.items()}
+    return found
+
+
+def write_corpus(out: Path, course: Course = Course()) -> list[Path]:
+    """Write out/fair_<name>/<lesson>/<lesson>.ipynb for every variant of every lesson."""
+    from autograder.samples import build_sample
+    written = []
+    for lesson, variants in corpus(course).items():
+        for name, sample in variants.items():
+            path = out / f"fair_{name}" / lesson / f"{lesson}.ipynb"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(build_sample(course, lesson, sample))
+            written.append(path)
+    return written
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, required=True, help="the submissions folder to fill")
+    print(f"{len(write_corpus(parser.parse_args(argv).out))} fairness submissions written")
+
+
+if __name__ == "__main__":
+    main()

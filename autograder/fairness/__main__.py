@@ -1,0 +1,3 @@
+from autograder.fairness import main
+
+main()
