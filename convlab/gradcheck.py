@@ -13,6 +13,8 @@ from typing import Callable
 
 import numpy as np
 
+from convlab.checks import CheckFailed
+
 __all__ = ["numerical_gradient", "numerical_gradient_array", "relative_error", "gradient_check"]
 
 
@@ -48,13 +50,23 @@ def relative_error(a: np.ndarray, b: np.ndarray) -> float:
     return 0.0 if scale == 0 else float(np.max(np.abs(a - b)) / scale)
 
 
-def gradient_check(analytic: np.ndarray, numeric: np.ndarray, name: str = "gradient", tol: float = 1e-6) -> float:
-    """Raise AssertionError naming `name` unless relative_error(analytic, numeric) <= tol; return the error."""
+def gradient_check(analytic: np.ndarray, numeric: np.ndarray, name: str = "gradient", tol: float = 1e-6,
+                   hint: "str | Callable[[], str | None] | None" = None) -> float:
+    """Fail (CheckFailed) naming `name` unless relative_error(analytic, numeric) <= tol; return the error.
+    `hint` (a sentence, or a function computing one, called only on failure) names the likely bug."""
+    __tracebackhide__ = True
+    problem = None
     if np.shape(analytic) != np.shape(numeric):
-        raise AssertionError(f"{name} has shape {np.shape(analytic)}, expected {np.shape(numeric)}")
-    if not np.all(np.isfinite(analytic)):
-        raise AssertionError(f"{name} contains NaN or inf")
-    err = relative_error(analytic, numeric)
-    if err > tol:
-        raise AssertionError(f"{name}: relative error {err:.2e} against the numerical gradient (allowed {tol:.0e})")
-    return err
+        problem = f"{name} has shape {np.shape(analytic)}, expected {np.shape(numeric)}"
+    elif not np.all(np.isfinite(analytic)):
+        problem = f"{name} contains NaN or inf"
+    elif (err := relative_error(analytic, numeric)) > tol:
+        problem = f"{name}: relative error {err:.2e} against the numerical gradient (allowed {tol:.0e})"
+    if problem is None:
+        return err
+    if callable(hint):
+        try:
+            hint = hint()
+        except Exception:  # noqa: BLE001 - a hint that cannot be computed for this answer is no hint
+            hint = None
+    raise CheckFailed(f"{problem}. Likely bug: {hint}" if hint else problem)

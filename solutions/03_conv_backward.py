@@ -43,6 +43,7 @@ import time
 
 import convlab
 from convlab.checks import expect_close, expect_dtype, expect_equal, expect_implemented, expect_shape
+from convlab.conv_bugs import backward_bug, dx_bug
 from convlab.gradcheck import gradient_check, numerical_gradient, numerical_gradient_array, relative_error
 
 # %% [markdown]
@@ -384,6 +385,12 @@ def numerical_conv_grads(dy, x, w, b, stride, pad):
             numerical_gradient_array(lambda v: conv2d_forward(x, w, v, stride=stride, pad=pad), b, dy))
 
 
+def numerical_backward(dy, x, w, stride, pad):
+    """numerical_conv_grads with a zero bias, as a backward pass: the oracle the tests' hints compare
+    your gradients' mistakes with (convlab.conv_bugs, the same code the hidden checks use)."""
+    return numerical_conv_grads(dy, x, w, np.zeros(w.shape[0]), stride, pad)
+
+
 def random_conv_problem(rng, B, C_in, C_out, H, W, K_h, K_w, stride, pad):
     """Random float64 (dy, x, w, b) with matching shapes."""
     H_out, W_out = (H + 2 * pad - K_h) // stride + 1, (W + 2 * pad - K_w) // stride + 1
@@ -405,9 +412,10 @@ for config in CHECK_CONFIGS:
     expect_shape(db, b.shape, "db", hint="sum dy over the batch and both spatial axes, axis=(0, 2, 3)")
     num_dx, num_dw, num_db = numerical_conv_grads(dy, x, w, b, stride, pad)
     where = f"(stride {stride}, pad {pad}, K {config[5]}x{config[6]})"
-    gradient_check(db, num_db, f"db {where}")
-    gradient_check(dw, num_dw, f"dw {where}")
-    gradient_check(dx, num_dx, f"dx {where}")
+    hint = lambda: backward_bug(numerical_backward, dy, x, w, stride, pad, (dx, dw, db))  # noqa: E731 - only on failure
+    gradient_check(db, num_db, f"db {where}", hint=hint)
+    gradient_check(dw, num_dw, f"dw {where}", hint=hint)
+    gradient_check(dx, num_dx, f"dx {where}", hint=hint)
 print("conv2d_backward_naive: gradients agree with the numerical ones")
 
 # %% [markdown]
@@ -571,7 +579,8 @@ for config in CHECK_CONFIGS:
                              "so pass the kernel rot180(w).transpose(1, 0, 2, 3) and the bias np.zeros(C_in)") from None
     expect_shape(dx, x.shape, f"dx (stride {stride}, pad {pad})",
                  hint="fill the rows no window reached with zeros, then crop pad from each side")
-    gradient_check(dx, numerical_conv_grads(dy, x, w, b, stride, pad)[0], f"dx (stride {stride}, pad {pad})")
+    gradient_check(dx, numerical_conv_grads(dy, x, w, b, stride, pad)[0], f"dx (stride {stride}, pad {pad})",
+                   hint=lambda: dx_bug(numerical_backward, dy, x, w, stride, pad, dx))
 print("conv2d_dx_rotated: correct")
 
 # %% [markdown]
@@ -716,8 +725,10 @@ for config in CHECK_CONFIGS:
     expect_shape(dw, w.shape, f"dw {where}", hint="dw[co, ci, m, n]: reshape dy_mat @ cols.T to w.shape")
     expect_shape(db, b.shape, f"db {where}", hint="sum dy over axis=(0, 2, 3)")
     num_dx, num_dw, num_db = numerical_conv_grads(dy, x, w, b, stride, pad)
-    print(f"{where}: relative errors dx {gradient_check(dx, num_dx, f'dx {where}'):.1e}, "
-          f"dw {gradient_check(dw, num_dw, f'dw {where}'):.1e}, db {gradient_check(db, num_db, f'db {where}'):.1e}")
+    hint = lambda: backward_bug(numerical_backward, dy, x, w, stride, pad, (dx, dw, db))  # noqa: E731 - only on failure
+    print(f"{where}: relative errors dx {gradient_check(dx, num_dx, f'dx {where}', hint=hint):.1e}, "
+          f"dw {gradient_check(dw, num_dw, f'dw {where}', hint=hint):.1e}, "
+          f"db {gradient_check(db, num_db, f'db {where}', hint=hint):.1e}")
 
 # float32 in, float32 out, and the same numbers as your float64 result up to float32 rounding. Each
 # gradient entry is a sum of products: it may be off by convlab.tolerance's rounding bound, whose

@@ -19,6 +19,7 @@ import functools
 
 from autograder.checks.l01_conv_forward import conv_tol, diagnose_conv
 from autograder.grader.spec import Case, Part, Raised, Tol, compare, tol_for
+from convlab import conv_bugs
 
 LESSON = "03_conv_backward"
 GRADIENTS = ("dx", "dw", "db")
@@ -92,91 +93,12 @@ def _close(got, want, tol: Tol | None = None) -> bool:
     return isinstance(got, np.ndarray) and (tol or Tol()).matches(got, want)
 
 
-# ---- typical bugs, built from the reference and small numpy oracles ---------------------------------
-def _scatter_dx_pad(dy, w, x_shape, step: int, pad: int) -> np.ndarray:
-    """dx_pad with window (i, j) scattered to rows step*i.., columns step*j..; step = stride is correct."""
-    B, C_in, H, W = x_shape
-    _, _, H_out, W_out = dy.shape
-    _, _, K_h, K_w = w.shape
-    dx_pad = np.zeros((B, C_in, H + 2 * pad, W + 2 * pad))
-    for m in range(K_h):
-        for n in range(K_w):
-            plane = np.einsum("bohw,oc->bchw", dy, w[:, :, m, n])     # what tap (m, n) sends back
-            dx_pad[:, :, m:m + step * H_out:step, n:n + step * W_out:step] += plane
-    return dx_pad
-
-
-def diagnose_dx(ref, dy, x, w, stride, pad, got, tol: Tol) -> str | None:
-    """Name the bug that turns the correct dx into `got` (within `tol`, dx's rounding bound), or None."""
-    dy, x, w = _f64(dy, x, w)
-    B, C_in, H, W = x.shape
-    _, _, K_h, K_w = w.shape
-    if not isinstance(got, np.ndarray):
-        return None
-    dx_pad = _scatter_dx_pad(dy, w, x.shape, stride, pad)
-    if pad and _close(got, dx_pad, tol):
-        return "padding not cropped: dx must have the shape of x; crop dx_pad[:, :, pad:pad+H, pad:pad+W]"
-    remainder = ((H + 2 * pad - K_h) % stride, (W + 2 * pad - K_w) % stride)
-    shorter = [got_size == size or (got_size < size and left > 0)
-               for got_size, size, left in zip(got.shape[2:], (H, W), remainder)]
-    if got.ndim == 4 and got.shape[:2] == x.shape[:2] and got.shape != x.shape and all(shorter):
-        return ("rows/columns no window reached are missing: when (H + 2*pad - K) is not a multiple of stride, "
-                "the last rows of x get zero gradient; make dx_pad as large as x_pad before cropping")
-    if got.shape != x.shape:
-        return None
-    if pad and any(_close(got, dx_pad[:, :, a:a + H, c:c + W], tol)
-                   for a in range(2 * pad + 1) for c in range(2 * pad + 1) if (a, c) != (pad, pad)):
-        return ("padding cropped at the wrong offset: remove pad rows/columns from each side, "
-                "dx_pad[:, :, pad:pad+H, pad:pad+W]")
-
-    def dx_of(kernel):
-        return ref.conv2d_backward(dy, x, np.ascontiguousarray(kernel), stride=stride, pad=pad)[0]
-
-    bugs = [("kernel not flipped in dX: the full convolution of dy must use the 180-degree rotated kernel "
-             "rot180(w), both spatial axes reversed", lambda: dx_of(w[..., ::-1, ::-1]))]
-    if stride > 1:
-        bugs.append(("stride ignored in dX (dy not dilated): put stride-1 zeros between the entries of dy before "
-                     "the full convolution, i.e. window (i, j) sends its gradient to x_pad[stride*i + m, stride*j + n]",
-                     lambda: _scatter_dx_pad(dy, w, x.shape, 1, pad)[:, :, pad:pad + H, pad:pad + W]))
-    one_axis = "kernel flipped along one axis only: rot180 reverses both K_h and K_w"
-    bugs += [(one_axis, lambda: dx_of(w[..., ::-1, :])), (one_axis, lambda: dx_of(w[..., :, ::-1]))]
-    if C_in == w.shape[0]:
-        bugs.append(("kernel channel axes not swapped in dX: the kernel of the full convolution is "
-                     "rot180(w).transpose(1, 0, 2, 3) (dy's C_out channels are its inputs)",
-                     lambda: dx_of(w.transpose(1, 0, 2, 3))))
-    return next((bug for bug, variant in bugs if _close(got, variant(), tol)), None)
-
-
-def diagnose_dw(ref, dy, x, w, stride, pad, got, tol: Tol) -> str | None:
-    dy, x, w = _f64(dy, x, w)
-    dw = ref.conv2d_backward(dy, x, w, stride=stride, pad=pad)[1]
-    H_out, W_out = dy.shape[2:]
-    x_pad = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
-    windows = np.lib.stride_tricks.sliding_window_view(x_pad, w.shape[2:], axis=(2, 3))
-    bugs = [("dW has its C_out and C_in axes swapped: dw[co, ci, m, n] pairs dy's channel co with x's channel ci",
-             lambda: dw.transpose(1, 0, 2, 3)),
-            ("dW has its K_h and K_w axes swapped", lambda: dw.transpose(0, 1, 3, 2)),
-            ("dW is rotated by 180 degrees: dW is a correlation of x_pad with dy, without a flip",
-             lambda: dw[..., ::-1, ::-1]),
-            ("stride ignored in dW: window (i, j) starts at x_pad[stride*i, stride*j]",
-             lambda: np.einsum("bohw,bchwmn->ocmn", dy, windows[:, :, :H_out, :W_out])),
-            ("dW divided by the batch size: the gradient of a sum over the batch is a sum, not a mean",
-             lambda: dw / dy.shape[0])]
-    return next((bug for bug, variant in bugs if _close(got, variant(), tol)), None)
-
-
-def diagnose_db(dy, got, tol: Tol) -> str | None:
-    dy = np.asarray(dy, dtype=np.float64)
-    B, C_out = dy.shape[:2]
-    wrong_axes = ("db summed over the wrong axes: sum dy over the batch and both spatial axes, "
-                  "dy.sum(axis=(0, 2, 3)), giving shape (C_out,)")
-    if np.ndim(got) != 1 or np.shape(got) != (C_out,):
-        return wrong_axes
-    if (B > 1 and _close(got, dy.mean(axis=(0, 2, 3)), tol)) or _close(got, dy.mean(axis=(2, 3)).sum(axis=0), tol):
-        return "db averaged instead of summed: db[co] is the sum of dy[:, co] over batch and positions"
-    if B == C_out and _close(got, dy.sum(axis=(1, 2, 3)), tol):
-        return wrong_axes
-    return None
+# ---- typical bugs: convlab.conv_bugs, shared with the visible tests, on the reference -------------
+def _reference_backward(ref):
+    """The reference as conv_bugs' `backward(dy, x, w, stride, pad)`, in float64."""
+    def backward(dy, x, w, stride, pad):
+        return ref.conv2d_backward(*_f64(dy, x, w), stride=stride, pad=pad)
+    return backward
 
 
 WRONG_DTYPE = ("gradients with the wrong dtype: float32 inputs must give float32 gradients (np.zeros defaults "
@@ -184,23 +106,18 @@ WRONG_DTYPE = ("gradients with the wrong dtype: float32 inputs must give float32
 
 
 def _diagnose_backward(ref):
+    backward = _reference_backward(ref)
+
     def diagnose(case: Case, actual) -> str | None:
         if not isinstance(actual, (tuple, list)) or len(actual) != 3:
             return None
-        dy, x, w = case.args
-        stride, pad = case.kwargs["stride"], case.kwargs["pad"]
-        found = []
-        for name, got, want, tol in zip(GRADIENTS, actual, case.expected, (tol_for(case.tol, i) for i in range(3))):
-            if compare(got, want, name, tol) is None:
-                continue
-            bug = (diagnose_dx(ref, dy, x, w, stride, pad, got, tol) if name == "dx" else
-                   diagnose_dw(ref, dy, x, w, stride, pad, got, tol) if name == "dw" else diagnose_db(dy, got, tol))
-            if bug:
-                found.append(bug)
-        if not found and any(isinstance(g, np.ndarray) and g.dtype != e.dtype
-                             for g, e in zip(actual, case.expected)):
-            found.append(WRONG_DTYPE)
-        return "; ".join(dict.fromkeys(found)) or None
+        dy, x, w = _f64(*case.args)
+        tols = {name: tol_for(case.tol, i) for i, name in enumerate(GRADIENTS)}
+        found = conv_bugs.backward_bug(backward, dy, x, w, case.kwargs["stride"], case.kwargs["pad"], actual,
+                                       {name: tol.matches for name, tol in tols.items()})
+        if not found and any(isinstance(g, np.ndarray) and g.dtype != e.dtype for g, e in zip(actual, case.expected)):
+            return WRONG_DTYPE
+        return found
     return diagnose
 
 
@@ -214,8 +131,9 @@ def check_dx_rotated(actual, case: Case) -> str | None:
 
 def _diagnose_dx_rotated(ref):
     def diagnose(case: Case, actual) -> str | None:
-        dy, w, x_shape = case.args
-        return diagnose_dx(ref, dy, np.zeros(x_shape), w, case.kwargs["stride"], case.kwargs["pad"], actual, case.tol)
+        dy, w, x_shape = _f64(*case.args[:2]) + (case.args[2],)
+        return conv_bugs.dx_bug(_reference_backward(ref), dy, np.zeros(x_shape), w, case.kwargs["stride"],
+                                case.kwargs["pad"], actual, tol_for(case.tol, 0).matches)
     return diagnose
 
 
