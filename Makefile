@@ -9,7 +9,8 @@ STAMP := $(VENV)/.installed
 WORK ?= autograder/work
 SUBMITTED ?= $(WORK)/submitted
 JOBS ?= $(shell nproc)
-# Root installs what `make test` needs itself; anyone else is told what to run (see preflight).
+FAIRNESS_SEEDS ?= 10
+# Root installs what `make test` needs itself; anyone else is told in one line what to run.
 IS_ROOT ?= $(filter 0,$(shell id -u))
 SYSTEM_TOOLS := bwrap:bubblewrap chromium:chromium
 ifeq ($(IS_ROOT),)
@@ -74,7 +75,7 @@ grades: $(STAMP)  ## export the gradebook as $(WORK)/grades.csv
 	$(PY) -m autograder.grade grades --work $(WORK)
 
 fairness: $(STAMP)  ## grade the fairness corpus (independent correct solutions) on all seeds, in process and sandboxed
-	FAIRNESS_SANDBOX_SEEDS=10 $(PY) -m pytest -q autograder/tests/test_fairness.py
+	FAIRNESS_SEEDS=$(FAIRNESS_SEEDS) FAIRNESS_SANDBOX_SEEDS=$(FAIRNESS_SEEDS) $(PY) -m pytest -q autograder/tests/test_fairness.py
 
 bench: $(STAMP)  ## measure vectorized vs naive vs PyTorch, grading throughput, notebook run times
 	$(PY) -m bench

@@ -8,7 +8,8 @@ docstring leaves one open). One module per lesson, `l01_conv_forward.py` for `01
     STYLES = {name: what is distinctive about it}
 
 Each variant must score full marks on every seed of the hidden checks and pass every visible test
-(autograder/tests/test_fairness.py; `make fairness` runs the sandbox on all FAIRNESS_SEEDS seeds).
+(autograder/tests/test_fairness.py; `make fairness` grades them on FAIRNESS_SEEDS = 10 seeds, in
+process and in the sandbox).
 
     python -m autograder.fairness --out DIR   # DIR/fair_<name>/<lesson>/<lesson>.ipynb, nbgrader's layout
 """
@@ -20,9 +21,6 @@ from pathlib import Path
 
 from autograder.grader.course import Course
 from autograder.grader.spec import Sample
-
-SEEDS = 10   # the hidden checks' random inputs are drawn anew for each seed
-
 
 def corpus(course: Course = Course()) -> dict[str, dict[str, Sample]]:
     """lesson -> {variant name: the variant as a Sample on the release (every stub replaced)}."""

@@ -115,8 +115,11 @@ def test_make_test_as_a_real_non_root_user_without_bubblewrap():
     try:
         base.chmod(0o755)
         path = _path_without(base, "bwrap", "chromium")
+        # the checkout may sit where that user cannot enter (CI's clone, a 0700 temp folder): a copy of
+        # what make reads stands for it
+        checkout = _makefile_copy(base / "checkout")
         proc = subprocess.run(["runuser", "-u", "nobody", "--", "env", f"PATH={path}", "HOME=/tmp", "make",
-                               "--no-print-directory", "-C", str(ROOT), "test"], capture_output=True, text=True)
+                               "--no-print-directory", "-C", str(checkout), "test"], capture_output=True, text=True)
     finally:
         shutil.rmtree(base)
     out = proc.stdout + proc.stderr
@@ -124,6 +127,7 @@ def test_make_test_as_a_real_non_root_user_without_bubblewrap():
 
 
 def _makefile_copy(tmp_path: Path) -> Path:
+    tmp_path.mkdir(parents=True, exist_ok=True)
     for name in ("Makefile", "requirements.txt", "requirements.lock", "pyproject.toml"):
         shutil.copy(ROOT / name, tmp_path / name)
     return tmp_path
