@@ -210,10 +210,14 @@ def score(plan: LessonPlan, ex: Execution) -> list[dict]:
 
 
 def _definition_hint(ex: Execution, cases: list, results: list) -> str:
-    """When a function is undefined, say what went wrong in the cell that should have defined it."""
+    """When a function or class is undefined (the called one, or the one a locked wrapper uses), say
+    what went wrong in the cell that should have defined it. The pattern runs in the grader's process
+    over the submission's text, so it must stay linear: [ \\t]* never crosses a line (\\s* would, and
+    backtracks quadratically over long runs of blank lines)."""
     for case, result in zip(cases, results):
         if isinstance(result, Raised) and result.type == "NameError":
-            pattern = re.compile(rf"^\s*def\s+{re.escape(case.func)}\s*\(", re.M)
+            names = {case.func} | set(re.findall(r"name '(\w+)' is not defined", result.message))
+            pattern = re.compile(rf"^[ \t]*(?:def|class)[ \t]+(?:{'|'.join(map(re.escape, sorted(names)))})\b", re.M)
             defining = [i for i, cell in enumerate(ex.code) if pattern.search(cell.source)]
             error = ex.outputs.get(defining[-1], {}).get("error") if defining else None
             if error:

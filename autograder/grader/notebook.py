@@ -44,7 +44,7 @@ def read_submission(path: Path, lesson: str) -> dict:
     with open(path, "rb") as file:
         raw = file.read(MAX_NOTEBOOK_BYTES + 1)
     try:
-        nb = json.loads(raw.decode("utf-8"))
+        nb = json.loads(raw.decode("utf-8-sig"))   # some Windows editors start the file with a byte-order mark
     except UnicodeDecodeError:
         raise Unreadable(f"{path.name} is not a text file (not UTF-8): it is not a notebook") from None
     except json.JSONDecodeError as exc:

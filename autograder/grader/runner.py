@@ -23,6 +23,7 @@ import numpy as np
 OUTPUT_CAP = 100_000    # characters of text output kept per cell (the rest is counted, not kept)
 MESSAGE_CAP = 2_000     # characters of an exception message
 MAX_DEPTH = 32          # nesting of lists/tuples/dicts in a result
+MAX_INT_BITS = 4096     # JSON writes ints as decimal text, which Python refuses past 4,300 digits
 
 
 class Timeout(BaseException):
@@ -38,6 +39,8 @@ def encode(value, depth=0):
     """Plain data -> JSON-able structure; arrays and numpy scalars as base64 .npy (no pickle)."""
     if depth > MAX_DEPTH:
         raise Unsupported(f"a structure nested more than {MAX_DEPTH} levels deep")
+    if type(value) is int and value.bit_length() > MAX_INT_BITS:
+        raise Unsupported(f"an integer of {value.bit_length():,} bits (more than {MAX_INT_BITS})")
     if value is None or type(value) in (bool, int, float, str):
         return value
     if isinstance(value, (np.ndarray, np.generic)):

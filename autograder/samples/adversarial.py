@@ -244,9 +244,18 @@ def corpus(course: Course, t: Targets) -> dict[str, Attack]:
                               "def row_sums(x):\n    return np.round(x.sum(axis=1)).astype(np.int64)\n"),
         "wrong_axis": attack(1, {"test_row_sums": "Likely bug: summed over the wrong axis"},
                              row_sums="def row_sums(x):\n    return x.sum(axis=0)\n"),
+        "huge_integer": attack(2, {"test_add_arrays": "returned an integer of 16,610 bits (more than 4096)"},
+                               add_arrays="def add_arrays(a, b):\n    return 10 ** 5000\n"),
+        # a definition hint over 2 MB of blank lines: linear in the grader's process, not quadratic
+        "blank_lines_then_syntax_error": attack(2, {"test_add_arrays": "failed: SyntaxError"},
+                                                add_arrays="\n" * 2_000_000 + "def add_arrays(a, b)\n    return a + b\n"),
+        "class_with_syntax_error": attack(1, {"test_row_sums": "failed: SyntaxError"}, row_sums=(
+            "class row_sums:\n    def __new__(cls, x)\n        return x.sum(axis=1)\n")),
         "sys_exit_in_function": attack(2, {"test_add_arrays": "add_arrays raised SystemExit"},
                                        add_arrays="import sys\ndef add_arrays(a, b):\n    sys.exit(0)\n"),
         # files that are not the lesson's notebook
+        "byte_order_mark": Attack(Sample(raw=b"\xef\xbb\xbf" + build_sample(course, LESSON, Sample(base="solution")),
+                                         score=3)),
         "invalid_json": broken(b'{"cells": [', "is not valid JSON"),
         "empty_file": broken(b"", "is empty (0 bytes)", "test_row_sums"),
         "not_a_notebook": broken(b"[1, 2, 3]", "not a Jupyter notebook"),
