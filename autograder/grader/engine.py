@@ -393,7 +393,7 @@ def discover(submitted: Path, lessons: list[str], log: Callable[[str], None] = p
                                    f"{what}, which is no lesson's notebook (the lessons are {known}): expected "
                                    f"{student.name}/<lesson>/<lesson>.ipynb; it was not graded"))
     for line in ignored:
-        log(line)
+        log(report.printable(line))
     return found, ignored
 
 
@@ -439,6 +439,9 @@ def grade_all(submitted: Path, work: Path, jobs: int, course: Course = Course(),
     log(mode.describe(jobs))
     signatures = _signatures(course)
     found, ignored = discover(submitted, course.lessons(), log, signatures)
+    for group in report.lookalike_ids([f.student for f in found]):
+        log("student folders " + ", ".join(report.printable(ascii(s)) for s in group) + " look the same but differ in "
+            "their Unicode normalisation: they are graded as different students; rename one")
     graded_lessons = sorted({f.lesson for f in found if f.problem is None})
     plans = {lesson: course.plan(lesson, run_seed) for lesson in graded_lessons}
     slots: queue.Queue[int] = queue.Queue()
@@ -485,8 +488,9 @@ def grade_all(submitted: Path, work: Path, jobs: int, course: Course = Course(),
                 result = future.result()
                 results.append((futures[future], result))
                 bar.update(1)
-                line = f"{result['student']:>24} {result['lesson']:<20} {result['score']:g}/{result['max_score']:g}  " \
-                       f"{result['status']}" + (f": {result['notes'][0]}" if result["status"] != "graded" else "")
+                line = report.printable(
+                    f"{result['student']:>24} {result['lesson']:<20} {result['score']:g}/{result['max_score']:g}  "
+                    f"{result['status']}" + (f": {result['notes'][0]}" if result["status"] != "graded" else ""))
                 if progress:
                     done, elapsed = len(results), time.monotonic() - start
                     left = elapsed / done * (len(found) - done)

@@ -15,6 +15,7 @@ import html
 import json
 import os
 import shutil
+import unicodedata
 from pathlib import Path
 
 from autograder.build import KERNELSPEC
@@ -83,13 +84,34 @@ def write_grades(work: Path) -> Path:
         writer.writerow(["student", "lesson", "score", "max_score", *columns])
         for result in rows:
             earned = {f"{result['lesson']}:{p['grade_id']}": _number(p["score"]) for p in result["parts"]}
-            writer.writerow([result["student"], result["lesson"], _number(result["score"]),
+            writer.writerow([csv_safe(result["student"]), result["lesson"], _number(result["score"]),
                              _number(result["max_score"]), *(earned.get(c, "") for c in columns)])
     return path
 
 
 def _number(value: float) -> str:
     return f"{value:g}"
+
+
+def printable(text: str) -> str:
+    """`text` for a console line: control characters (an ANSI escape, a carriage return) shown as \\x..
+    escapes, so that a student id cannot rewrite the line that shows a score."""
+    return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in text)
+
+
+def csv_safe(text: str) -> str:
+    """A CSV cell a spreadsheet shows as text: a leading =, +, -, @, tab or CR would start a formula
+    (OWASP's CSV injection advice: prefix a quote)."""
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+def lookalike_ids(students: list[str]) -> list[list[str]]:
+    """Groups of student ids that differ only in their Unicode normalisation ("José" in NFC and NFD):
+    one student's two folders, or two students a spreadsheet cannot tell apart."""
+    groups: dict[str, list[str]] = {}
+    for student in sorted(set(students)):
+        groups.setdefault(unicodedata.normalize("NFC", student), []).append(student)
+    return [group for group in groups.values() if len(group) > 1]
 
 
 def write_feedback(work: Path) -> list[Path]:
