@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import secrets
 import sys
 from pathlib import Path
 
@@ -27,6 +28,15 @@ from autograder.grader.sandbox import SandboxUnavailable, detect_mode
 LAYOUT = "<student>/<lesson>/<lesson>.ipynb"
 
 
+def _seed(text: str) -> int | str:
+    if text == "fixed":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--seed must be a whole number or 'fixed', not {text!r}") from None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -34,7 +44,9 @@ def main(argv: list[str] | None = None) -> int:
     autograde.add_argument("--submitted", type=Path, required=True, help="DIR/<student>/<lesson>/<lesson>.ipynb")
     autograde.add_argument("--work", type=Path, required=True, help="where results, feedback and grades go")
     autograde.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="submissions graded at once")
-    autograde.add_argument("--seed", type=int, help="vary the hidden checks' random inputs for this run")
+    autograde.add_argument("--seed", type=_seed, help="the hidden checks' random inputs: a number (a new one is "
+                           "drawn for every run and printed; pass it to reproduce a run's grades) or 'fixed' "
+                           "(each lesson's fixed inputs, as the shipped samples' expected scores use)")
     autograde.add_argument("--solutions", type=Path, help=argparse.SUPPRESS)   # a fixture course (tests)
     autograde.add_argument("--release", type=Path, help=argparse.SUPPRESS)
     autograde.add_argument("--checks", type=Path, help=argparse.SUPPRESS)
@@ -70,7 +82,10 @@ def main(argv: list[str] | None = None) -> int:
             parser.error("--jobs must be between 1 and 512")
         course = Course(**{k: getattr(args, k) for k in ("solutions", "release", "checks") if getattr(args, k)})
         try:
-            run = grade_all(args.submitted, args.work, args.jobs, course, run_seed=args.seed, progress=True)
+            seed = secrets.randbelow(2**32) if args.seed is None else args.seed
+            print(f"hidden-check inputs: seed {seed} (`--seed {seed}` reproduces these grades)")
+            run = grade_all(args.submitted, args.work, args.jobs, course, run_seed=None if seed == "fixed" else seed,
+                            progress=True)
         except (SandboxUnavailable, CourseError) as exc:
             print(exc, file=sys.stderr)
             return 2

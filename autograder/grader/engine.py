@@ -473,7 +473,8 @@ def grade_all(submitted: Path, work: Path, jobs: int, course: Course = Course(),
                 slots.put(slot)
             if mode.name == "uid":
                 result.update(sandbox_uid=BASE_UID + slot)
-            result.update(sandbox_mode=mode.name, seconds=round(time.monotonic() - started, 2))
+            result.update(sandbox_mode=mode.name, seconds=round(time.monotonic() - started, 2),
+                          seed="fixed" if run_seed is None else run_seed)
             report.write_result(work, result, cells, ex)
             return result
 

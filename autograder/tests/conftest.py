@@ -39,7 +39,8 @@ def graded_samples(tmp_path_factory) -> GradedSamples:
     base = tmp_path_factory.mktemp("samples")
     samples = lesson_samples(log=lambda line: None)
     write_samples(base / "submitted", samples)
-    _grade("autograde", "--submitted", str(base / "submitted"), "--work", str(base / "work"), "--jobs", "2")
+    _grade("autograde", "--submitted", str(base / "submitted"), "--work", str(base / "work"), "--jobs", "2",
+           "--seed", "fixed")
     _grade("feedback", "--work", str(base / "work"))
     _grade("grades", "--work", str(base / "work"))
     return GradedSamples(samples, base / "submitted", base / "work")

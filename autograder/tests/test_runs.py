@@ -244,10 +244,14 @@ def test_a_clean_run_shows_progress_and_ends_with_a_summary_and_exit_0(tmp_path,
     args = ["autograde", "--submitted", str(submitted), "--work", str(tmp_path / "work"), "--jobs", "2"]
     assert grade.main(args + FIXTURE_COURSE) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].startswith("sandbox: bubblewrap")
-    assert re.fullmatch(r"\[1/2 \d\d:\d\d elapsed, \d\d:\d\d left\] +\w+ 00_fixture +3/3 +graded", lines[1]), lines
-    assert re.fullmatch(r"\[2/2 \d\d:\d\d elapsed, 00:00 left\] +\w+ 00_fixture +3/3 +graded", lines[2]), lines
-    assert lines[3].startswith("summary: 2 graded, 0 unreadable, 0 skipped, 0 grader faults (2 results in ")
+    seed = re.fullmatch(r"hidden-check inputs: seed (\d+) \(`--seed \1` reproduces these grades\)", lines[0])
+    assert seed, lines
+    assert lines[1].startswith("sandbox: bubblewrap")
+    assert re.fullmatch(r"\[1/2 \d\d:\d\d elapsed, \d\d:\d\d left\] +\w+ 00_fixture +3/3 +graded", lines[2]), lines
+    assert re.fullmatch(r"\[2/2 \d\d:\d\d elapsed, 00:00 left\] +\w+ 00_fixture +3/3 +graded", lines[3]), lines
+    assert lines[4].startswith("summary: 2 graded, 0 unreadable, 0 skipped, 0 grader faults (2 results in ")
+    result = json.loads((tmp_path / "work" / "autograded" / "ann" / "00_fixture" / "result.json").read_text())
+    assert result["seed"] == int(seed.group(1))             # recorded, so the grade can be reproduced
     # an unreadable file: still a result, but the run says it is not complete
     (submitted / "ben" / "00_fixture" / "00_fixture.ipynb").write_bytes(b"")
     assert grade.main(args + FIXTURE_COURSE) == 1
