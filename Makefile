@@ -66,7 +66,7 @@ samples: $(STAMP)  ## put the shipped sample submissions into $(SUBMITTED), as i
 	$(PY) -m autograder.samples --out $(SUBMITTED)
 
 autograde: $(STAMP)  ## grade every submission under $(SUBMITTED), $(JOBS) at a time, in the sandbox
-	$(PY) -m autograder.grade autograde --submitted $(SUBMITTED) --work $(WORK) --jobs $(JOBS) $(if $(SEED),--seed $(SEED))
+	$(PY) -m autograder.grade autograde --submitted $(SUBMITTED) --work $(WORK) --jobs $(JOBS) $(if $(SEED),--seed $(SEED)) $(if $(REGRADE),--regrade)
 
 feedback: $(STAMP)  ## write one HTML feedback file per student and lesson
 	$(PY) -m autograder.grade feedback --work $(WORK)

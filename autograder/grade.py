@@ -44,6 +44,8 @@ def main(argv: list[str] | None = None) -> int:
     autograde.add_argument("--submitted", type=Path, required=True, help="DIR/<student>/<lesson>/<lesson>.ipynb")
     autograde.add_argument("--work", type=Path, required=True, help="where results, feedback and grades go")
     autograde.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="submissions graded at once")
+    autograde.add_argument("--regrade", action="store_true",
+                           help="grade every submission again, also those with a result of the same notebook and grader")
     autograde.add_argument("--seed", type=_seed, help="the hidden checks' random inputs: a number (a new one is "
                            "drawn for every run and printed; pass it to reproduce a run's grades) or 'fixed' "
                            "(each lesson's fixed inputs, as the shipped samples' expected scores use)")
@@ -85,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
             seed = secrets.randbelow(2**32) if args.seed is None else args.seed
             print(f"hidden-check inputs: seed {seed} (`--seed {seed}` reproduces these grades)")
             run = grade_all(args.submitted, args.work, args.jobs, course, run_seed=None if seed == "fixed" else seed,
-                            progress=True)
+                            progress=True, regrade=args.regrade)
         except (SandboxUnavailable, CourseError) as exc:
             print(exc, file=sys.stderr)
             return 2

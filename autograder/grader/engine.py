@@ -30,7 +30,7 @@ from typing import Any, Callable
 
 from tqdm import tqdm
 
-from autograder.grader import report
+from autograder.grader import report, resume
 from autograder.grader.course import Course, LessonPlan
 from autograder.grader.notebook import Cell, Unreadable, grade_id, read_submission, reconstruct
 from autograder.grader.reference import test_points
@@ -431,12 +431,14 @@ def _signatures(course: Course) -> dict[str, set[str]]:
 
 def grade_all(submitted: Path, work: Path, jobs: int, course: Course = Course(), limits: Limits = Limits(),
               run_seed: int | None = None, log: Callable[[str], None] = print,
-              progress: bool = False) -> GradingRun:
+              progress: bool = False, regrade: bool = False) -> GradingRun:
     """Grade every submission under `submitted`, `jobs` at a time; write work/autograded/...; return
     the results. `progress`: a tqdm bar on a terminal's stderr, and n/N, elapsed and time left on
-    every line."""
+    every line. A submission whose result is complete and whose notebook and grader are unchanged
+    keeps that result (autograder.grader.resume) unless `regrade`."""
     mode = require_sandbox()
     log(mode.describe(jobs))
+    resume.remove_leftovers(log)
     signatures = _signatures(course)
     found, ignored = discover(submitted, course.lessons(), log, signatures)
     for group in report.lookalike_ids([f.student for f in found]):
@@ -445,7 +447,9 @@ def grade_all(submitted: Path, work: Path, jobs: int, course: Course = Course(),
     graded_lessons = sorted({f.lesson for f in found if f.problem is None})
     plans = {lesson: course.plan(lesson, run_seed) for lesson in graded_lessons}
     slots: queue.Queue[int] = queue.Queue()
-    with claimed_slots(jobs, mode) as claimed, tempfile.TemporaryDirectory(prefix="convlab-grade-") as tmp:
+    versions = {lesson: resume.grader_version(course, lesson) for lesson in graded_lessons}
+    reused: list[str] = []
+    with claimed_slots(jobs, mode) as claimed, resume.grading_folder() as tmp:
         for slot in claimed:
             slots.put(slot)
         root = Path(tmp)
@@ -460,6 +464,11 @@ def grade_all(submitted: Path, work: Path, jobs: int, course: Course = Course(),
                 result = not_graded(student, lesson, points, item.status, item.problem)
                 report.write_result(work, result, [], None)
                 return result
+            print_ = resume.fingerprint(path, versions[lesson])
+            if not regrade and (earlier := resume.reusable(report.result_dir(work, student, lesson) / "result.json",
+                                                           print_)):
+                reused.append(student)
+                return earlier
             slot = slots.get()
             started = time.monotonic()
             try:
@@ -475,6 +484,7 @@ def grade_all(submitted: Path, work: Path, jobs: int, course: Course = Course(),
                 result.update(sandbox_uid=BASE_UID + slot)
             result.update(sandbox_mode=mode.name, seconds=round(time.monotonic() - started, 2),
                           seed="fixed" if run_seed is None else run_seed)
+            result["fingerprint"] = print_
             report.write_result(work, result, cells, ex)
             return result
 
@@ -498,4 +508,7 @@ def grade_all(submitted: Path, work: Path, jobs: int, course: Course = Course(),
                     line = f"[{done}/{len(found)} {tqdm.format_interval(elapsed)} elapsed, " \
                            f"{tqdm.format_interval(left)} left] {line.strip()}"
                 (bar.write if not bar.disable else log)(line) if progress else log(line)
+    if reused:
+        log(f"{len(reused)} results kept from earlier runs: their notebooks and the grader are unchanged "
+            "(--regrade, or make autograde REGRADE=1, grades them again)")
     return GradingRun([result for _, result in sorted(results, key=lambda pair: pair[0])], ignored, mode)
