@@ -65,7 +65,8 @@ def measure(copies: int = COPIES, jobs: int | None = None, rounds: int = ROUNDS)
 
         def ours(n: int) -> float:
             return _run([sys.executable, "-m", "autograder.grade", "autograde", "--submitted",
-                         str(root / "submitted"), "--work", str(root / "work"), "--jobs", str(n)], ROOT, env)
+                         str(root / "submitted"), "--work", str(root / "work"), "--jobs", str(n), "--regrade"],
+                        ROOT, env)   # --regrade, as nbgrader's --force: every round grades every submission
 
         def theirs() -> float:
             return _run([sys.executable, "-m", "nbgrader", "autograde", LESSON, "--force"], course, nb_env)
