@@ -15,6 +15,7 @@ from __future__ import annotations
 import difflib
 import functools
 import json
+import os
 import queue
 import re
 import shutil
@@ -294,10 +295,26 @@ def _visible(folder: Path) -> list[Path]:
 
 
 def _notebooks_below(folder: Path) -> list[str]:
-    """Notebooks in subfolders of `folder` (not hidden ones such as .ipynb_checkpoints), relative paths."""
-    found = [p for p in folder.rglob("*.ipynb") if p.parent != folder
-             and not any(part.startswith(".") for part in p.relative_to(folder).parts)]
-    return sorted(str(p.relative_to(folder)) for p in found)[:5] if folder.is_dir() else []
+    """Notebooks in subfolders of `folder` (not hidden ones such as .ipynb_checkpoints), relative paths;
+    symbolic links are not followed, so nothing outside the submitted tree is listed."""
+    if not folder.is_dir() or folder.is_symlink():
+        return []
+    found = []
+    for top, dirs, files in os.walk(folder, followlinks=False):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        if Path(top) != folder:
+            found += [Path(top, f) for f in files if f.endswith(".ipynb") and not Path(top, f).is_symlink()]
+    return sorted(str(p.relative_to(folder)) for p in found)[:5]
+
+
+def _real(path: Path) -> bool:
+    """A real folder or file of the submitted tree: a symbolic link may point at another student's
+    work or at a folder outside the tree, and is never read."""
+    return not path.is_symlink()
+
+
+LINKED = ("{name} is a symbolic link, not a real {kind}: submissions are read only from real folders and files "
+          "inside the submitted tree; it was not graded")
 
 
 @dataclass
@@ -342,15 +359,24 @@ def discover(submitted: Path, lessons: list[str], log: Callable[[str], None] = p
     ignored: list[str] = []
     known = ", ".join(lessons)
     for entry in _visible(submitted):
-        if entry.is_file() and entry.suffix == ".ipynb":
+        if not _real(entry):
+            ignored.append(f"skipped {entry}: " + LINKED.format(name=entry.name, kind="student folder"))
+        elif entry.is_file() and entry.suffix == ".ipynb":
             ignored.append(f"skipped {entry}: a notebook directly in {submitted.name}/, expected "
                            f"{submitted.name}/<student>/<lesson>/<lesson>.ipynb")
-    for student in (p for p in _visible(submitted) if p.is_dir()):
+    for student in (p for p in _visible(submitted) if p.is_dir() and _real(p)):
         entries = _visible(student)
+        links = [p for p in entries if not _real(p)]
+        for link in links:
+            name = link.name.removesuffix(".ipynb")
+            found.append(Found(student.name, name if name in lessons else link.name, link, "skipped",
+                               LINKED.format(name=f"{student.name}/{link.name}",
+                                             kind="file" if link.suffix == ".ipynb" else "folder")))
+        entries = [p for p in entries if _real(p)]
         folders = [p for p in entries if p.is_dir()]
         notebooks = [p for p in entries if p.is_file() and p.suffix == ".ipynb"]
         hint = f" ({student.name} is a lesson name: is the student folder missing?)" if student.name in lessons else ""
-        if not folders and not notebooks:
+        if not folders and not notebooks and not links:
             others = f"no lesson folder and no notebook in it (found: {', '.join(p.name for p in entries[:5])})" \
                 if entries else "the folder is empty"
             ignored.append(f"skipped {student}: {others}, nothing was submitted{hint}")
