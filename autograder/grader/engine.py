@@ -358,6 +358,9 @@ def discover(submitted: Path, lessons: list[str], log: Callable[[str], None] = p
     found: list[Found] = []
     ignored: list[str] = []
     known = ", ".join(lessons)
+    for entry in sorted(p for p in submitted.iterdir() if p.name.startswith(".") and p.is_dir()):
+        ignored.append(f"skipped {entry}: a hidden folder (its name starts with a dot), so no student's; "
+                       "rename it if it holds a submission")
     for entry in _visible(submitted):
         if not _real(entry):
             ignored.append(f"skipped {entry}: " + LINKED.format(name=entry.name, kind="student folder"))

@@ -33,6 +33,7 @@ def test_links_to_other_work_are_refused_without_showing_what_they_point_at(tmp_
     (submitted / "outside_link" / "notes").symlink_to(outside)
     (submitted / "notebook_link" / LESSON).mkdir(parents=True)
     (submitted / "notebook_link" / LESSON / f"{LESSON}.ipynb").symlink_to(victim / f"{LESSON}.ipynb")
+    (submitted / ".hidden_student" / LESSON).mkdir(parents=True)
     lines: list[str] = []
     run = grade_all(submitted, work, 2, COURSE, log=lines.append)
     results = {r["student"]: r for r in run}
@@ -46,4 +47,5 @@ def test_links_to_other_work_are_refused_without_showing_what_they_point_at(tmp_
     assert "student_link" not in results
     assert any("student_link: student_link is a symbolic link" in line for line in lines), lines
     assert not any(SECRET in line for line in lines)
+    assert any(".hidden_student: a hidden folder" in line for line in lines), lines    # named, not silent
     assert os.path.islink(submitted / "student_link")          # nothing was changed or followed
