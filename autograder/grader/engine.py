@@ -114,7 +114,20 @@ def _next_probe(plan: LessonPlan, ex: Execution) -> int | None:
     return None
 
 
-def _drive(box: Sandbox, plan: LessonPlan, ex: Execution, end: float, limits: Limits) -> tuple | None:
+def _release(probes_dir: Path, released: Path, index: int) -> None:
+    """Make check input `index` visible to the sandbox (its /probes), just before asking for it: the
+    inputs do not exist there while the student's cells run, so no cell can precompute answers."""
+    source, target = probes_dir / f"{index}.json", released / f"{index}.json"
+    if not target.exists():
+        try:
+            os.link(source, target)           # the grader's read-only copy; no bytes are copied
+        except OSError:
+            shutil.copy(source, target)
+            target.chmod(0o644)
+
+
+def _drive(box: Sandbox, plan: LessonPlan, ex: Execution, end: float, limits: Limits,
+           release: Callable[[int], None] = lambda index: None) -> tuple | None:
     """Feed one sandbox run until every needed check is answered (None) or it stops: (phase, index, why).
     Returning ends the sandbox: the caller's `with Sandbox(...)` kills it right away."""
     phase, index = "start", None
@@ -144,6 +157,7 @@ def _drive(box: Sandbox, plan: LessonPlan, ex: Execution, end: float, limits: Li
             phase, index = "probes", _next_probe(plan, ex)
             if index is None:
                 return None
+            release(index)
             box.request(index)
             deadline = min(now + plan.cases[index].timeout + limits.grace, end)
 
@@ -154,12 +168,16 @@ def execute(plan: LessonPlan, code: list[Cell], job_dir: Path, probes_dir: Path,
     ex = Execution(code, plan.cell_timeout, limits.memory)
     skip: set[int] = set()
     end = time.monotonic() + plan.notebook_timeout
+    released = job_dir.parent / f"{job_dir.name}-probes"
     for _ in range(limits.attempts):
-        argv = functools.partial(command, job_dir=job_dir, probes_dir=probes_dir, slot=slot, skip=skip,
+        shutil.rmtree(released, ignore_errors=True)   # every run of the cells starts with no inputs visible
+        released.mkdir()
+        released.chmod(0o755)
+        argv = functools.partial(command, job_dir=job_dir, probes_dir=released, slot=slot, skip=skip,
                                  cell_timeout=plan.cell_timeout, cpu_seconds=int(plan.notebook_timeout) + 10,
                                  limits=limits, mode=mode)
         with Sandbox(argv, BASE_UID + slot, limits, mode) as box:
-            stop = _drive(box, plan, ex, end, limits)
+            stop = _drive(box, plan, ex, end, limits, functools.partial(_release, probes_dir, released))
         ex.console = box.console_text()
         if stop is None:
             return ex
@@ -286,6 +304,7 @@ def grade_submission(plan: LessonPlan, student: str, path: Path, jobs_root: Path
         ex = execute(plan, code, job_dir, probes_dir, slot, limits, mode)
     finally:
         shutil.rmtree(job_dir, ignore_errors=True)
+        shutil.rmtree(job_dir.parent / f"{job_dir.name}-probes", ignore_errors=True)
     parts = score(plan, ex)
     return _result(plan, student, "graded", sum(p["score"] for p in parts), parts, ex.notes, ex.console), cells, ex
 

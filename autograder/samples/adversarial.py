@@ -205,6 +205,9 @@ def corpus(course: Course, t: Targets) -> dict[str, Attack]:
         "patched_runner": attack(0, {"test_add_arrays": "returned float", "test_row_sums": "returned float"},
                                  add_arrays=PATCHED_RUNNER),
         # files and network
+        # the check inputs appear in /probes one by one as they are asked for, after the cells ran
+        "precompute_inputs": attack(3, add_arrays="import os\nprint('probes visible:', len(os.listdir('/probes')))\n"
+                                    + ADD, output="probes visible: 0"),
         "rmtree": attack(3, add_arrays=rmtree, output="refused:", not_output="DELETED"),
         "read_secrets": attack(0, {"test_add_arrays": "add_arrays is not defined"}, base="release",
                                add_arrays=try_each("text = open(path).read(); print('READ', path, text); exec(text)",
