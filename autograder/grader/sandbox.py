@@ -3,8 +3,9 @@ the grader's end of the runner's report channel.
 
 The student's code sees read-only: the system's /usr, the Python installation, the virtualenv,
 the `convlab` package, its own cells (/job) and the probe inputs (/probes, filled one input at a
-time after the cells ran); writable: a size-capped tmpfs /tmp. It runs in new pid, net, ipc, uts and cgroup namespaces, with no capabilities and
-no_new_privs, under RLIMIT_AS/NPROC/FSIZE/NOFILE/CPU set by prlimit. Two modes (`detect_mode`):
+time after the cells ran); writable: a size-capped tmpfs /tmp. It runs in new pid, net, ipc, uts
+and cgroup namespaces, with no capabilities and no_new_privs, under RLIMIT_AS/NPROC/FSIZE/NOFILE/CPU
+set by prlimit. Two modes (`detect_mode`):
 
 - "uid" (the grader runs as root): the sandbox drops to uid BASE_UID + slot with setpriv, a uid
   nothing else uses, so RLIMIT_NPROC counts that sandbox's processes only.
