@@ -23,6 +23,7 @@ from autograder.grader.spec import Raised
 __all__ = ["encode_request", "decode_result", "parse_event", "Malformed"]
 
 _MAGIC = b"\x93NUMPY"
+MAX_HEADER = 10_000   # numpy's own limit for .npy headers (np.load's max_header_size): a real one is ~100 bytes
 
 
 class Malformed(ValueError):
@@ -88,6 +89,8 @@ def _load_npy(text: str) -> np.ndarray:
     major = raw[6]
     header_len, start = (int.from_bytes(raw[8:10], "little"), 10) if major == 1 else \
         (int.from_bytes(raw[8:12], "little"), 12)
+    if header_len > MAX_HEADER:       # literal_eval of a long header would take the grader gigabytes
+        raise Malformed(f"an array with a .npy header of {header_len:,} bytes (at most {MAX_HEADER:,})")
     try:
         header = ast.literal_eval(raw[start:start + header_len].decode("latin1"))
         dtype = np.dtype(header["descr"])

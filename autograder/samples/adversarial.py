@@ -52,6 +52,17 @@ def try_each(action: str, targets: list | str) -> str:
             "    except Exception as exc:\n        print('refused:', path, type(exc).__name__, exc)\n")
 
 
+HUGE_NPY_HEADER = """import base64, io, json, os, sys
+import numpy as np
+channel = int(sys.argv[3])
+header = ("{'descr': '<f8', 'fortran_order': False, 'shape': (" + "1, " * 400_000 + "), }").encode()
+npy = b"\\x93NUMPY\\x02\\x00" + len(header).to_bytes(4, "little") + header
+os.write(channel, json.dumps({"ev": "cells_done"}).encode() + b"\\n")
+os.write(channel, json.dumps({"ev": "result", "k": 0, "value": {"__ndarray__": base64.b64encode(npy).decode()}}).encode()
+         + b"\\n")
+def add_arrays(a, b):
+    return a + b
+"""
 FORGED_REPORTS = """import os, sys
 channel = int(sys.argv[3])   # the runner's report channel
 os.write(channel, b'{"ev": "cells_done"}\\n{"ev": "result", "k": 0, "value": 1000}\\n')
@@ -197,6 +208,8 @@ def corpus(course: Course, t: Targets) -> dict[str, Attack]:
                           notes="exit code 3"),
         "gradebook": attack(1, {"test_row_sums": "got 0, expected"}, row_sums=gradebook, output="refused:",
                             not_output="WROTE"),
+        "huge_npy_header": attack(2, {"test_add_arrays": "a .npy header of 1,200,055 bytes (at most 10,000)"},
+                                  add_arrays=HUGE_NPY_HEADER),
         "forged_reports": attack(2, {"test_add_arrays": "add_arrays(...) returned int"}, add_arrays=FORGED_REPORTS),
         "garbled_reports": attack(2, {"test_add_arrays": "is not defined"}, add_arrays=GARBLED_REPORTS,
                                   notes="it wrote into the grader's report channel"),
