@@ -35,6 +35,7 @@ from autograder.grader import report, resume
 from autograder.grader.course import Course, LessonPlan
 from autograder.grader.notebook import Cell, Unreadable, grade_id, read_submission, reconstruct
 from autograder.grader.reference import test_points
+from autograder.grader.runner import WALL_FACTOR
 from autograder.grader.sandbox import (BASE_UID, RUNNER, Limits, Mode, Sandbox, claimed_slots, command,
                                        require_sandbox)
 from autograder.grader.spec import Raised, judge_part
@@ -76,8 +77,9 @@ class Execution:
         if error is not None:
             error = {key: str(error.get(key, ""))[:20_000] for key in ("ename", "evalue", "traceback")}
             if error["ename"] == "Timeout":
-                error["evalue"] = f"infinite loop? this cell ran past {self.cell_timeout:g} s and was interrupted"
-                self.note(f"infinite loop? {self.cell_name(i)} ran past {self.cell_timeout:g} s and was interrupted")
+                error["evalue"] = f"infinite loop? this cell ran past {self.cell_timeout:g} s of CPU time and was interrupted"
+                self.note(f"infinite loop? {self.cell_name(i)} ran past {self.cell_timeout:g} s of CPU time and was "
+                          "interrupted")
             elif error["ename"] == "MemoryError":
                 self.note(f"{self.cell_name(i)} ran out of memory (MemoryError): each submission may use "
                           f"at most {self.memory / 2**30:g} GiB")
@@ -143,13 +145,13 @@ def _drive(box: Sandbox, plan: LessonPlan, ex: Execution, end: float, limits: Li
         if kind in ("overflow", "malformed"):
             return phase, index, kind
         if phase == "start" and kind == "ready":
-            phase, deadline = "cells", min(now + plan.cell_timeout + limits.grace, end)
+            phase, deadline = "cells", min(now + WALL_FACTOR * plan.cell_timeout + limits.grace, end)
         elif phase == "cells" and kind in ("cell", "cell_done"):
             if (i := _index(event.get("i"), len(ex.code))) is None:
                 return phase, index, "malformed"
             if kind == "cell_done":
                 ex.record_cell(i, event)
-            index, deadline = i, min(now + plan.cell_timeout + limits.grace, end)
+            index, deadline = i, min(now + WALL_FACTOR * plan.cell_timeout + limits.grace, end)
         elif (phase == "cells" and kind == "cells_done") or (phase == "probes" and kind == "result"
                                                              and event.get("k") == index):
             if phase == "probes":
@@ -159,7 +161,7 @@ def _drive(box: Sandbox, plan: LessonPlan, ex: Execution, end: float, limits: Li
                 return None
             release(index)
             box.request(index)
-            deadline = min(now + plan.cases[index].timeout + limits.grace, end)
+            deadline = min(now + WALL_FACTOR * plan.cases[index].timeout + limits.grace, end)
 
 
 def execute(plan: LessonPlan, code: list[Cell], job_dir: Path, probes_dir: Path, slot: int,
@@ -192,7 +194,8 @@ def execute(plan: LessonPlan, code: list[Cell], job_dir: Path, probes_dir: Path,
                 ex.results[index] = Raised("NotRun", ex.not_run)
             return ex
         limit = plan.cell_timeout if phase == "cells" else plan.cases[index].timeout
-        problem = {"timeout": f"infinite loop? it ran past {limit:g} s and could not be interrupted",
+        problem = {"timeout": f"infinite loop? it ran past {limit:g} s of CPU time ({WALL_FACTOR * limit:g} s in all) "
+                              "and could not be interrupted",
                    "overflow": f"it sent more than {limits.channel >> 20} MiB of results",
                    "malformed": "it wrote into the grader's report channel"}.get(why) or \
             f"the Python process died ({why.removeprefix('died:')})"

@@ -115,12 +115,19 @@ def safe_str(exc):
         return "<message could not be printed>"
 
 
+WALL_FACTOR = 3         # a limit of s seconds of CPU time also ends after WALL_FACTOR * s of wall-clock time
+
+
 def alarm(seconds, message=""):
-    """Raise Timeout(message) after `seconds` (0 cancels). Soft: the grader enforces a hard limit too."""
+    """Raise Timeout(message) after `seconds` of this process's CPU time, so that other work on the
+    machine cannot make a submission time out, or after WALL_FACTOR * `seconds` of wall-clock time,
+    for code that waits or sleeps (0 cancels both). Soft: the grader enforces a hard limit too."""
     def expire(signum, frame):
         raise Timeout(message)
+    signal.signal(signal.SIGPROF, expire)
     signal.signal(signal.SIGALRM, expire)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
+    signal.setitimer(signal.ITIMER_PROF, seconds)
+    signal.setitimer(signal.ITIMER_REAL, seconds * WALL_FACTOR)
 
 
 class Runner:

@@ -137,7 +137,8 @@ class Raised:
         if self.type == "NameError" and func in self.message:
             return f"{func} is not defined: did the cell that defines it run, and is the name spelled {func!r}?"
         if self.type == "Timeout":
-            return f"{func} did not return within the time limit ({self.message}): an infinite loop, or far too slow"
+            return (f"{func} did not return within the time limit ({self.message} of CPU time): an infinite loop, "
+                    "or far too slow")
         if self.type == "Unsupported":   # set by the sandboxed grader: the result was not plain data
             return (f"{func} returned {self.message}, which cannot be checked: return numpy arrays, numbers, "
                     "str, None, or tuples/lists/dicts of these")
@@ -274,8 +275,8 @@ def _time_up(signum, frame):
 
 def call_in_process(namespace: Any, case: Case) -> Any:
     """Run one case against trusted code in this process (tests of the checks themselves), mapping an
-    exception to Raised the way the sandbox does, and a call past `case.timeout` (stopped by SIGALRM,
-    in the main thread) to Raised("Timeout"). Never use on student code: that runs sandboxed."""
+    exception to Raised the way the sandbox does, and a call past `case.timeout` of CPU time (stopped
+    by SIGPROF, in the main thread) to Raised("Timeout"). Never use on student code: it runs sandboxed."""
     import copy
     import signal
     import threading
@@ -285,8 +286,8 @@ def call_in_process(namespace: Any, case: Case) -> Any:
     args, kwargs = copy.deepcopy(case.args), copy.deepcopy(case.kwargs)
     timed = threading.current_thread() is threading.main_thread()
     if timed:
-        previous = signal.signal(signal.SIGALRM, _time_up)
-        signal.setitimer(signal.ITIMER_REAL, case.timeout)
+        previous = signal.signal(signal.SIGPROF, _time_up)
+        signal.setitimer(signal.ITIMER_PROF, case.timeout)
     try:
         value = func(*args, **kwargs)
         if changed := changed_argument(func, args, kwargs, case.args, case.kwargs):
@@ -298,5 +299,5 @@ def call_in_process(namespace: Any, case: Case) -> Any:
         return Raised(type(exc).__name__, str(exc))
     finally:
         if timed:
-            signal.setitimer(signal.ITIMER_REAL, 0)
-            signal.signal(signal.SIGALRM, previous)
+            signal.setitimer(signal.ITIMER_PROF, 0)
+            signal.signal(signal.SIGPROF, previous)

@@ -82,7 +82,8 @@ for obj in gc.get_objects():
     if type(obj).__name__ == 'Runner':
         obj.call = lambda request: {'value': 1.0}
 """ + ADD
-UNINTERRUPTIBLE_LOOP = "import signal\nsignal.signal(signal.SIGALRM, signal.SIG_IGN)\n" + ADD + "while True:\n    pass\n"
+UNINTERRUPTIBLE_LOOP = ("import signal\nfor sig in (signal.SIGALRM, signal.SIGPROF):   # the runner's two timers\n"
+                        "    signal.signal(sig, signal.SIG_IGN)\n" + ADD + "while True:\n    pass\n")
 FORK_BOMB = ADD + """import os
 try:
     while True:
@@ -237,8 +238,9 @@ def corpus(course: Course, t: Targets) -> dict[str, Attack]:
                                 notes="infinite loop? code cell 2 (`def add_arrays(a, b):`) ran past 4 s"),
         "uninterruptible_loop": attack(2, {"test_add_arrays": "add_arrays is not defined"},
                                        add_arrays=UNINTERRUPTIBLE_LOOP,
-                                       notes="infinite loop? it ran past 4 s and could not be interrupted"),
-        "loop_in_function": attack(1, {"test_row_sums": "did not return within the time limit (2 s)"},
+                                       notes="infinite loop? it ran past 4 s of CPU time (12 s in all) and could not "
+                                             "be interrupted"),
+        "loop_in_function": attack(1, {"test_row_sums": "did not return within the time limit (2 s of CPU time)"},
                                    row_sums="def row_sums(x):\n    while True:\n        pass\n", notes="infinite loop?"),
         "notebook_timeout": Attack(Sample(raw=_notebook(course, _add_sleepers), score=0,
                                           messages={"test_add_arrays": "the notebook ran past 20 s"}),
