@@ -8,6 +8,7 @@ Values are compared by the rounding rule of convlab.tolerance, the same one the 
 """
 from __future__ import annotations
 
+import inspect
 import linecache
 import sysconfig
 from pathlib import Path
@@ -16,9 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from convlab.tolerance import describe_violation, rounding_bound
+from convlab.tolerance import describe_violation, rounding_bound, within_bound
 
-__all__ = ["CheckFailed", "expect_implemented", "expect_array", "expect_dtype", "expect_shape", "expect_close", "hint_for",
+__all__ = ["CheckFailed", "changed_argument", "expect_implemented", "expect_array", "expect_dtype", "expect_shape", "expect_close", "hint_for",
            "expect_near", "expect_equal"]
 
 
@@ -65,7 +66,7 @@ def expect_implemented(func, *args, **kwargs) -> Any:
     the argument (graded functions work on copies, and the hidden checks verify it too)."""
     __tracebackhide__ = True
     name = getattr(func, "__name__", repr(func))
-    before = {key: value.copy() for key, value in _array_arguments(func, args, kwargs).items()}
+    originals = [_snapshot(arg) for arg in args], {key: _snapshot(arg) for key, arg in kwargs.items()}
     try:
         result = func(*args, **kwargs)
     except NotImplementedError as error:
@@ -78,10 +79,9 @@ def expect_implemented(func, *args, **kwargs) -> Any:
     except Exception as error:  # noqa: BLE001 - any error in the student's code gets one clear sentence
         where = _where(_innermost_student_frame(error.__traceback__.tb_next))
         raise CheckFailed(f"{name} raised {type(error).__name__}: {error}{where}") from None
-    for key, value in _array_arguments(func, args, kwargs).items():
-        if key in before and (value.shape != before[key].shape or not np.array_equal(value, before[key], equal_nan=True)):
-            _fail(f"{name} changed its argument {key} in place: work on a copy (e.g. {key.split('[')[0]}.copy(), "
-                  "or build a new array) instead of writing into it", None)
+    if changed := changed_argument(func, args, kwargs, *originals):
+        _fail(f"{name} changed its argument {changed} in place: work on a copy (e.g. {changed.split('[')[0]}.copy(), "
+              "or build a new array) instead of writing into it", None)
     return result
 
 
@@ -161,25 +161,39 @@ def expect_near(actual: Any, expected: float, within: float, name: str = "result
         _fail(f"{name} is {float(actual):.6g}, expected {expected:.6g} within {within:.2g}", hint)
 
 
-def _array_arguments(func: Any, args: tuple, kwargs: dict) -> dict[str, np.ndarray]:
-    """{argument name: array} for the numpy arrays among a call's arguments, and inside dict, list or
-    tuple arguments one level down (names from the signature: "x", "params['w1']")."""
-    import inspect
+def _snapshot(value: Any) -> Any:
+    """`value` with copies of its arrays, and of the arrays one level down in a dict, list or tuple:
+    what changed_argument compares a call's arguments with afterwards."""
+    def copied(item):
+        return item.copy() if isinstance(item, np.ndarray) else item
+    if isinstance(value, dict):
+        return {key: copied(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [copied(item) for item in value]
+    return copied(value)
+
+
+def changed_argument(func, args, kwargs, original_args, original_kwargs):
+    """The name of the first array argument (or array inside a dict/list/tuple argument) that the call
+    changed in place, e.g. "w" or "params['w1']", or None. Graded functions must work on copies."""
     try:
         names = list(inspect.signature(func).parameters)
     except (TypeError, ValueError):
         names = []
-    named = {(names[i] if i < len(names) else f"argument {i + 1}"): value for i, value in enumerate(args)}
-    named.update(kwargs)
-    found = {}
-    for key, value in named.items():
-        if isinstance(value, np.ndarray):
-            found[key] = value
-        elif isinstance(value, dict):
-            found.update({f"{key}[{k!r}]": v for k, v in value.items() if isinstance(v, np.ndarray)})
-        elif isinstance(value, (list, tuple)):
-            found.update({f"{key}[{i}]": v for i, v in enumerate(value) if isinstance(v, np.ndarray)})
-    return found
+    pairs = [(names[i] if i < len(names) else f"argument {i + 1}", a, o)
+             for i, (a, o) in enumerate(zip(args, original_args))]
+    pairs += [(key, kwargs[key], original_kwargs[key]) for key in original_kwargs if key in kwargs]
+    for name, after, before in pairs:
+        inner = [(name, after, before)]
+        if isinstance(before, dict) and isinstance(after, dict):
+            inner = [(f"{name}[{k!r}]", after.get(k), v) for k, v in before.items()]
+        elif isinstance(before, (list, tuple)) and isinstance(after, (list, tuple)) and len(after) == len(before):
+            inner = [(f"{name}[{i}]", a, b) for i, (a, b) in enumerate(zip(after, before))]
+        for label, a, b in inner:
+            if isinstance(b, np.ndarray) and not (isinstance(a, np.ndarray) and a.shape == b.shape
+                                                  and np.array_equal(a, b, equal_nan=True)):
+                return label
+    return None
 
 
 def expect_equal(actual: Any, expected: Any, name: str = "result", hint: str | None = None) -> None:
@@ -197,7 +211,7 @@ def hint_for(actual: Any, candidates: dict[str, Any]) -> str | None:
         return None
     for hint, candidate in candidates.items():
         candidate = np.asarray(candidate, dtype=np.float64)
-        if actual_arr.shape == candidate.shape and np.all(np.isfinite(actual_arr)) and not describe_violation(
-                "", actual_arr, candidate, rounding_bound(np.abs(candidate), 4, actual_arr.dtype)):
+        if actual_arr.shape == candidate.shape and np.all(np.isfinite(actual_arr)) and within_bound(
+                actual_arr, candidate, np.abs(candidate), 4, actual_arr.dtype):
             return hint
     return None

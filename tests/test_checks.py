@@ -71,3 +71,8 @@ def test_expect_dtype_by_kind_or_exact_dtype():
         expect_dtype([True], "b", "hits")
     with pytest.raises(AssertionError, match=r"^y has dtype float64, expected float32"):
         expect_dtype(np.zeros(2), np.float32, "y")
+
+
+def test_every_exported_name_exists():
+    import convlab.checks as checks
+    assert [name for name in checks.__all__ if not hasattr(checks, name)] == []

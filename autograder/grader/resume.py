@@ -8,6 +8,7 @@
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -23,16 +24,27 @@ _PACKAGES = [Path(__file__).resolve().parents[1], Path(__file__).resolve().paren
 REUSABLE = ("graded", "unreadable", "skipped")
 
 
+@functools.lru_cache(maxsize=None)
+def _code_digest() -> bytes:
+    """The grader's and convlab's sources (not their tests), hashed once: they do not change during a run."""
+    digest = hashlib.sha256()
+    for package in _PACKAGES:
+        for path in sorted(package.rglob("*.py")):
+            relative = path.relative_to(package)
+            if "tests" not in relative.parts:
+                digest.update(f"{package.name}/{relative}".encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.digest()
+
+
 def grader_version(course, lesson: str) -> str:
     """A hash of everything that decides a lesson's grades besides the submission."""
-    digest = hashlib.sha256()
-    files = [p for package in _PACKAGES for p in sorted(package.rglob("*.py")) if "tests" not in p.parts]
-    files += [course.solutions / f"{lesson}.py", course.release / lesson / f"{lesson}.ipynb"]
-    if course.checks is not None:                # else the checks are autograder.checks, hashed above
+    digest = hashlib.sha256(_code_digest())
+    files = [course.solutions / f"{lesson}.py", course.release / lesson / f"{lesson}.ipynb"]
+    if course.checks is not None:                # else the checks are autograder.checks, in _code_digest
         files.append(course.checks / f"l{lesson}.py")
     for path in files:
         if path.is_file():
-            digest.update(str(path.name).encode() + b"\0" + path.read_bytes() + b"\0")
+            digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()[:16]
 
 

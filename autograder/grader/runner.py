@@ -1,8 +1,8 @@
 """Runs INSIDE the sandbox: executes a submission's code cells in IPython, then answers probe calls.
 
-Standalone on purpose (stdlib, numpy and IPython only): the sandbox holds this script, the
-submission's cells and the probe inputs, and nothing of the grader, the hidden checks or the
-references. The grader treats everything this process reports as untrusted data and judges it
+Standalone on purpose (stdlib, numpy, IPython and the student package convlab only): the sandbox
+holds this script, the submission's cells and the probe inputs, and nothing of the grader, the
+hidden checks or the references. The grader treats everything this process reports as untrusted data and judges it
 outside (autograder.grader.wire decodes it with size caps and no pickle).
 
     python runner.py JOB_DIR PROBES_DIR CHANNEL_FD SKIP CELL_TIMEOUT
@@ -19,6 +19,8 @@ import signal
 import sys
 
 import numpy as np
+
+from convlab.checks import changed_argument
 
 OUTPUT_CAP = 100_000    # characters of text output kept per cell (the rest is counted, not kept)
 MESSAGE_CAP = 2_000     # characters of an exception message
@@ -201,30 +203,6 @@ class Runner:
             return {"raised": {"type": error_name(type(exc)), "message": safe_str(exc)}}
         finally:
             sys.stdout, sys.stderr = self.stdout, self.stderr
-
-
-def changed_argument(func, args, kwargs, original_args, original_kwargs):
-    """The name of the first array argument (or array inside a dict/list/tuple argument) that the call
-    changed in place, e.g. "w" or "params['w1']", or None. Graded functions must work on copies."""
-    import inspect
-    try:
-        names = list(inspect.signature(func).parameters)
-    except (TypeError, ValueError):
-        names = []
-    pairs = [(names[i] if i < len(names) else f"argument {i + 1}", a, o)
-             for i, (a, o) in enumerate(zip(args, original_args))]
-    pairs += [(key, kwargs[key], original_kwargs[key]) for key in original_kwargs if key in kwargs]
-    for name, after, before in pairs:
-        inner = [(name, after, before)]
-        if isinstance(before, dict) and isinstance(after, dict):
-            inner = [(f"{name}[{k!r}]", after.get(k), v) for k, v in before.items()]
-        elif isinstance(before, (list, tuple)) and isinstance(after, (list, tuple)) and len(after) == len(before):
-            inner = [(f"{name}[{i}]", a, b) for i, (a, b) in enumerate(zip(after, before))]
-        for label, a, b in inner:
-            if isinstance(b, np.ndarray) and not (isinstance(a, np.ndarray) and a.shape == b.shape
-                                                  and np.array_equal(a, b, equal_nan=True)):
-                return label
-    return None
 
 
 def main(argv):

@@ -63,9 +63,6 @@ class Tol:
         return not np.any(violations(actual_arr, candidate, largest.bound(candidate, actual_arr.dtype, candidate.dtype)))
 
 
-EXACT = Tol(magnitude=0.0)   # results that involve no rounding: copies, maxima, indices
-
-
 def _least_precise(values: Any) -> Any:
     """The float dtype with the largest unit roundoff among arrays and numpy floats in `values` (nested)."""
     found = None
@@ -281,7 +278,7 @@ def call_in_process(namespace: Any, case: Case) -> Any:
     import signal
     import threading
 
-    from autograder.grader.runner import changed_argument
+    from convlab.checks import changed_argument
     func = getattr(namespace, case.func) if not isinstance(namespace, dict) else namespace[case.func]
     args, kwargs = copy.deepcopy(case.args), copy.deepcopy(case.kwargs)
     timed = threading.current_thread() is threading.main_thread()

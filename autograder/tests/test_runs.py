@@ -19,7 +19,7 @@ import pytest
 from autograder import build, grade
 from autograder.grader import sandbox
 from autograder.grader.course import Course
-from autograder.grader.engine import _other_lesson, _signatures, discover, grade_all
+from autograder.grader.engine import _other_lesson, _signatures, discover
 from autograder.grader.spec import Sample
 from autograder.samples import build_sample
 
