@@ -89,21 +89,42 @@ def _digits(value: float, error: float) -> str:
     return f"{value:.{min(max(digits, 4), 17)}g}"
 
 
-def describe_violation(name: str, actual: Any, expected: Any, bound: np.ndarray) -> str | None:
+def describe_violation(name: str, actual: Any, expected: Any, bound: np.ndarray, reveal: bool = True) -> str | None:
     """None when `actual` is within `bound` of `expected` everywhere, else one sentence naming the entry
-    that is farthest outside its bound, with both values and the allowed error."""
+    that is farthest outside its bound: with both values and the allowed error when `reveal` (visible
+    tests, whose inputs are the student's own), with the student's value and how far outside the bound
+    it is, but never the expected value, when not (hidden checks: feedback must not be an oracle)."""
     actual, expected = np.asarray(actual, dtype=np.float64), np.asarray(expected, dtype=np.float64)
     bad = violations(actual, expected, bound)
     if not np.any(bad):
         return None
     error = np.abs(actual - expected)
-    excess = np.where(bad, error / np.maximum(bound, np.finfo(np.float64).tiny), -1.0)
+    with np.errstate(over="ignore"):   # an exact result's bound is 0: any error is infinitely outside
+        excess = np.where(bad, error / np.maximum(bound, np.finfo(np.float64).tiny), -1.0)
     worst = np.unravel_index(int(np.argmax(excess)), expected.shape) if expected.ndim else ()
     got, want, allowed = float(actual[worst]), float(expected[worst]), float(np.broadcast_to(bound, expected.shape)[worst])
     where = f" at index {tuple(int(i) for i in worst)}" if expected.ndim else ""
+    if not reveal:
+        return f"{name} is wrong{where}: got {_digits(got, error[worst])}, " + hidden_distance(excess[worst], allowed) + \
+            (f" ({int(np.count_nonzero(bad))} of {expected.size} entries are wrong)" if expected.size > 1 else "")
     values = f"got {_digits(got, error[worst])}, expected {_digits(want, error[worst])}"
     count = f"{int(np.count_nonzero(bad))} of {expected.size} entries" if expected.size > 1 else ""
     if allowed == 0:
         return f"{name} is wrong{where}: {values}" + (f" ({count} differ)" if count else "")
     return (f"{name} is wrong{where}: {values}, off by {error[worst]:.3g} where rounding explains at most "
             f"{allowed:.3g}" + (f" ({count} off by more than rounding explains)" if count else ""))
+
+
+NEAR_MISS = 100   # an error up to this many times the rounding bound is called "close" in hidden feedback
+
+
+def hidden_distance(excess: float, allowed: float) -> str:
+    """How wrong a value is, in words that do not give the correct value away: exact results are just
+    wrong; float results are close (error at most NEAR_MISS times the bound: a less precise computation)
+    or far from it (a different computation)."""
+    if allowed == 0:
+        return "which is not the correct value"
+    if excess <= NEAR_MISS:
+        return (f"close to the correct value but off by more than rounding explains (less than {NEAR_MISS}x the "
+                "bound): a less precise computation, e.g. float32 intermediates or a subtraction of near-equal terms?")
+    return f"far from the correct value (more than {NEAR_MISS}x what rounding explains)"

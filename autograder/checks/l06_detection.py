@@ -339,9 +339,12 @@ def _int_indices(actual: Any, case: Case) -> str | None:
     if actual.dtype.kind not in "iu":
         return f"{name} returned a {actual.dtype} array: indices must be integers (np.array(keep, dtype=int))"
     if actual.shape != case.expected.shape:
-        return f"{name} kept {actual.size} boxes, expected {case.expected.size} (indices {case.expected.tolist()[:12]})"
+        return (f"{name} kept {actual.size} boxes (indices {actual.tolist()[:12]}): too "
+                f"{'many' if actual.size > case.expected.size else 'few'}")
     if not np.array_equal(actual, case.expected):
-        return f"{name} kept indices {actual.tolist()[:12]}, expected {case.expected.tolist()[:12]}"
+        first = int(np.flatnonzero(actual != case.expected)[0])
+        return (f"{name} kept indices {actual.tolist()[:12]}: the right number of boxes, but from position {first} "
+                "on not the boxes NMS keeps, in order of decreasing score")
     return None
 
 
@@ -358,8 +361,7 @@ def _bool_array(actual: Any, case: Case) -> str | None:
         return f"{name} returned a {actual.dtype} array: return a bool array (np.zeros(D, dtype=bool))"
     if not np.array_equal(actual, case.expected):
         wrong = np.flatnonzero(actual != case.expected)
-        return (f"{name} marks {int(actual.sum())} true positives, expected {int(case.expected.sum())}: "
-                f"detection {wrong[0]} is {bool(actual[wrong[0]])}, expected {bool(case.expected[wrong[0]])}")
+        return f"{name} marks {int(actual.sum())} true positives: {wrong.size} of {actual.size} detections are marked wrongly"
     return None
 
 

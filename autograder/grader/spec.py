@@ -155,6 +155,8 @@ def compare(actual: Any, expected: Any, name: str = "result", tol: Any = None) -
     Arrays: type, shape, NaN/inf, dtype kind (float vs int), then values within `tol`'s rounding bound
     (convlab.tolerance). Tuples/lists: length, then element by element (`tol` may be a tuple of Tols).
     Scalars: within the bound for numbers, equality for bool/str/None.
+    Hidden checks' inputs are not the student's, so the sentence never states the expected value
+    (shapes, lengths, keys and types are said: the docstrings give them).
     """
     tol = Tol() if tol is None else tol
     if isinstance(actual, Raised):
@@ -180,16 +182,17 @@ def compare(actual: Any, expected: Any, name: str = "result", tol: Any = None) -
     if isinstance(expected, np.ndarray):
         return _compare_array(actual, expected, name, tol)
     if isinstance(expected, (bool, np.bool_)) or expected is None or isinstance(expected, str):
-        return None if actual == expected else f"{name} is {actual!r}, expected {expected!r}"
+        return None if actual == expected else f"{name} is {actual!r}, which is not the correct value"
     if isinstance(expected, (int, float, np.integer, np.floating)):
         if not isinstance(actual, (int, float, np.integer, np.floating)) or isinstance(actual, bool):
             return f"{name} returned {type(actual).__name__}, expected a number"
         if isinstance(expected, (int, np.integer)) and not float(actual).is_integer():
-            return f"{name} is {actual!r}, expected the whole number {expected}: use floor division //"
+            return f"{name} is {actual!r}, expected a whole number: use floor division //"
         if not np.isfinite(float(actual)):
-            return f"{name} is {actual!r}, expected {expected!r}"
+            return f"{name} is {actual!r}, expected a finite number"
         return describe_violation(name, float(actual), float(expected),
-                                  tol.bound(float(expected), np.asarray(actual).dtype, np.asarray(expected).dtype))
+                                  tol.bound(float(expected), np.asarray(actual).dtype, np.asarray(expected).dtype),
+                                  reveal=False)
     raise TypeError(f"compare() cannot compare expected values of type {type(expected).__name__}")
 
 
@@ -222,8 +225,8 @@ def _compare_array(actual: Any, expected: np.ndarray, name: str, tol: Tol) -> st
     if expected.dtype.kind in "biu" and actual.dtype.kind in "biu":
         if np.array_equal(actual, expected):
             return None
-        return describe_violation(name, actual, expected, np.zeros(expected.shape))
-    return describe_violation(name, actual, expected, tol.bound(expected, actual.dtype, expected.dtype))
+        return describe_violation(name, actual, expected, np.zeros(expected.shape), reveal=False)
+    return describe_violation(name, actual, expected, tol.bound(expected, actual.dtype, expected.dtype), reveal=False)
 
 
 @dataclass

@@ -207,7 +207,7 @@ def corpus(course: Course, t: Targets) -> dict[str, Attack]:
                               notes="code cell 2 (`import os, signal`): the Python process died (signal 9, killed)"),
         "os_exit": attack(1, {"test_row_sums": "row_sums is not defined"}, row_sums="import os\nos._exit(3)\n" + ROWS,
                           notes="exit code 3"),
-        "gradebook": attack(1, {"test_row_sums": "got 0, expected"}, row_sums=gradebook, output="refused:",
+        "gradebook": attack(1, {"test_row_sums": "got 0, far from the correct value"}, row_sums=gradebook, output="refused:",
                             not_output="WROTE"),
         "huge_npy_header": attack(2, {"test_add_arrays": "a .npy header of 1,200,055 bytes (at most 10,000)"},
                                   add_arrays=HUGE_NPY_HEADER),
