@@ -142,7 +142,7 @@ def _drive(box: Sandbox, plan: LessonPlan, ex: Execution, end: float, limits: Li
         kind = event["ev"]
         if kind == "exit":
             return phase, index, f"died:{describe_exit(event['returncode'])}"
-        if kind in ("overflow", "malformed"):
+        if kind in ("overflow", "malformed", "memory"):
             return phase, index, kind
         if phase == "start" and kind == "ready":
             phase, deadline = "cells", min(now + WALL_FACTOR * plan.cell_timeout + limits.grace, end)
@@ -197,7 +197,9 @@ def execute(plan: LessonPlan, code: list[Cell], job_dir: Path, probes_dir: Path,
         problem = {"timeout": f"infinite loop? it ran past {limit:g} s of CPU time ({WALL_FACTOR * limit:g} s in all) "
                               "and could not be interrupted",
                    "overflow": f"it sent more than {limits.channel >> 20} MiB of results",
-                   "malformed": "it wrote into the grader's report channel"}.get(why) or \
+                   "malformed": "it wrote into the grader's report channel",
+                   "memory": f"it used more than {limits.total_memory / 2**30:g} GiB of memory, all its processes "
+                             "together"}.get(why) or \
             f"the Python process died ({why.removeprefix('died:')})"
         if phase == "cells":
             skip.add(index)
@@ -207,6 +209,7 @@ def execute(plan: LessonPlan, code: list[Cell], job_dir: Path, probes_dir: Path,
         else:
             ex.results[index] = Raised("Timeout", f"{plan.cases[index].timeout:g} s") if why == "timeout" else \
                 Raised("Unsupported", f"a result over {limits.channel >> 20} MiB") if why == "overflow" else \
+                Raised("OverMemory", f"{limits.total_memory / 2**30:g} GiB") if why == "memory" else \
                 Raised("Crashed", problem)
             ex.note(f"while {where}: {problem}; the sandbox was restarted for the remaining checks")
     ex.not_run = f"grading gave up after {limits.attempts} runs of the notebook"

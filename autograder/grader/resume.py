@@ -4,7 +4,8 @@
   solutions, checks and release) are unchanged since it was written: `fingerprint` records both in
   result.json. A run killed halfway therefore goes on where it stopped; `--regrade` grades all again.
 - Each run's temporary folder (the hidden checks' inputs, the jobs) names its owner's pid; a run
-  that finds a folder whose owner is gone (killed with SIGKILL, a crashed machine) removes it.
+  that finds a folder whose owner is gone (killed with SIGKILL, a crashed machine) removes it, and
+  the sandboxes' memory cgroups that such a run left (memcap.py).
 """
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator
+
+from autograder.grader import memcap
 
 PREFIX = "convlab-grade-"
 OWNER = "owner.pid"
@@ -93,6 +96,7 @@ def remove_leftovers(log: Callable[[str], None], folder: Path | None = None) -> 
             shutil.rmtree(path, ignore_errors=True)
             removed.append(path)
             log(f"removed {path}, left by an interrupted grading run (process {pid} is gone)")
+    memcap.remove_leftovers(_alive, log)
     return removed
 
 

@@ -26,6 +26,7 @@ OUTPUT_CAP = 100_000    # characters of text output kept per cell (the rest is c
 MESSAGE_CAP = 2_000     # characters of an exception message
 MAX_DEPTH = 32          # nesting of lists/tuples/dicts in a result
 MAX_INT_BITS = 4096     # JSON writes ints as decimal text, which Python refuses past 4,300 digits
+MAX_VALUES = 100_000    # values in a result's lists/tuples/dicts: the grader parses them into objects
 
 
 class Timeout(BaseException):
@@ -37,8 +38,14 @@ class Unsupported(Exception):
     """A result that is not plain data (arrays, numbers, str, None, lists/tuples/dicts of these)."""
 
 
-def encode(value, depth=0):
-    """Plain data -> JSON-able structure; arrays and numpy scalars as base64 .npy (no pickle)."""
+def encode(value, depth=0, budget=None):
+    """Plain data -> JSON-able structure; arrays and numpy scalars as base64 .npy (no pickle).
+    `budget` ([n], for results): at most n values in all, so that parsing them stays small."""
+    if budget is not None:
+        budget[0] -= 1
+        if budget[0] < 0:
+            raise Unsupported(f"a structure of more than {MAX_VALUES:,} values in lists, tuples and dicts "
+                              "(return a numpy array instead)")
     if depth > MAX_DEPTH:
         raise Unsupported(f"a structure nested more than {MAX_DEPTH} levels deep")
     if type(value) is int and value.bit_length() > MAX_INT_BITS:
@@ -54,13 +61,13 @@ def encode(value, depth=0):
         key = "__ndarray__" if isinstance(value, np.ndarray) else "__scalar__"
         return {key: base64.b64encode(buffer.getvalue()).decode("ascii")}
     if type(value) is tuple:
-        return {"__tuple__": [encode(item, depth + 1) for item in value]}
+        return {"__tuple__": [encode(item, depth + 1, budget) for item in value]}
     if type(value) is list:
-        return [encode(item, depth + 1) for item in value]
+        return [encode(item, depth + 1, budget) for item in value]
     if type(value) is dict:
         if not all(type(key) is str for key in value):
             raise Unsupported("a dict with keys that are not strings")
-        return {"__dict__": [[key, encode(item, depth + 1)] for key, item in value.items()]}
+        return {"__dict__": [[key, encode(item, depth + 1, budget)] for key, item in value.items()]}
     raise Unsupported(f"an object of type {type(value).__name__}")
 
 
@@ -196,7 +203,7 @@ class Runner:
                 alarm(0)
             if changed := changed_argument(func, args, kwargs, decode(request["args"]), decode(request["kwargs"])):
                 return {"raised": {"type": "ChangedInput", "message": changed}}
-            return {"value": encode(value)}
+            return {"value": encode(value, budget=[MAX_VALUES])}
         except Unsupported as exc:
             return {"raised": {"type": "Unsupported", "message": safe_str(exc)}}
         except BaseException as exc:  # noqa: BLE001 - every outcome of student code is reported as data

@@ -34,6 +34,7 @@ from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
+from autograder.grader.memcap import POLL, MemoryCap
 from autograder.grader.wire import Malformed, parse_event
 
 BASE_UID = 60000
@@ -45,7 +46,9 @@ RUNNER = Path(__file__).with_name("runner.py")
 class Limits:
     startup_timeout: float = 60.0       # seconds from start until the runner is ready (no student code yet)
     grace: float = 2.0                  # after a soft timeout expires, seconds until the sandbox is killed
-    memory: int = 3 << 30               # RLIMIT_AS, bytes
+    memory: int = 3 << 30               # RLIMIT_AS of each process, bytes
+    total_memory: int = 3 << 30         # resident bytes of all the sandbox's processes together (memcap.py)
+    memory_cgroup: bool = True          # enforce total_memory with a cgroup where one can be made (else sampled)
     processes: int = 64                 # RLIMIT_NPROC of the sandbox uid (threads count too)
     file_size: int = 64 << 20           # RLIMIT_FSIZE, bytes
     open_files: int = 256               # RLIMIT_NOFILE
@@ -167,6 +170,26 @@ def _mounts() -> list[str]:
     return args
 
 
+def _options_through_pipe(argv: list[str]) -> tuple[list[str], int]:
+    """argv with bwrap's options (up to its "--") moved into a pipe it reads (--args FD): the sandbox's
+    /proc/1/cmdline, bwrap's own, then shows no host paths or temporary folder names. Returns the new
+    argv and the pipe's read end, to pass to the child and close after."""
+    start = argv.index("bwrap") + 1
+    end = argv.index("--", start)
+    data = b"".join(arg.encode() + b"\0" for arg in argv[start:end])
+    read_fd, write_fd = os.pipe()
+    try:
+        if len(data) >= 60_000:   # a pipe holds 64 KiB: the options are ~3 KiB, far from it
+            raise ValueError(f"bwrap's options are {len(data)} bytes, too many for a pipe")
+        os.write(write_fd, data)
+    except BaseException:
+        os.close(read_fd)
+        raise
+    finally:
+        os.close(write_fd)
+    return [*argv[:start], "--args", str(read_fd), *argv[end:]], read_fd
+
+
 def command(channel_fd: int, job_dir: Path, probes_dir: Path, slot: int, skip: set[int],
             cell_timeout: float, cpu_seconds: int, limits: Limits, mode: Mode = Mode("uid", 0),
             status_fd: int | None = None) -> list[str]:
@@ -199,7 +222,7 @@ def command(channel_fd: int, job_dir: Path, probes_dir: Path, slot: int, skip: s
         "--ro-bind", str(job_dir), "/job", "--ro-bind", str(probes_dir), "/probes",
         *namespaces, *status, "--die-with-parent", "--new-session", "--hostname", "sandbox",
         "--proc", "/proc", "--dev", "/dev", "--chdir", "/tmp", "--clearenv", *[a for k, v in env.items() for a in ("--setenv", k, v)],
-        *user,
+        "--", *user,
         python, "-I", "-B", "/job/runner.py", "/job", "/probes", str(channel_fd),
         ",".join(map(str, sorted(skip))) or "-", f"{cell_timeout:g}",
     ]
@@ -277,18 +300,25 @@ class Sandbox:
 
     def __init__(self, argv_for_fd, uid: int, limits: Limits, mode: Mode = Mode("uid", 0)):
         self.uid, self.mode, self.namespace = uid, mode, None
+        self.memory = MemoryCap.start(limits.total_memory, limits.memory_cgroup)
         read_fd, write_fd = os.pipe()
         # bwrap's status, written by bwrap itself (it closes the fd before the sandboxed command runs)
         self.status_fd, status_write = os.pipe() if mode.name == "userns" else (None, None)
         pass_fds = (write_fd,) if status_write is None else (write_fd, status_write)
+        options_fd = None
         try:
             argv = argv_for_fd(write_fd) if status_write is None else argv_for_fd(write_fd, status_fd=status_write)
-            self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                         stderr=subprocess.STDOUT, pass_fds=pass_fds, start_new_session=True)
+            argv, options_fd = _options_through_pipe(argv)
+            self.proc = subprocess.Popen(self.memory.wrap(argv), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                         stderr=subprocess.STDOUT, pass_fds=(*pass_fds, options_fd),
+                                         start_new_session=True)
+        except BaseException:
+            self.memory.remove()
+            raise
         finally:
-            os.close(write_fd)
-            if status_write is not None:
-                os.close(status_write)
+            for fd in (write_fd, status_write, options_fd):
+                if fd is not None:
+                    os.close(fd)
         self.limits = limits
         self.selector = selectors.DefaultSelector()
         for fd in (read_fd, self.proc.stdout.fileno()):
@@ -303,6 +333,7 @@ class Sandbox:
 
     def __exit__(self, *exc) -> None:
         self.kill()
+        self.memory.remove()
         self.selector.close()
         os.close(self.channel_fd)
         if self.status_fd is not None:
@@ -339,6 +370,8 @@ class Sandbox:
 
     def _pid_namespace(self) -> int | None:
         """The sandbox's pid namespace as bwrap reported it ({"child-pid": ..., "pid-namespace": ...})."""
+        if self.namespace is not None:
+            return self.namespace
         data = b""
         os.set_blocking(self.status_fd, False)
         with contextlib.suppress(BlockingIOError):
@@ -356,21 +389,38 @@ class Sandbox:
         more = f"\n[{self.console_dropped} more bytes]" if self.console_dropped else ""
         return self.console.decode("utf-8", "replace") + more
 
+    def _processes(self) -> list[int]:
+        """The sandbox's live processes, for sampling their memory where no cgroup holds them."""
+        if self.mode.name == "uid":
+            return processes_of(self.uid)
+        namespace = self._pid_namespace() if self.status_fd is not None else None
+        return processes_in(namespace, self.mode.uid) if namespace else []
+
     def next_event(self, deadline: float) -> dict | None:
         """The runner's next report; {"ev": "exit", "returncode": n} once the sandbox has ended;
-        {"ev": "overflow"} / {"ev": "malformed"} if the channel breaks the protocol; None at the deadline."""
-        while not self.events:
+        {"ev": "memory"} once it went over its memory limit (it is ended then; checked before every
+        report, so no report made after that is taken); {"ev": "overflow"} / {"ev": "malformed"} if
+        the channel breaks the protocol; None at the deadline."""
+        while True:
+            if self.memory.over(self._processes):
+                self.kill()
+                return {"ev": "memory"}
+            if self.events:
+                return self.events.popleft()
             remaining = deadline - time.monotonic()
             if self.channel_fd not in self.open_fds:
                 try:
-                    return {"ev": "exit", "returncode": self.proc.wait(max(remaining, 0))}
+                    returncode = self.proc.wait(min(max(remaining, 0), POLL))
                 except subprocess.TimeoutExpired:
-                    return None
+                    if remaining <= 0:
+                        return None
+                    continue
+                return {"ev": "memory"} if self.memory.over(self._processes) else \
+                    {"ev": "exit", "returncode": returncode}
             if remaining <= 0:
                 return None
-            for key, _ in self.selector.select(remaining):
+            for key, _ in self.selector.select(min(remaining, POLL)):
                 self._read(key.fd)
-        return self.events.popleft()
 
     def _read(self, fd: int) -> None:
         chunk = os.read(fd, 1 << 16)

@@ -141,6 +141,9 @@ class Raised:
                     "str, None, or tuples/lists/dicts of these")
         if self.type == "Crashed":       # set by the sandboxed grader: the Python process died in the call
             return f"{func} crashed the Python process ({self.message})"
+        if self.type == "OverMemory":    # set by the sandboxed grader: the sandbox went over its memory limit
+            return (f"{func} used more than {self.message} of memory (all its processes together), the limit "
+                    "for a submission: the sandbox was ended")
         if self.type == "NotRun":        # set by the sandboxed grader: the call was never made
             return f"{func} was not checked: {self.message}"
         if self.type == "ChangedInput":  # set by the runner: the call wrote into one of its arguments

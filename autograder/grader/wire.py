@@ -17,13 +17,18 @@ from typing import Any
 
 import numpy as np
 
-from autograder.grader.runner import MAX_DEPTH, encode
+from autograder.grader.runner import MAX_DEPTH, MAX_VALUES, OUTPUT_CAP, encode
 from autograder.grader.spec import Raised
 
 __all__ = ["encode_request", "decode_result", "parse_event", "Malformed"]
 
 _MAGIC = b"\x93NUMPY"
 MAX_HEADER = 10_000   # numpy's own limit for .npy headers (np.load's max_header_size): a real one is ~100 bytes
+# What parsing a report can cost is set by its containers and numbers, not its bytes: 64 MiB of "[],"
+# would be ~20 million objects, gigabytes. The runner sends at most MAX_VALUES values (a dict item
+# costs 4 of the characters counted below, a list item 1) and at most 2 x OUTPUT_CAP characters of
+# text, any of which may be one of them (base64 has none): a line with more is not the runner's.
+MAX_STRUCTURE = 4 * MAX_VALUES + 4 * OUTPUT_CAP
 
 
 class Malformed(ValueError):
@@ -37,7 +42,10 @@ def encode_request(func: str, args: tuple, kwargs: dict, timeout: float) -> str:
 
 
 def parse_event(line: bytes) -> dict:
-    """One line of the runner's channel -> dict with a str 'ev'; Malformed otherwise."""
+    """One line of the runner's channel -> dict with a str 'ev'; Malformed otherwise. What parsing it
+    would cost is counted first, in linear time (MAX_STRUCTURE)."""
+    if sum(map(line.count, (b",", b"[", b"{", b"."))) > MAX_STRUCTURE:
+        raise Malformed(f"a report with more than {MAX_VALUES:,} values from the sandbox")
     try:
         event = json.loads(line)
     except (ValueError, RecursionError) as exc:

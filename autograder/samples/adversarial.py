@@ -69,6 +69,22 @@ os.write(channel, b'{"ev": "cells_done"}\\n{"ev": "result", "k": 0, "value": 100
 def add_arrays(a, b):
     return 0
 """
+FORGED_MANY_VALUES = """import os, sys
+# a report parsing would turn into 2 million lists (gigabytes): refused by its count, before parsing
+os.write(int(sys.argv[3]), b'{"ev": "result", "k": 0, "value": [' + b'[],' * 2_000_000 + b'0]}\\n')
+""" + ADD
+MEMORY_ACROSS_PROCESSES = """import os, time
+children = []
+for _ in range(4):   # 4 x 0.9 GiB: each process under its own 3 GiB, 3.6 GiB together
+    pid = os.fork()
+    if pid == 0:
+        hoard = b'x' * (900 << 20)
+        time.sleep(30)
+        os._exit(0)
+    children.append(pid)
+for pid in children:
+    os.waitpid(pid, 0)
+""" + ADD
 GARBLED_REPORTS = "import os, sys\nos.write(int(sys.argv[3]), b'GARBAGE\\n')\n" + ADD
 PATCHED_NUMPY = """import builtins, numpy as np, convlab.checks
 np.allclose = np.array_equal = np.isclose = lambda *a, **k: True
@@ -212,6 +228,8 @@ def corpus(course: Course, t: Targets) -> dict[str, Attack]:
         "huge_npy_header": attack(2, {"test_add_arrays": "a .npy header of 1,200,055 bytes (at most 10,000)"},
                                   add_arrays=HUGE_NPY_HEADER),
         "forged_reports": attack(2, {"test_add_arrays": "add_arrays(...) returned int"}, add_arrays=FORGED_REPORTS),
+        "forged_many_values": attack(2, {"test_add_arrays": "add_arrays is not defined"}, add_arrays=FORGED_MANY_VALUES,
+                                     notes="it wrote into the grader's report channel"),
         "garbled_reports": attack(2, {"test_add_arrays": "is not defined"}, add_arrays=GARBLED_REPORTS,
                                   notes="it wrote into the grader's report channel"),
         "patched_numpy": attack(2, {"test_add_arrays": "has shape (1,), expected (3, 4)"}, add_arrays=PATCHED_NUMPY,
@@ -222,6 +240,9 @@ def corpus(course: Course, t: Targets) -> dict[str, Attack]:
         # the check inputs appear in /probes one by one as they are asked for, after the cells ran
         "precompute_inputs": attack(3, add_arrays="import os\nprint('probes visible:', len(os.listdir('/probes')))\n"
                                     + ADD, output="probes visible: 0"),
+        # bwrap's options reach it through a pipe: its command line shows no host folder
+        "proc_cmdline": attack(3, add_arrays="print('cmdline:', open('/proc/1/cmdline').read().split(chr(0)))\n" + ADD,
+                               output="cmdline: ['bwrap', '--args'", not_output="convlab-grade-"),
         "rmtree": attack(3, add_arrays=rmtree, output="refused:", not_output="DELETED"),
         "read_secrets": attack(0, {"test_add_arrays": "add_arrays is not defined"}, base="release",
                                add_arrays=try_each("text = open(path).read(); print('READ', path, text); exec(text)",
@@ -248,6 +269,9 @@ def corpus(course: Course, t: Targets) -> dict[str, Attack]:
         "memory_40gib": attack(1, {"test_row_sums": "row_sums raised MemoryError"},
                                add_arrays=ADD + "hoard = bytearray(40 << 30)\n", row_sums=HUGE_ARRAY,
                                notes="ran out of memory (MemoryError)"),
+        "memory_across_processes": attack(2, {"test_add_arrays": "add_arrays is not defined"},
+                                          add_arrays=MEMORY_ACROSS_PROCESSES,
+                                          notes="it used more than 3 GiB of memory, all its processes together"),
         "fork_bomb": attack(3, add_arrays=FORK_BOMB, output="Resource temporarily unavailable"),
         "leftover_processes": attack(3, add_arrays=LEFTOVER_PROCESSES),
         "output_flood": attack(3, add_arrays=OUTPUT_FLOOD, notes="printed too much: its output was truncated"),
@@ -258,6 +282,8 @@ def corpus(course: Course, t: Targets) -> dict[str, Attack]:
                               add_arrays="import numpy as np\ndef add_arrays(a, b):\n    return np.zeros(10_000_000)\n"),
         "nan_output": attack(2, {"test_add_arrays": "contains NaN"},
                              add_arrays="import numpy as np\ndef add_arrays(a, b):\n    return a + b + np.nan\n"),
+        "many_values": attack(2, {"test_add_arrays": "returned a structure of more than 100,000 values"},
+                              add_arrays="def add_arrays(a, b):\n    return list(range(200_000))\n"),
         "wrong_dtype": attack(1, {"test_row_sums": "has dtype int64"}, row_sums="import numpy as np\n"
                               "def row_sums(x):\n    return np.round(x.sum(axis=1)).astype(np.int64)\n"),
         "wrong_axis": attack(1, {"test_row_sums": "Likely bug: summed over the wrong axis"},

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sqlite3
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import pytest
 
 from autograder.grader.course import Course
 from autograder.grader.engine import grade_all
-from autograder.grader.sandbox import BASE_UID, SandboxUnavailable, detect_mode, is_zombie, pid_namespace, processes_of
+from autograder.grader.sandbox import BASE_UID, Limits, SandboxUnavailable, detect_mode, is_zombie, pid_namespace, processes_of
 from autograder.samples import build_sample
 from autograder.samples.adversarial import LESSON, VICTIM_SECRET, Targets, corpus
 
@@ -48,11 +49,18 @@ def run(tmp_path_factory):
         db.execute("INSERT INTO grade VALUES (1)")
     protected = (ROOT / "course", ROOT / "solutions", ROOT / "autograder" / "checks", FIXTURE, submitted)
     before = _snapshot(*protected)
+    Path("/proc/self/clear_refs").write_text("5")   # resets this process's peak resident memory (VmHWM)
+    resident = _status_kib("VmRSS")
     results = {r["student"].removeprefix("sample_"): r for r in grade_all(submitted, work, JOBS, COURSE,
                                                                            log=lambda line: None)}
+    peak = (_status_kib("VmHWM") - resident) << 10
     if out := os.environ.get("CONVLAB_CORPUS_SCORES"):   # .ci/run compares the root and non-root runs
         Path(out).write_text(json.dumps({n: (r["status"], r["score"]) for n, r in sorted(results.items())}, indent=1))
-    return attacks, results, work, before, _snapshot(*protected)
+    return attacks, results, work, before, _snapshot(*protected), peak
+
+
+def _status_kib(field: str) -> int:
+    return int(re.search(rf"^{field}:\s+(\d+) kB", Path("/proc/self/status").read_text(), re.M).group(1))
 
 
 def _outputs(work: Path, name: str) -> str:
@@ -65,7 +73,7 @@ def _outputs(work: Path, name: str) -> str:
 
 @pytest.mark.parametrize("name", NAMES)
 def test_attack_gets_its_exact_score_and_message(run, name):
-    attacks, results, work, _, _ = run
+    attacks, results, work, _, _, _ = run
     attack, result = attacks[name], results[name]
     messages = {p["grade_id"]: p["message"] for p in result["parts"]}
     assert (result["score"], result["max_score"]) == (attack.sample.score, 3.0), (messages, result["notes"])
@@ -79,13 +87,25 @@ def test_attack_gets_its_exact_score_and_message(run, name):
     assert not attack.not_output or attack.not_output not in outputs
 
 
+def test_the_graders_own_memory_stays_bounded(run):
+    """The grader parses at most one run's channel per submission (Limits.channel) and no report with
+    more values than the runner sends (wire.MAX_STRUCTURE): per job, the raw bytes, a copy while
+    splitting lines, the decoded strings and arrays, so at most about 4 channels, whatever the corpus
+    sends back (it sends 64 MiB results, forged headers and reports, floods of output)."""
+    *_, peak = run
+    bound = JOBS * 4 * Limits().channel
+    print(f"grader's peak memory above its start while grading the corpus: {peak / 2**20:.0f} MiB "
+          f"(bound {bound / 2**20:.0f} MiB)")
+    assert peak <= bound
+
+
 def test_instructor_files_and_other_submissions_survive(run):
-    _, _, _, before, after = run
+    _, _, _, before, after, _ = run
     assert before and after == before
 
 
 def test_gradebook_and_results_cannot_be_touched(run):
-    _, results, work, _, _ = run
+    _, results, work, _, _, _ = run
     with sqlite3.connect(work / "gradebook.db") as db:
         assert db.execute("SELECT manual_score FROM grade").fetchall() == [(1.0,)]
     victim = json.loads((work / "autograded" / "sample_victim" / LESSON / "result.json").read_text())
@@ -93,13 +113,13 @@ def test_gradebook_and_results_cannot_be_touched(run):
 
 
 def test_every_submission_ran_in_this_machines_sandbox_mode(run):
-    _, results, _, _, _ = run
+    _, results, _, _, _, _ = run
     ran = [r for r in results.values() if r["status"] == "graded"]
     assert ran and {r["sandbox_mode"] for r in ran} == {MODE}
 
 
 def test_no_process_outlives_grading(run):
-    _, results, _, _, _ = run
+    _, results, _, _, _, _ = run
     if MODE == "uid":
         uids = {r["sandbox_uid"] for r in results.values() if "sandbox_uid" in r}
         assert len(uids) == JOBS and all(uid >= BASE_UID for uid in uids)
@@ -120,7 +140,7 @@ def _describe(pid: int) -> str:
 
 
 def test_the_victims_code_stays_private(run):
-    _, _, work, _, _ = run
+    _, _, work, _, _, _ = run
     leaked = [p for p in (work / "autograded").rglob("*") if p.is_file() and "sample_victim" not in str(p)
               and VICTIM_SECRET in p.read_text()]
     assert leaked == []
