@@ -211,6 +211,8 @@ def corpus(course: Course, t: Targets) -> dict[str, Attack]:
          "/job", "/probes", "..", "../.."]) + ADD
     return {
         "victim": attack(3, add_arrays=f"# {VICTIM_SECRET}\n{ADD}"),
+        # honest submissions graded among the hostile ones (names sort to the start, middle and end)
+        **{f"{at}_honest": attack(3) for at in ("a", "m", "z")},
         # the sandbox's processes, the grader and the gradebook
         # The parent and pid 1 are bwrap: as root they belong to root (EPERM); in a user namespace the
         # kernel ignores SIGKILL sent to the namespace's init from inside it. The grader's pid does

@@ -99,6 +99,22 @@ def test_the_graders_own_memory_stays_bounded(run):
     assert peak <= bound
 
 
+def test_honest_submissions_graded_among_hostile_ones_get_full_marks_and_no_notes(run):
+    _, results, *_ = run
+    honest = {name: r for name, r in results.items() if name.endswith("honest") or name == "victim"}
+    assert len(honest) == 4
+    for name, result in honest.items():
+        assert (result["score"], result["notes"]) == (3.0, []), (name, result["notes"])
+        assert all(p["message"] == "" for p in result["parts"]), (name, result["parts"])
+
+
+def test_no_hidden_feedback_gives_an_expected_value_away(run):
+    _, results, *_ = run
+    for name, result in results.items():
+        for part in result["parts"]:
+            assert not re.search(r"expected -?\.?\d", part["message"]), (name, part["message"])
+
+
 def test_instructor_files_and_other_submissions_survive(run):
     _, _, _, before, after, _ = run
     assert before and after == before
