@@ -24,14 +24,17 @@ def test_the_limit_is_cpu_time_so_waiting_does_not_use_it_up():
 
 
 def test_cpu_time_past_the_limit_times_out():
-    started = time.process_time()
+    started, wall = time.process_time(), time.monotonic()
     with pytest.raises(Timeout):
         alarm(0.3, "0.3 s")
         try:
             _busy(5)
         finally:
             alarm(0)
-    assert 0.25 < time.process_time() - started < 1.5
+    cpu, wall = time.process_time() - started, time.monotonic() - wall
+    # at 0.3 s of CPU time, or at the wall-clock bound on a machine so busy (more than WALL_FACTOR
+    # runnable processes per core) that this process got less than that in WALL_FACTOR x 0.3 s
+    assert 0.25 < cpu < 1.5 or (cpu <= 0.3 and WALL_FACTOR * 0.3 - 0.05 < wall < 2), (cpu, wall)
 
 
 def test_waiting_past_the_wall_clock_bound_times_out():
