@@ -32,7 +32,7 @@ from copydetect.utils import get_token_coverage, highlight_overlap
 from pygments import lexers, token
 from scipy import sparse
 
-from autograder.grader.notebook import grade_id
+from autograder.grader.notebook import grade_id, is_solution
 from autograder.insight.figures import score_distribution
 from autograder.insight.load import ClassResults, Submission, code_cells, source
 from autograder.insight.report import page, table
@@ -40,7 +40,7 @@ from autograder.insight.report import page, table
 NOISE = 25              # k: filtered characters per k-gram; shorter matches are never counted
 WINDOW = 1              # every k-gram is a fingerprint: scores do not depend on the (per-process) hash values
 MIN_OVERLAP = 80        # filtered characters in common below which a pair is never flagged
-DEFAULT_THRESHOLD = 0.55  # documented in docs/grading.md, measured by autograder/tests/test_insight.py
+DEFAULT_THRESHOLD = 0.5   # documented in docs/grading.md, measured by autograder/tests/test_insight.py
 SHOWN = 40              # flagged pairs shown side by side on a page (all are in the table and JSON)
 COMMON = 0.5           # fingerprints in more than this share of a lesson's submissions are ignored
 OWN = ("student", "added")
@@ -149,19 +149,19 @@ def drop_common(prints: list[CodeFingerprint], share: float) -> None:
 class Pair:
     a: str
     b: str
-    score: float             # the larger of the two shares: a copied part of a longer notebook still shows
-    share_a: float           # of a's fingerprinted code, the part that matches b's
+    score: float             # the larger share: a copied part of a longer notebook still shows
+    share_a: float           # of a's fingerprints, the share b has too
     share_b: float
-    overlap: int             # filtered characters of a in matches
-    slices: tuple = ()       # copydetect's (slices of a, slices of b) in the raw code
+    shared: int              # fingerprints (distinct k-grams) in common
+    prints: tuple = ()       # the two CodeFingerprints, for the side-by-side view
 
     def summary(self) -> dict:
         return {"a": self.a, "b": self.b, "score": round(self.score, 3), "share_a": round(self.share_a, 3),
-                "share_b": round(self.share_b, 3), "overlap": self.overlap}
+                "share_b": round(self.share_b, 3), "shared_fingerprints": self.shared}
 
 
-def _candidates(prints: list[CodeFingerprint], screen: float) -> list[tuple[int, int]]:
-    """Index pairs whose shared fingerprints are at least `screen` of the smaller one's."""
+def _shared_counts(prints: list[CodeFingerprint]) -> sparse.coo_matrix:
+    """Upper triangle of the fingerprints-in-common count of every pair: one sparse matrix product."""
     vocabulary: dict[int, int] = {}
     rows, cols = [], []
     for i, fp in enumerate(prints):
@@ -170,65 +170,67 @@ def _candidates(prints: list[CodeFingerprint], screen: float) -> list[tuple[int,
             cols.append(vocabulary.setdefault(h, len(vocabulary)))
     matrix = sparse.csr_matrix((np.ones(len(rows), dtype=np.int32), (rows, cols)),
                                shape=(len(prints), max(len(vocabulary), 1)))
-    shared = sparse.triu(matrix @ matrix.T, k=1).tocoo()
-    sizes = np.array([len(fp.hashes) for fp in prints])
-    smaller = np.minimum(sizes[shared.row], sizes[shared.col])
-    keep = shared.data >= screen * np.maximum(smaller, 1)
-    return sorted(zip(shared.row[keep].tolist(), shared.col[keep].tolist()))
+    return sparse.triu(matrix @ matrix.T, k=1).tocoo()
 
 
 def similar_pairs(codes: dict[str, str], given: str, keep: set[str], threshold: float,
-                  keep_below: float | None = None, common: float = COMMON) -> tuple[list[Pair], list[str]]:
-    """Pairs at or above `threshold` (and, for the distribution plot, those at or above `keep_below`),
-    best first; and the students without own code to compare. `keep`: names never renamed."""
+                  common: float = COMMON) -> tuple[list[Pair], np.ndarray, list[str]]:
+    """The pairs at or above `threshold`, best first; every pair's score (pairs sharing nothing count 0
+    and are left out); the students without own code to compare. `keep`: names never renamed.
+
+    A pair's score is the larger of its two shares, a share being the part of one submission's
+    fingerprints (k-grams of its filtered code, less the release's and the class's common ones) that
+    the other has too; pairs with fewer than MIN_OVERLAP fingerprints in common score 0."""
     boilerplate = boilerplate_hashes(given, keep)
     names = sorted(codes)
-    prints = {n: fingerprint(f"{n}.py", codes[n], boilerplate, keep) for n in names}
-    drop_common(list(prints.values()), common)
-    empty = [n for n in names if not prints[n].hashes]
-    names = [n for n in names if prints[n].hashes]
-    floor = threshold if keep_below is None else min(threshold, keep_below)
-    pairs = []
-    for i, j in _candidates([prints[n] for n in names], screen=floor / 2):
-        a, b = prints[names[i]], prints[names[j]]
-        overlap, (share_a, share_b), slices = compare_files(a, b)
-        score = max(share_a, share_b) if overlap >= MIN_OVERLAP else 0.0
-        if score >= floor:
-            pairs.append(Pair(names[i], names[j], float(score), float(share_a), float(share_b), int(overlap),
-                              slices))
+    by_name = {n: fingerprint(f"{n}.py", codes[n], boilerplate, keep) for n in names}
+    drop_common(list(by_name.values()), common)
+    empty = [n for n in names if not by_name[n].hashes]
+    names = [n for n in names if by_name[n].hashes]
+    prints = [by_name[n] for n in names]
+    shared = _shared_counts(prints)
+    sizes = np.array([len(fp.hashes) for fp in prints] or [1])
+    share_a, share_b = shared.data / sizes[shared.row], shared.data / sizes[shared.col]
+    scores = np.where(shared.data >= MIN_OVERLAP, np.maximum(share_a, share_b), 0.0)
+    pairs = [Pair(names[i], names[j], float(scores[n]), float(share_a[n]), float(share_b[n]), int(shared.data[n]),
+                  (prints[i], prints[j])) for n in np.flatnonzero(scores >= threshold)
+             for i, j in [(int(shared.row[n]), int(shared.col[n]))]]
     pairs.sort(key=lambda p: (-p.score, p.a, p.b))
-    return pairs, empty
+    return pairs, scores, empty
 
 
-def _side_by_side(pair: Pair, codes: dict[str, str]) -> str:
+def _side_by_side(pair: Pair) -> str:
+    """The two submissions' own code in two columns, the regions they share marked (copydetect)."""
+    _, _, both_slices = compare_files(*pair.prints)
     columns = []
-    for student, slices in zip((pair.a, pair.b), pair.slices):
-        marked, _ = highlight_overlap(codes[student], np.asarray(slices), "<mark>", "</mark>", escape_html=True)
+    for student, fp, slices in zip((pair.a, pair.b), pair.prints, both_slices):
+        marked, _ = highlight_overlap(fp.raw_code, np.asarray(slices), "<mark>", "</mark>", escape_html=True)
         columns.append(f'<td style="width:50%"><b>{html.escape(student)}</b><pre>{marked}</pre></td>')
     return (f'<h3 id="{html.escape(pair.a)}--{html.escape(pair.b)}">{html.escape(pair.a)} and '
             f'{html.escape(pair.b)}: {pair.score:.0%}</h3><table><tr>{"".join(columns)}</tr></table>')
 
 
-def lesson_page(lesson: str, pairs: list[Pair], flagged: list[Pair], codes: dict[str, str], empty: list[str],
+def lesson_page(lesson: str, flagged: list[Pair], scores: np.ndarray, compared: int, empty: list[str],
                 threshold: float) -> str:
     rows = [[f"{p.score:.0%}", f'<a href="#{html.escape(p.a)}--{html.escape(p.b)}">{html.escape(p.a)}</a>',
-             html.escape(p.b), f"{p.share_a:.0%}", f"{p.share_b:.0%}", p.overlap] for p in flagged]
-    plot = score_distribution([p.score for p in pairs], threshold, f"{lesson}: pairs by similarity")
-    shown = "".join(_side_by_side(p, codes) for p in flagged[:SHOWN])
+             html.escape(p.b), f"{p.share_a:.0%}", f"{p.share_b:.0%}", p.shared] for p in flagged]
+    plot = score_distribution(scores.tolist(), threshold, f"{lesson}: pairs sharing any fingerprint")
+    shown = "".join(_side_by_side(p) for p in flagged[:SHOWN])
     more = f"<p>{len(flagged) - SHOWN} more pairs are in the table and similarity.json.</p>" if len(flagged) > SHOWN else ""
     blank = (f"<p>Not compared (no code of their own beyond the release): {html.escape(', '.join(empty))}</p>"
              if empty else "")
-    n = len(codes) - len(empty)
     return page(f"{lesson}: similarity", f"""<p><a href="index.html">class report</a></p>
 <h1>{html.escape(lesson)}: similar submissions</h1>
 <p class="warn">A flag is a reason for a person to look, not evidence of copying: short or standard solutions
-(written from the same formula, the same hint) are alike by nature. See docs/grading.md, "Similarity check",
-for what this check can and cannot catch.</p>
-<p>{n} submissions with code of their own, {n * (n - 1) // 2} pairs; {len(flagged)} at or above the threshold
-{threshold:g} (the share of one submission's own code, names, comments, whitespace and the release's code
-ignored, that also occurs in the other's).</p>{blank}
+(written from the same formula, the same hint) are alike by nature, and a student may have been copied from
+without knowing. See docs/grading.md, "Similarity check", for what this check can and cannot catch.</p>
+<p>{compared} submissions with code of their own, {compared * (compared - 1) // 2} pairs; {len(flagged)} at or
+above the threshold {threshold:g}. A share is the part of one submission's fingerprints (its own code with names
+it binds, comments, whitespace, strings, the release's code and what most of the class wrote left out) that the
+other submission has too; the score is the larger share.</p>{blank}
 <img alt="pair similarity distribution" src="{plot}">
-{table(["score", "student a", "student b", "of a's code", "of b's code", "characters matched"], rows, {0, 3, 4, 5})}
+{table(["score", "student a", "student b", "share of a", "share of b", "fingerprints in common"], rows,
+       {0, 3, 4, 5})}
 {shown}{more}""")
 
 
@@ -242,14 +244,13 @@ def write_similarity(found: ClassResults, out: Path, threshold: float, release_o
         subs = [s for s in found.by_lesson.get(lesson, []) if s.notebook is not None]
         if not subs:
             continue
-        codes = {s.student: own_code(s) for s in subs}
         release = release_of(lesson)
-        keep = {grade_id(c) for c in code_cells(release)} - {None}
-        pairs, empty = similar_pairs(codes, given_code(release), keep, threshold, keep_below=0.2)
-        flagged = [p for p in pairs if p.score >= threshold]
-        (out / f"similarity-{lesson}.html").write_text(lesson_page(lesson, pairs, flagged, codes, empty, threshold))
-        n = len(codes) - len(empty)
-        summary[lesson] = {"threshold": threshold, "compared": n, "pairs": n * (n - 1) // 2,
+        keep = {grade_id(c) for c in code_cells(release) if is_solution(c)} - {None}
+        codes = {s.student: own_code(s) for s in subs}
+        flagged, scores, empty = similar_pairs(codes, given_code(release), keep, threshold)
+        compared = len(codes) - len(empty)
+        (out / f"similarity-{lesson}.html").write_text(lesson_page(lesson, flagged, scores, compared, empty, threshold))
+        summary[lesson] = {"threshold": threshold, "compared": compared, "pairs": compared * (compared - 1) // 2,
                            "not_compared": empty, "flagged": [p.summary() for p in flagged]}
     (out / "similarity.json").write_text(json.dumps(summary, indent=1))
     return summary

@@ -22,7 +22,7 @@ import keyword
 import random
 import time
 import tokenize
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from autograder.fairness import corpus
@@ -44,7 +44,7 @@ def _names_to_rename(code: str, keep: set[str]) -> list[str]:
     bound = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
     bound |= {a.arg for n in ast.walk(tree) if isinstance(n, ast.arguments)
               for a in [*n.posonlyargs, *n.args, *n.kwonlyargs, n.vararg, n.kwarg] if a is not None}
-    return sorted(bound - keep - set(dir(builtins)) - set(keyword.kwlist))
+    return sorted(bound - keep - set(dir(builtins)) - set(keyword.kwlist) - {"self", "cls"})
 
 
 def rename(code: str, keep: set[str], rng: random.Random) -> str:
@@ -101,7 +101,21 @@ class Student:
     name: str
     lesson: str
     cells: dict[str, str]      # stub grade_id -> source (stubs not in it stay as released)
-    origin: str | None         # the author whose code this mostly is; None: no code of its own
+    origins: dict[str, str]    # stub grade_id -> who first wrote that cell (before any disguise)
+    sizes: dict[str, int] = field(default_factory=dict)   # stub grade_id -> characters beyond the stub's
+
+    def copied_from(self, other: Student, share: float = 0.5) -> bool:
+        """The truth: at least `share` of one of the two's own code (the lines the stubs do not have, by
+        length) is in cells of the same origin."""
+        same = [gid for gid, who in self.origins.items() if other.origins.get(gid) == who]
+        return any(sum(s.sizes[g] for g in same) >= share * sum(s.sizes.values()) > 0 for s in (self, other))
+
+
+def own_sizes(cells: dict[str, str], stubs: dict[str, str]) -> dict[str, int]:
+    """Characters of each cell's lines that its stub does not have (the docstring and signature are given)."""
+    return {gid: sum(len(line.strip()) for line in source.splitlines()
+                     if line.strip() not in {s.strip() for s in stubs.get(gid, "").splitlines()})
+            for gid, source in cells.items()}
 
 
 def authors(course: Course, lesson: str) -> dict[str, dict[str, str]]:
@@ -109,6 +123,14 @@ def authors(course: Course, lesson: str) -> dict[str, dict[str, str]]:
     found = {"reference": course.solution_sources(lesson)}
     found.update({f"fair_{name}": sample.replace for name, sample in corpus(course).get(lesson, {}).items()})
     return found
+
+
+def first_writers(written: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
+    """author -> grade_id -> the first author with that exact cell: the corpus reuses some cells
+    between variants (a variant may take another's convolution), which are then the same code."""
+    first: dict[tuple[str, str], str] = {}
+    return {author: {gid: first.setdefault((gid, src), author) for gid, src in cells.items()}
+            for author, cells in written.items()}
 
 
 def disguise(cells: dict[str, str], how: str, keep: set[str], rng: random.Random) -> dict[str, str]:
@@ -124,16 +146,21 @@ def measured_class(course: Course = Course(), seed: int = 0) -> list[Student]:
         written = authors(course, lesson)
         if len(written) < 3:
             continue
-        keep = set(course.stub_sources(lesson))
+        stubs = course.stub_sources(lesson)
+        keep = set(stubs)
+        origins = first_writers(written)
         for author, cells in written.items():
-            students.append(Student(f"{lesson[:2]}_{author}", lesson, cells, author))
+            students.append(Student(f"{lesson[:2]}_{author}", lesson, cells, origins[author], own_sizes(cells, stubs)))
         copied = list(written)[:3]
         for author, how in zip(copied, ["renamed_reordered_recommented", "renamed", "recommented"]):
             students.append(Student(f"{lesson[:2]}_{author}_{how}", lesson, disguise(written[author], how, keep, rng),
-                                    author))
+                                    origins[author], own_sizes(written[author], stubs)))
         buggy = next(s for s in sample_module(lesson).SAMPLES.values() if s.base == "solution" and s.replace)
-        students.append(Student(f"{lesson[:2]}_sample", lesson, {**written["reference"], **buggy.replace}, "reference"))
-        students.append(Student(f"{lesson[:2]}_blank", lesson, {}, None))
+        cells = {**written["reference"], **buggy.replace}
+        students.append(Student(f"{lesson[:2]}_sample", lesson, cells,
+                                {**origins["reference"], **{gid: "sample" for gid in buggy.replace}},
+                                own_sizes(cells, stubs)))
+        students.append(Student(f"{lesson[:2]}_blank", lesson, {}, {}))
     return students
 
 
@@ -150,7 +177,7 @@ def timing_class(lesson: str, size: int, course: Course = Course(), seed: int = 
             source = rng.choice(written).get(gid)
             if source is not None and rng.random() < 0.9:
                 cells[gid] = DISGUISES[rng.choice(list(DISGUISES))](source, keep, rng)
-        students.append(Student(f"student{n:04d}", lesson, cells, None))
+        students.append(Student(f"student{n:04d}", lesson, cells, {}))
     return students
 
 
