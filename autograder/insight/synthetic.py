@@ -138,7 +138,7 @@ def disguise(cells: dict[str, str], how: str, keep: set[str], rng: random.Random
 
 
 def measured_class(course: Course = Course(), seed: int = 0) -> list[Student]:
-    """About 45 submissions over the lessons with a fairness corpus: per lesson every author, three
+    """About 55 submissions over the lessons with a fairness corpus: per lesson every author, three
     disguised copies (of the reference and of two variants), one shipped sample and one blank."""
     rng = random.Random(seed)
     students: list[Student] = []
@@ -152,7 +152,8 @@ def measured_class(course: Course = Course(), seed: int = 0) -> list[Student]:
         for author, cells in written.items():
             students.append(Student(f"{lesson[:2]}_{author}", lesson, cells, origins[author], own_sizes(cells, stubs)))
         copied = list(written)[:3]
-        for author, how in zip(copied, ["renamed_reordered_recommented", "renamed", "recommented"]):
+        for k, author in enumerate(copied):     # every disguise, in turn over the lessons
+            how = list(DISGUISES)[(k + len(students)) % len(DISGUISES)]
             students.append(Student(f"{lesson[:2]}_{author}_{how}", lesson, disguise(written[author], how, keep, rng),
                                     origins[author], own_sizes(written[author], stubs)))
         buggy = next(s for s in sample_module(lesson).SAMPLES.values() if s.base == "solution" and s.replace)
