@@ -19,11 +19,15 @@ the two shares. All pairs are scored at once with one sparse matrix product (sci
 from __future__ import annotations
 
 import ast
+import functools
 import html
 import io
 import json
 import keyword
+import multiprocessing
+import os
 import tokenize
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,6 +45,7 @@ NOISE = 25               # k: filtered characters per k-gram; shorter matches ar
 MIN_OVERLAP = 80         # fingerprints in common below which a pair scores 0
 DEFAULT_THRESHOLD = 0.5  # documented in docs/grading.md, measured by autograder/tests/test_insight.py
 COMMON = 0.5             # fingerprints in more than this share of a lesson's submissions are ignored
+PARALLEL_FROM = 100      # submissions from which filtering uses every core
 SHOWN = 40               # flagged pairs shown side by side on a page (all are in the table and JSON)
 OWN = ("student", "added")
 _SKIP = {tokenize.COMMENT, tokenize.NL, tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT, tokenize.ENCODING,
@@ -130,6 +135,16 @@ def filter_cells(cells: list[tuple[str, str]], keep: set[str]) -> Filtered:
     return Filtered("".join(raw_parts), "".join(text), np.array(starts, dtype=np.int64), np.array(ends, dtype=np.int64))
 
 
+def _filter_all(codes: list[list[tuple[str, str]]], keep: set[str]) -> list[Filtered]:
+    """filter_cells of each, on every core for a large class (forked workers: nothing to re-import;
+    the k-grams are hashed afterwards in this process, so one hash seed serves all)."""
+    workers = min(os.cpu_count() or 1, 4)
+    if len(codes) < PARALLEL_FROM or workers < 2:
+        return [filter_cells(cells, keep) for cells in codes]
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+        return list(pool.map(functools.partial(filter_cells, keep=keep), codes, chunksize=32))
+
+
 def kgrams(text: str) -> np.ndarray:
     """The sorted distinct k-gram hashes of a filtered text."""
     return np.unique(hashed_kgrams(text, NOISE)) if len(text) >= NOISE else np.array([], dtype=np.int64)
@@ -163,7 +178,7 @@ def similar_pairs(codes: dict[str, list[tuple[str, str]]], given: list[tuple[str
     """Score every pair of `codes` (student -> own cells); `keep`: names never renamed (the graded ones)."""
     boilerplate = kgrams(filter_cells(given, keep).text)
     names = sorted(codes)
-    filtered = {n: filter_cells(codes[n], keep) for n in names}
+    filtered = dict(zip(names, _filter_all([codes[n] for n in names], keep)))
     prints = {n: np.setdiff1d(kgrams(filtered[n].text), boilerplate, assume_unique=True) for n in names}
     names = [n for n in names if len(prints[n])]
     empty = sorted(set(codes) - set(names))
