@@ -33,7 +33,8 @@ def score_distribution(values: list[float], threshold: float, title: str) -> str
     ax = fig.subplots()
     ax.hist(values, bins=np.linspace(0, 1, 41), color="#4c72b0")
     ax.axvline(threshold, color="#c44e52", linestyle="--", label=f"threshold {threshold:g}")
-    ax.set(xlabel="similarity", ylabel="pairs", title=title, yscale="log" if values else "linear")
+    ax.set(xlabel="similarity", ylabel="pairs", title=title)
+    ax.yaxis.get_major_locator().set_params(integer=True)
     ax.legend()
     return _data_url(fig)
 
