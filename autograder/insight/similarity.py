@@ -240,9 +240,11 @@ other submission has too; the score is the larger share.</p>{blank}
 {shown}{more}""")
 
 
-def write_similarity(found: ClassResults, out: Path, threshold: float, release_of=None) -> dict:
-    """similarity-<lesson>.html per lesson with results and similarity.json in `out`; returns the JSON."""
-    from autograder.grader.course import Course
+def write_similarity(found: ClassResults, out: Path, threshold: float, release_of=None,
+                     log=print) -> dict:
+    """similarity-<lesson>.html per lesson with results and similarity.json in `out`; returns the JSON.
+    A lesson whose release is missing is skipped with a line saying so (its given code is unknown)."""
+    from autograder.grader.course import Course, CourseError
     release_of = release_of or Course().release_notebook
     out.mkdir(parents=True, exist_ok=True)
     summary = {}
@@ -250,7 +252,11 @@ def write_similarity(found: ClassResults, out: Path, threshold: float, release_o
         subs = [s for s in found.by_lesson.get(lesson, []) if s.notebook is not None]
         if not subs:
             continue
-        release = release_of(lesson)
+        try:
+            release = release_of(lesson)
+        except CourseError as exc:
+            log(f"{lesson}: not compared: {exc}")
+            continue
         keep = {grade_id(c) for c in code_cells(release) if is_solution(c)} - {None}
         codes = {s.student: own_cells(s) for s in subs}
         scored = similar_pairs(codes, given_code(release), keep, threshold)

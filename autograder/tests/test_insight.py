@@ -197,3 +197,21 @@ def test_report_on_the_graded_samples(graded_samples, tmp_path):
             assert set(course.stub_sources(lesson)) <= undone
     summary = write_similarity(found, tmp_path, DEFAULT_THRESHOLD)
     assert set(summary) == set(graded_samples.samples)
+
+
+def test_similarity_skips_a_lesson_without_release_and_an_unreadable_notebook(measured, tmp_path):
+    from autograder.grader.course import CourseError
+    _, work, _ = measured
+    found = load.load(work, lessons(SOLUTIONS))
+    broken = next(iter(found.by_lesson["01_conv_forward"]))
+    broken.notebook = None      # as load() leaves a notebook it could not read (and reports it)
+
+    def release_of(lesson):
+        if lesson == "02_relu_pooling":
+            raise CourseError("course/02_relu_pooling/02_relu_pooling.ipynb is missing: run `make release`")
+        return Course().release_notebook(lesson)
+    said = []
+    summary = write_similarity(found, tmp_path, DEFAULT_THRESHOLD, release_of, log=said.append)
+    assert "02_relu_pooling" not in summary and any("02_relu_pooling: not compared" in line for line in said)
+    entry = summary["01_conv_forward"]
+    assert broken.student not in {n for p in entry["flagged"] for n in (p["a"], p["b"])} | set(entry["not_compared"])
