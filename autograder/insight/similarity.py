@@ -171,12 +171,16 @@ class Scored:
     empty: list[str]             # students with no fingerprint of their own: not compared
     filtered: dict[str, Filtered]
     ignored: np.ndarray          # the release's and the class's common fingerprints
+    reference_share: dict[str, float]   # student -> share of its fingerprints in the instructor's solution
 
 
 def similar_pairs(codes: dict[str, list[tuple[str, str]]], given: list[tuple[str, str]], keep: set[str],
-                  threshold: float, common: float = COMMON) -> Scored:
-    """Score every pair of `codes` (student -> own cells); `keep`: names never renamed (the graded ones)."""
+                  threshold: float, common: float = COMMON, reference: list[tuple[str, str]] = ()) -> Scored:
+    """Score every pair of `codes` (student -> own cells); `keep`: names never renamed (the graded ones).
+    With `reference` (the instructor's solution cells), also each student's share of fingerprints that
+    the reference has, common ones included: a solution most of the class copied still shows there."""
     boilerplate = kgrams(filter_cells(given, keep).text)
+    solution = np.setdiff1d(kgrams(filter_cells(list(reference), keep).text), boilerplate, assume_unique=True)
     names = sorted(codes)
     filtered = dict(zip(names, _filter_all([codes[n] for n in names], keep)))
     prints = {n: np.setdiff1d(kgrams(filtered[n].text), boilerplate, assume_unique=True) for n in names}
@@ -197,7 +201,9 @@ def similar_pairs(codes: dict[str, list[tuple[str, str]]], given: list[tuple[str
     flagged = [Pair(names[shared.row[n]], names[shared.col[n]], float(scores[n]), float(share_a[n]),
                     float(share_b[n]), int(shared.data[n])) for n in np.flatnonzero(scores >= threshold)]
     flagged.sort(key=lambda p: (-p.score, p.a, p.b))
-    return Scored(flagged, scores, empty, filtered, ignored)
+    from_reference = {n: float(np.isin(prints[n], solution, assume_unique=True).mean()) for n in names} \
+        if len(solution) else {}
+    return Scored(flagged, scores, empty, filtered, ignored, from_reference)
 
 
 def _side_by_side(pair: Pair, scored: Scored) -> str:
@@ -237,15 +243,27 @@ other submission has too; the score is the larger share.</p>{blank}
 <img alt="pair similarity distribution" src="{plot}">
 {table(["score", "student a", "student b", "share of a", "share of b", "fingerprints in common"], rows,
        {0, 3, 4, 5})}
+{_reference_table(scored.reference_share)}
 {shown}{more}""")
 
 
+def _reference_table(shares: dict[str, float]) -> str:
+    """The submissions with the largest share of fingerprints the instructor's solution has too."""
+    closest = sorted(shares.items(), key=lambda kv: (-kv[1], kv[0]))[:SHOWN]
+    return ("<h2>Closest to the instructor's solution</h2><p><small>The share of each submission's fingerprints "
+            "that the reference solution has too, counting what most of the class shares (a leaked solution shows "
+            "here even when most of the class used it). Independent correct solutions share some by nature. "
+            "The reference itself is not shown.</small></p>"
+            + table(["share", "student"], [[f"{v:.0%}", html.escape(k)] for k, v in closest], {0}))
+
+
 def write_similarity(found: ClassResults, out: Path, threshold: float, release_of=None,
-                     log=print) -> dict:
+                     log=print, solutions_of=None) -> dict:
     """similarity-<lesson>.html per lesson with results and similarity.json in `out`; returns the JSON.
     A lesson whose release is missing is skipped with a line saying so (its given code is unknown)."""
     from autograder.grader.course import Course, CourseError
     release_of = release_of or Course().release_notebook
+    solutions_of = solutions_of or (lambda lesson: list(Course().solution_sources(lesson).items()))
     out.mkdir(parents=True, exist_ok=True)
     summary = {}
     for lesson in found.lessons:
@@ -259,10 +277,11 @@ def write_similarity(found: ClassResults, out: Path, threshold: float, release_o
             continue
         keep = {grade_id(c) for c in code_cells(release) if is_solution(c)} - {None}
         codes = {s.student: own_cells(s) for s in subs}
-        scored = similar_pairs(codes, given_code(release), keep, threshold)
+        scored = similar_pairs(codes, given_code(release), keep, threshold, reference=solutions_of(lesson))
         compared = len(codes) - len(scored.empty)
         (out / f"similarity-{lesson}.html").write_text(lesson_page(lesson, scored, compared, threshold))
         summary[lesson] = {"threshold": threshold, "compared": compared, "pairs": compared * (compared - 1) // 2,
-                           "not_compared": scored.empty, "flagged": [p.summary() for p in scored.flagged]}
+                           "not_compared": scored.empty, "flagged": [p.summary() for p in scored.flagged],
+                           "share_in_reference": {k: round(v, 3) for k, v in sorted(scored.reference_share.items())}}
     (out / "similarity.json").write_text(json.dumps(summary, indent=1))
     return summary

@@ -215,3 +215,17 @@ def test_similarity_skips_a_lesson_without_release_and_an_unreadable_notebook(me
     assert "02_relu_pooling" not in summary and any("02_relu_pooling: not compared" in line for line in said)
     entry = summary["01_conv_forward"]
     assert broken.student not in {n for p in entry["flagged"] for n in (p["a"], p["b"])} | set(entry["not_compared"])
+
+
+def test_copies_of_the_instructors_solution_stand_out_even_when_common(measured):
+    """The share of a submission's fingerprints in the reference counts what the class shares, so a
+    leaked solution shows: on the synthetic class copies of it score at least 0.7, others below 0.6."""
+    students, _, summary = measured
+    for lesson, entry in summary.items():
+        reference = next(s for s in students if s.name == f"{lesson[:2]}_reference")
+        for student in (s for s in students if s.lesson == lesson and s.cells):
+            share = entry["share_in_reference"][student.name]
+            if student.copied_from(reference):
+                assert share >= 0.7, (student.name, share)
+            else:
+                assert share < 0.6, (student.name, share)
