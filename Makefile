@@ -22,7 +22,7 @@ endif
 endif
 endif
 
-.PHONY: fairness help venv lab test release check-release samples autograde feedback grades bench system-deps oracle clean
+.PHONY: fairness help venv lab test release check-release samples autograde feedback grades report similarity bench system-deps oracle clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -73,6 +73,12 @@ feedback: $(STAMP)  ## write one HTML feedback file per student and lesson
 
 grades: $(STAMP)  ## export the gradebook as $(WORK)/grades.csv
 	$(PY) -m autograder.grade grades --work $(WORK)
+
+report: $(STAMP)  ## class report from the graded results: $(WORK)/report/index.html, one page per lesson, report.json
+	$(PY) -m autograder.insight report --work $(WORK) --submitted $(SUBMITTED)
+
+similarity: $(STAMP)  ## flag pairs of submissions whose own code is alike (THRESHOLD=0.5): $(WORK)/report/similarity-*.html
+	$(PY) -m autograder.insight similarity --work $(WORK) $(if $(THRESHOLD),--threshold $(THRESHOLD))
 
 fairness: $(STAMP)  ## grade the fairness corpus (independent correct solutions) on all seeds, in process and sandboxed
 	FAIRNESS_SEEDS=$(FAIRNESS_SEEDS) FAIRNESS_SANDBOX_SEEDS=$(FAIRNESS_SEEDS) $(PY) -m pytest -q autograder/tests/test_fairness.py
