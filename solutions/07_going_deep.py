@@ -951,7 +951,7 @@ def gradient_profile(depth, batchnorm, residual, steps, seed=0):
     """(steps + 1, conv layers) gradient norms of build_network(depth, ...), before each of its first steps."""
     layers = build_network(depth, np.random.default_rng(seed), batchnorm, residual)
     subset = np.random.default_rng(seed).permutation(len(x_train))[:32 * (steps + 1)]
-    return train_network(layers, x_train[subset], y_train[subset], 1, seed=seed, record_every=1)["norms"]
+    return train_network(layers, x_train[subset], y_train[subset], 1, batch_size=32, seed=seed, record_every=1)["norms"]
 
 
 depth_flow(gradient_profile, max_steps=4 if convlab.FAST else 20)

@@ -263,8 +263,10 @@ def test_log_scale_and_render():
     svg = depthflow.render_flow_svg(np.array([1e-3, 0.0, np.nan, 2.0]), -3, 1, "t")
     assert svg.count("<rect") == 2 and "inf/NaN" in svg and ">0<" in svg and "layer 4" in svg
     assert "vanishes" in depthflow.flow_report(np.array([1e-4, 1.0]))
-    assert "explodes" in depthflow.flow_report(np.array([100.0, 1.0]))
+    assert "shrinks" in depthflow.flow_report(np.array([0.1, 1.0]))
     assert "about the size" in depthflow.flow_report(np.array([0.5, 1.0]))
+    assert "grows" in depthflow.flow_report(np.array([10.0, 1.0]))
+    assert "explodes" in depthflow.flow_report(np.array([1000.0, 1.0]))
     assert "diverged" in depthflow.flow_report(np.array([np.nan, 1.0]))
 
 
@@ -296,3 +298,19 @@ def test_widget_uses_the_profile_and_falls_back_saying_why():
     assert "stand-in" in report and "not implemented yet" in report
     report = _html(depthflow.depth_flow(lambda *a: np.ones((2, 2)), max_steps=2))[1]
     assert "stand-in" in report and "shape" in report
+
+
+def test_the_notebooks_widget_shows_the_students_layers(monkeypatch):
+    """Run the solution notebook as a script in FAST mode (the grader's size), then its widget must show the
+    finished student's layers, not the stand-in (a profile of the wrong shape once made it fall back)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import convlab
+    from autograder.build import SOLUTIONS
+    monkeypatch.setattr(convlab, "FAST", True)
+    namespace = {"__name__": "lesson_07"}
+    exec(compile((SOLUTIONS / f"{LESSON}.py").read_text(), LESSON, "exec"), namespace)
+    for switches in ((False, False), (True, True)):
+        widget = namespace["depth_flow"](namespace["gradient_profile"], max_steps=2)
+        widget.children[1].children[0].value, widget.children[1].children[1].value = switches
+        assert "your layers" in _html(widget)[1], (switches, _html(widget)[1])

@@ -98,8 +98,9 @@ def flow_report(row: np.ndarray) -> str:
     if not (math.isfinite(first) and math.isfinite(last)) or last <= 0:
         return "The gradient norms are not finite here: the network diverged."
     ratio = first / last
-    verdict = ("vanishes on its way to the input" if ratio < 0.1 else "explodes on its way to the input" if ratio > 10
-               else "reaches the input at about the size it left the output")
+    verdicts = [(0.01, "vanishes on its way to the input"), (0.3, "shrinks on its way to the input"),
+                (3.0, "reaches the input at about the size it left the output"), (100.0, "grows on its way to the input")]
+    verdict = next((text for bound, text in verdicts if ratio < bound), "explodes on its way to the input")
     return f"First layer / last layer gradient norm: <b>{ratio:.3g}</b>: the gradient {verdict}."
 
 
