@@ -1,0 +1,316 @@
+"""Lesson 07 (going deep): the reference against independent oracles, the hidden checks' bug models and
+the gradient-flow widget's logic (the samples are graded by tests/test_samples_inprocess.py and in the sandbox).
+
+Oracles: explicit Python loops over the lesson's formulas (per channel, per position), central differences
+of those loops, a brute-force enumeration of every input-to-output path for the CAP depth, and PyTorch's
+batch_norm, conv2d and autograd when torch is installed.
+"""
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+from autograder.checks import l07_going_deep as checks
+from autograder.grader.reference import load_reference
+from convlab.gradcheck import numerical_gradient_array, relative_error
+from convlab.widgets import depthflow
+
+LESSON = "07_going_deep"
+
+
+@pytest.fixture(scope="module")
+def ref():
+    return load_reference(LESSON)
+
+
+# ---- oracles -------------------------------------------------------------------------------------------
+def loop_batchnorm(x, gamma, beta, running_mean, running_var, mode="train", momentum=0.9, eps=1e-5):
+    B, C, H, W = x.shape
+    y, new_mean, new_var = np.zeros(x.shape), np.array(running_mean, float), np.array(running_var, float)
+    for c in range(C):
+        values = [float(x[b, c, i, j]) for b in range(B) for i in range(H) for j in range(W)]
+        if mode == "train":
+            mean = sum(values) / len(values)
+            var = sum((v - mean) ** 2 for v in values) / len(values)
+            new_mean[c] = momentum * running_mean[c] + (1 - momentum) * mean
+            new_var[c] = momentum * running_var[c] + (1 - momentum) * var
+        else:
+            mean, var = float(running_mean[c]), float(running_var[c])
+        for b, i, j in itertools.product(range(B), range(H), range(W)):
+            y[b, c, i, j] = gamma[c] * (x[b, c, i, j] - mean) / (var + eps) ** 0.5 + beta[c]
+    return y, new_mean, new_var
+
+
+def loop_conv_same(x, w, b):
+    """3x3 (or 1x1) convolution with 'same' zero padding, one multiply-add at a time."""
+    B, C_in, H, W = x.shape
+    C_out, _, K, _ = w.shape
+    pad = K // 2
+    y = np.zeros((B, C_out, H, W))
+    for n, o, i, j in itertools.product(range(B), range(C_out), range(H), range(W)):
+        total = float(b[o])
+        for c, p, q in itertools.product(range(C_in), range(K), range(K)):
+            r, s = i + p - pad, j + q - pad
+            if 0 <= r < H and 0 <= s < W:
+                total += float(w[o, c, p, q]) * float(x[n, c, r, s])
+        y[n, o, i, j] = total
+    return y
+
+
+def loop_block(x, params):
+    hidden = np.maximum(loop_conv_same(x, params["w1"], params["b1"]), 0)
+    shortcut = loop_conv_same(x, params["w_proj"], params["b_proj"]) if "w_proj" in params else x
+    return loop_conv_same(hidden, params["w2"], params["b2"]) + shortcut
+
+
+def enumerate_paths(architecture) -> list[int]:
+    """Every input-to-output path's count of learnable layers, by expanding each block into its two paths."""
+    paths = [0]
+    for entry in architecture:
+        if isinstance(entry, dict):
+            options = enumerate_paths(entry["residual"]) + [1 if entry["shortcut"] == "projection" else 0]
+        else:
+            options = [1 if entry in ("conv", "dense") else 0]
+        paths = [p + o for p in paths for o in options]
+    return paths
+
+
+def block_params(rng, C_in, C_out):
+    return checks._block_params(rng, C_in, C_out, np.float64)
+
+
+# ---- batch norm --------------------------------------------------------------------------------------
+@pytest.mark.parametrize("mode", ["train", "test"])
+@pytest.mark.parametrize("shape", [(4, 3, 5, 6), (1, 2, 3, 3), (6, 1, 2, 4)])
+def test_batchnorm_forward_matches_loops(ref, shape, mode):
+    args = checks._bn_inputs(np.random.default_rng(sum(shape)), *shape, 2.0, np.float64)
+    got = ref.spatial_batchnorm_forward(*args, mode=mode, momentum=0.8, eps=1e-3)
+    want = loop_batchnorm(*args, mode=mode, momentum=0.8, eps=1e-3)
+    for g, w in zip(got, want):
+        assert relative_error(g, w) < 1e-12
+
+
+def test_batchnorm_leaves_its_arguments_and_raises_on_a_bad_mode(ref):
+    args = checks._bn_inputs(np.random.default_rng(0), 2, 3, 4, 4, 1.0, np.float64)
+    copies = [a.copy() for a in args]
+    ref.spatial_batchnorm_forward(*args)
+    _, mean, _ = ref.spatial_batchnorm_forward(*args, mode="test")
+    assert all(np.array_equal(a, c) for a, c in zip(args, copies)) and mean is not args[3]
+    with pytest.raises(ValueError):
+        ref.spatial_batchnorm_forward(*args, mode="eval")
+
+
+@pytest.mark.parametrize("shape,offset", [((3, 2, 4, 5), 1.0), ((1, 3, 3, 3), 4.0), ((5, 2, 2, 2), 0.0)])
+def test_batchnorm_backward_matches_central_differences_of_the_loops(ref, shape, offset):
+    rng = np.random.default_rng(7)
+    x, gamma, beta, mean, var = checks._bn_inputs(rng, *shape, offset, np.float64)
+    dy = rng.normal(size=shape)
+    dx, dgamma, dbeta = ref.spatial_batchnorm_backward(dy, x, gamma)
+    forward = lambda x_, g_=gamma, b_=beta: loop_batchnorm(x_, g_, b_, mean, var)[0]   # noqa: E731
+    assert relative_error(dx, numerical_gradient_array(forward, x, dy)) < 1e-7
+    assert relative_error(dgamma, numerical_gradient_array(lambda g: forward(x, g_=g), gamma, dy)) < 1e-7
+    assert relative_error(dbeta, numerical_gradient_array(lambda b: forward(x, b_=b), beta, dy)) < 1e-7
+
+
+def test_batchnorm_matches_pytorch(ref):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(3)
+    x, gamma, beta, mean, var = checks._bn_inputs(rng, 4, 3, 5, 5, 2.0, np.float64)
+    dy = rng.normal(size=x.shape)
+    xt, gt, bt = (torch.tensor(a, requires_grad=True) for a in (x, gamma, beta))
+    running_mean, running_var = torch.tensor(mean), torch.tensor(var)
+    yt = torch.nn.functional.batch_norm(xt, running_mean, running_var, gt, bt, training=True, momentum=0.1, eps=1e-5)
+    yt.backward(torch.tensor(dy))
+    y, new_mean, _ = ref.spatial_batchnorm_forward(x, gamma, beta, mean, var)
+    assert relative_error(y, yt.detach().numpy()) < 1e-12
+    assert relative_error(new_mean, running_mean.numpy()) < 1e-12      # torch's momentum 0.1 is our 0.9
+    for ours, theirs in zip(ref.spatial_batchnorm_backward(dy, x, gamma), (xt.grad, gt.grad, bt.grad)):
+        assert relative_error(ours, theirs.numpy()) < 1e-10
+    y_test = torch.nn.functional.batch_norm(torch.tensor(x), torch.tensor(mean), torch.tensor(var), torch.tensor(gamma),
+                                            torch.tensor(beta), training=False, eps=1e-5)
+    assert relative_error(ref.spatial_batchnorm_forward(x, gamma, beta, mean, var, mode="test")[0], y_test.numpy()) < 1e-12
+
+
+def test_batchnorm_magnitudes_bound_a_float32_one_pass_variance(ref):
+    """The tolerance's reason to exist: a float32 E[x^2] - E[x]^2 on channels with means far from 0 is correct
+    and must pass; its error is far above a sum's bound but within batchnorm_magnitudes' condition."""
+    from convlab.tolerance import within_bound
+    x, gamma, beta, mean, var = checks._bn_inputs(np.random.default_rng(5), 8, 3, 6, 6, 20.0, np.float32)
+    one_pass = (x ** 2).mean(axis=(0, 2, 3)) - x.mean(axis=(0, 2, 3)) ** 2
+    y32 = (gamma[None, :, None, None] * (x - x.mean(axis=(0, 2, 3))[None, :, None, None])
+           / np.sqrt(one_pass[None, :, None, None] + np.float32(1e-5)) + beta[None, :, None, None])
+    exact = ref.spatial_batchnorm_forward(*(a.astype(np.float64) for a in (x, gamma, beta, mean, var)))[0]
+    magnitude = ref.batchnorm_magnitudes(x, gamma, beta)[0]
+    assert within_bound(y32, exact, magnitude, ref.batchnorm_terms(x), np.float32)
+    assert not within_bound(y32, exact, np.abs(exact), 8, np.float32)     # a plain |y| bound would fail it
+
+
+# ---- global average pooling --------------------------------------------------------------------------
+def test_global_avg_pool_matches_loops_and_its_gradient(ref):
+    rng = np.random.default_rng(1)
+    x, dy = rng.normal(size=(2, 3, 4, 5)), rng.normal(size=(2, 3))
+    loops = np.array([[sum(float(v) for v in x[b, c].ravel()) / 20 for c in range(3)] for b in range(2)])
+    assert relative_error(ref.global_avg_pool_forward(x), loops) < 1e-14
+    dx = ref.global_avg_pool_backward(dy, (2, 3, 4, 5))
+    assert dx.shape == x.shape and dx.flags.writeable
+    assert relative_error(dx, numerical_gradient_array(ref.global_avg_pool_forward, x, dy)) < 1e-8
+
+
+# ---- residual blocks ---------------------------------------------------------------------------------
+@pytest.mark.parametrize("C_in,C_out", [(3, 3), (2, 4)])
+def test_residual_block_matches_loops_and_central_differences(ref, C_in, C_out):
+    rng = np.random.default_rng(C_in * 10 + C_out)
+    x, params = rng.normal(size=(2, C_in, 4, 5)), block_params(rng, C_in, C_out)
+    y = ref.residual_block_forward(x, params)
+    assert relative_error(y, loop_block(x, params)) < 1e-12
+    dy = rng.normal(size=y.shape)
+    dx, grads = ref.residual_block_backward(dy, x, params)
+    assert sorted(grads) == sorted(params)
+    assert relative_error(dx, numerical_gradient_array(lambda v: loop_block(v, params), x, dy)) < 1e-7
+    for key in params:
+        numeric = numerical_gradient_array(lambda v: loop_block(x, dict(params, **{key: v})), params[key], dy)
+        assert relative_error(grads[key], numeric) < 1e-7, key
+
+
+def test_identity_path_carries_dy_undiminished(ref):
+    """With a silent branch (w2 = 0) the block is the identity and so is its gradient: dx = dy exactly."""
+    rng = np.random.default_rng(4)
+    x, params = rng.normal(size=(2, 3, 4, 4)), block_params(rng, 3, 3)
+    params["w2"] = np.zeros_like(params["w2"])
+    dy = rng.normal(size=x.shape)
+    assert np.array_equal(ref.residual_block_backward(dy, x, params)[0], dy)
+
+
+def test_residual_block_matches_pytorch(ref):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(9)
+    x, params = rng.normal(size=(2, 2, 5, 4)), block_params(rng, 2, 3)
+    dy = rng.normal(size=(2, 3, 5, 4))
+    xt = torch.tensor(x, requires_grad=True)
+    pt = {k: torch.tensor(v, requires_grad=True) for k, v in params.items()}
+    conv = torch.nn.functional.conv2d
+    yt = (conv(torch.relu(conv(xt, pt["w1"], pt["b1"], padding=1)), pt["w2"], pt["b2"], padding=1)
+          + conv(xt, pt["w_proj"], pt["b_proj"]))
+    yt.backward(torch.tensor(dy))
+    assert relative_error(ref.residual_block_forward(x, params), yt.detach().numpy()) < 1e-12
+    dx, grads = ref.residual_block_backward(dy, x, params)
+    assert relative_error(dx, xt.grad.numpy()) < 1e-12
+    for key in params:
+        assert relative_error(grads[key], pt[key].grad.numpy()) < 1e-12, key
+
+
+# ---- CAP depth ---------------------------------------------------------------------------------------
+BLOCK = {"residual": ["conv", "bn", "relu", "conv", "bn"], "shortcut": "identity"}
+
+
+@pytest.mark.parametrize("architecture,depth", [
+    (["flatten", "dense"], 1),
+    (["conv", "relu", "conv", "relu", "maxpool", "flatten", "dense", "relu", "dense"], 4),   # lesson 04's build_cnn
+    (["conv", "bn", "relu"] + [BLOCK] * 8 + ["gap", "dense"], 18),                           # 17 conv layers
+    ([{"residual": ["relu"], "shortcut": "projection"}], 1),
+    ([{"residual": [BLOCK, {"residual": ["conv"], "shortcut": "projection"}], "shortcut": "identity"}], 3),
+    ([], 0)])
+def test_cap_depth_by_hand_and_by_enumerating_every_path(ref, architecture, depth):
+    assert ref.cap_depth(architecture) == depth == max(enumerate_paths(architecture))
+
+
+def test_cap_depth_of_random_architectures_is_the_longest_enumerated_path(ref):
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        architecture = checks._random_architecture(rng)
+        assert ref.cap_depth(architecture) == max(enumerate_paths(architecture))
+        assert checks.count_with(architecture, path="shortest") == min(enumerate_paths(architecture))
+
+
+@pytest.mark.parametrize("bad", [["conv", "softmax"], [{"residual": ["conv"], "shortcut": "skip"}],
+                                 [{"residual": ["conv"]}]])
+def test_cap_depth_rejects_unknown_entries(ref, bad):
+    with pytest.raises(ValueError):
+        ref.cap_depth(bad)
+
+
+# ---- the hidden checks' bug models and the samples ----------------------------------------------------
+def test_bug_models_without_a_bug_are_the_reference(ref):
+    rng = np.random.default_rng(2)
+    args = checks._bn_inputs(rng, 3, 2, 4, 4, 1.0, np.float64)
+    for mode in ("train", "test"):
+        for ours, theirs in zip(checks.batchnorm_with(*args, mode=mode), ref.spatial_batchnorm_forward(*args, mode=mode)):
+            assert relative_error(ours, theirs) < 1e-12
+    dy = rng.normal(size=args[0].shape)
+    assert relative_error(checks.batchnorm_backward_with(dy, args[0], args[1]),
+                          ref.spatial_batchnorm_backward(dy, args[0], args[1])[0]) < 1e-12
+    x, params = rng.normal(size=(2, 2, 4, 4)), block_params(rng, 2, 3)
+    assert relative_error(checks.block_with(ref, x, params), ref.residual_block_forward(x, params)) < 1e-12
+
+
+# ---- the widget's logic ------------------------------------------------------------------------------
+def test_stand_in_profile_shapes_and_the_residual_path():
+    plain = depthflow.stand_in_profile(25, False, False, 3)
+    assert plain.shape == (4, 25) and np.all(np.isfinite(plain)) and np.all(plain > 0)
+    # Without normalisation the residual sum grows layer by layer; its gradient at the first layer has at
+    # least the identity path's share, so it cannot be smaller than the plain chain's by orders of magnitude.
+    residual = depthflow.stand_in_profile(25, False, True, 3)
+    assert np.all(residual[:, 0] >= plain[:, 0] * 0.1)
+    normed = depthflow.stand_in_profile(9, True, False, 2)
+    assert normed.shape == (3, 9) and np.all(np.isfinite(normed))
+
+
+def test_log_scale_and_render():
+    assert depthflow.log_scale(np.array([[0.02, 3.0], [np.inf, 0.0]])) == (-2, 1)
+    assert depthflow.log_scale(np.zeros((2, 2))) == (-1, 0)
+    svg = depthflow.render_flow_svg(np.array([1e-3, 0.0, np.nan, 2.0]), -3, 1, "t")
+    assert svg.count("<rect") == 2 and "inf/NaN" in svg and ">0<" in svg and "layer 4" in svg
+    assert "vanishes" in depthflow.flow_report(np.array([1e-4, 1.0]))
+    assert "shrinks" in depthflow.flow_report(np.array([0.1, 1.0]))
+    assert "about the size" in depthflow.flow_report(np.array([0.5, 1.0]))
+    assert "grows" in depthflow.flow_report(np.array([10.0, 1.0]))
+    assert "explodes" in depthflow.flow_report(np.array([1000.0, 1.0]))
+    assert "diverged" in depthflow.flow_report(np.array([np.nan, 1.0]))
+
+
+def _html(widget):
+    return [child.value for child in widget.children if hasattr(child, "value") and isinstance(child.value, str)]
+
+
+def test_widget_uses_the_profile_and_falls_back_saying_why():
+    calls = []
+
+    def profile(depth, batchnorm, residual, steps):
+        calls.append((depth, batchnorm, residual, steps))
+        return np.outer(np.arange(1, steps + 2), np.logspace(-3, 0, depth))
+
+    widget = depthflow.depth_flow(profile, max_steps=3)
+    assert "convlab-widget" in widget._dom_classes
+    picture, report = _html(widget)
+    assert "your layers" in report and calls == [(9, False, False, 3)]
+    step = widget.children[0].children[0]
+    step.value = 2
+    assert _html(widget)[0] != picture and len(calls) == 1          # a step only redraws
+    widget.children[1].children[0].value = True                     # batch norm on: a new profile
+    assert calls[-1] == (9, True, False, 3)
+
+    def stub(depth, batchnorm, residual, steps):
+        raise NotImplementedError
+
+    report = _html(depthflow.depth_flow(stub, max_steps=2))[1]
+    assert "stand-in" in report and "not implemented yet" in report
+    report = _html(depthflow.depth_flow(lambda *a: np.ones((2, 2)), max_steps=2))[1]
+    assert "stand-in" in report and "shape" in report
+
+
+def test_the_notebooks_widget_shows_the_students_layers(monkeypatch):
+    """Run the solution notebook as a script in FAST mode (the grader's size), then its widget must show the
+    finished student's layers, not the stand-in (a profile of the wrong shape once made it fall back)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import convlab
+    from autograder.build import SOLUTIONS
+    monkeypatch.setattr(convlab, "FAST", True)
+    namespace = {"__name__": "lesson_07"}
+    exec(compile((SOLUTIONS / f"{LESSON}.py").read_text(), LESSON, "exec"), namespace)
+    for switches in ((False, False), (True, True)):
+        widget = namespace["depth_flow"](namespace["gradient_profile"], max_steps=2)
+        widget.children[1].children[0].value, widget.children[1].children[1].value = switches
+        assert "your layers" in _html(widget)[1], (switches, _html(widget)[1])
