@@ -1,0 +1,216 @@
+"""Grading on a real Dask cluster on 127.0.0.1: a `dask scheduler` and two `dask worker` processes
+(plus one started from a changed copy of the grader, which must be refused), all started and
+stopped here. Lesson 01's samples and part of the adversarial corpus get through Dask exactly the
+scores, messages and notes the local pool gives them; a worker killed mid-run loses nothing and
+grades nothing twice."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("distributed")
+
+from autograder.grader.course import Course                                     # noqa: E402
+from autograder.grader.distributed import DaskGrader, DaskUnavailable             # noqa: E402
+from autograder.grader.engine import grade_all                                    # noqa: E402
+from autograder.grader.sandbox import SandboxUnavailable, detect_mode             # noqa: E402
+from autograder.samples import build_sample, lesson_samples, write_samples        # noqa: E402
+from autograder.samples.adversarial import LESSON as FIXTURE_LESSON, Targets, corpus  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
+FIXTURE = Path(__file__).parent / "fixtures"
+FIXTURE_COURSE = Course(solutions=FIXTURE / "solutions", release=FIXTURE / "course", checks=FIXTURE / "checks")
+LESSON = "01_conv_forward"
+# A part of the adversarial corpus that is quick to grade and covers each kind of attack: on the
+# grader and the sandbox, on the report channel, patched libraries, secrets, crashes, broken files.
+ATTACKS = ["victim", "kill_grader", "kill_itself", "os_exit", "forged_reports", "patched_numpy", "read_secrets",
+           "fork_bomb", "unsupported_result", "invalid_json", "wrong_lesson", "edited_locked_cells"]
+DASK = Path(sys.executable).with_name("dask")
+try:
+    detect_mode()
+    SANDBOX = True
+except SandboxUnavailable:
+    SANDBOX = False
+pytestmark = pytest.mark.skipif(not SANDBOX, reason="no sandbox on this machine (python -m autograder.grade sandbox)")
+
+
+class Cluster:
+    """A scheduler and named workers, each a process of its own; stop() ends them all."""
+
+    def __init__(self, base: Path):
+        self.base, self.procs = base, {}
+        scheduler_file = base / "scheduler.json"
+        self._start("scheduler", [str(DASK), "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
+                                  "--scheduler-file", str(scheduler_file)], ROOT, {})
+        deadline = time.monotonic() + 60
+        while not scheduler_file.exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        self.address = json.loads(scheduler_file.read_text())["address"]
+
+    def _start(self, name: str, argv: list[str], cwd: Path, env: dict) -> None:
+        log = open(self.base / f"{name}.log", "w")
+        self.procs[name] = subprocess.Popen(argv, cwd=cwd, env={**os.environ, **env}, stdout=log,
+                                            stderr=subprocess.STDOUT)
+
+    def worker(self, name: str, checkout: Path = ROOT) -> None:
+        """`dask worker` run in `checkout` with the course's venv, as docs/grading.md says."""
+        self._start(name, [str(DASK), "worker", self.address, "--nthreads", "1", "--host", "127.0.0.1",
+                           "--no-dashboard", "--no-nanny", "--name", name], checkout, {"PYTHONPATH": str(checkout)})
+
+    def wait_for(self, count: int) -> None:
+        from distributed import Client
+        with Client(self.address, timeout=30, set_as_default=False) as client:
+            client.wait_for_workers(count, timeout=120)
+
+    def kill(self, name: str) -> None:
+        self.procs[name].send_signal(signal.SIGKILL)
+        self.procs[name].wait()
+
+    def stop(self) -> None:
+        for proc in reversed(list(self.procs.values())):
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in self.procs.values():
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    base = tmp_path_factory.mktemp("dask")
+    changed = base / "changed-checkout"   # the same course, with one grader file edited
+    for folder in ("autograder", "convlab", "solutions", "course"):
+        shutil.copytree(ROOT / folder, changed / folder, ignore=shutil.ignore_patterns("__pycache__", "work"))
+    with open(changed / "autograder" / "grader" / "spec.py", "a") as file:
+        file.write("\n# an edit made after the instructor's checkout\n")
+    cluster = Cluster(base)
+    try:
+        for name in ("w1", "w2"):
+            cluster.worker(name)
+        cluster.worker("stale", changed)
+        cluster.wait_for(3)
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+def _submissions(base: Path) -> tuple[Path, Path, dict]:
+    """Lesson 01's samples (the course) and part of the adversarial corpus (the fixture course)."""
+    samples, attacks = base / "samples", base / "attacks"
+    write_samples(samples, {LESSON: lesson_samples(log=lambda line: None)[LESSON]})
+    corpus_ = corpus(FIXTURE_COURSE, Targets(ROOT, FIXTURE, attacks, base / "work-attacks"))
+    for name in ATTACKS:
+        attack = corpus_[name]
+        path = attacks / f"sample_{name}" / FIXTURE_LESSON / (attack.filename or f"{FIXTURE_LESSON}.ipynb")
+        path.parent.mkdir(parents=True)
+        path.write_bytes(build_sample(FIXTURE_COURSE, FIXTURE_LESSON, attack.sample))
+    return samples, attacks, corpus_
+
+
+def _graded(run) -> dict:
+    """What the student sees of each result: status, score, every part's points and message, the notes."""
+    return {(r["student"], r["lesson"]): (r["status"], r["score"], r["max_score"], r["parts"], r["notes"])
+            for r in run}
+
+
+@pytest.fixture(scope="module")
+def both(cluster, tmp_path_factory):
+    base = tmp_path_factory.mktemp("graded")
+    samples, attacks, corpus_ = _submissions(base)
+    runs, lines = {}, []
+    for name, submitted, course in (("samples", samples, Course()), ("attacks", attacks, FIXTURE_COURSE)):
+        local = grade_all(submitted, base / f"local-{name}", 2, course, log=lambda line: None)
+        with DaskGrader(cluster.address, course, log=lines.append) as remote:
+            dask = grade_all(submitted, base / f"dask-{name}", 2, course, log=lines.append, remote=remote)
+        runs[name] = (local, dask, base / f"dask-{name}")
+    return runs, corpus_, lines
+
+
+def test_the_samples_get_through_dask_what_they_get_locally(both):
+    runs, _, _ = both
+    local, dask, work = runs["samples"]
+    assert len(dask) == 9 and _graded(dask) == _graded(local)
+    expected = lesson_samples(log=lambda line: None)[LESSON]
+    for result in dask:
+        assert (result["status"], result["score"]) == ("graded", expected[result["student"].removeprefix("sample_")].score)
+        assert result["worker"].startswith("tcp://127.0.0.1:")
+        written = json.loads((work / "autograded" / result["student"] / LESSON / "result.json").read_text())
+        assert written == result and (work / "autograded" / result["student"] / LESSON / f"{LESSON}.ipynb").is_file()
+
+
+def test_the_adversarial_corpus_gets_through_dask_what_it_gets_locally(both):
+    runs, corpus_, _ = both
+    local, dask, _ = runs["attacks"]
+    assert len(dask) == len(ATTACKS) and _graded(dask) == _graded(local)
+    for result in dask:
+        attack = corpus_[result["student"].removeprefix("sample_")]
+        assert result["score"] == attack.sample.score, result["notes"]
+        assert attack.notes in "\n".join(result["notes"])
+
+
+def test_both_good_workers_graded_and_the_changed_one_was_refused(both, cluster):
+    runs, _, lines = both
+    used = {r["worker"] for local, dask, _ in runs.values() for r in dask if "worker" in r}
+    assert len(used) == 2
+    refused = [line for line in lines if line.startswith("refused Dask worker")]
+    assert refused and all("its grader (grader code, convlab, solutions, checks or release) differs" in line
+                           and str(cluster.base / "changed-checkout") in line for line in refused), refused
+    assert not any(address in line for address in used for line in refused)
+
+
+def test_a_scheduler_without_workers_says_how_to_start_one(tmp_path):
+    empty = Cluster(tmp_path)
+    try:
+        with pytest.raises(DaskUnavailable, match=r"no Dask worker is connected to .*make worker SCHEDULER="):
+            DaskGrader(empty.address, Course(), log=lambda line: None, worker_wait=1)
+    finally:
+        empty.stop()
+
+
+def test_an_unreachable_scheduler_is_named_in_the_message():
+    with pytest.raises(DaskUnavailable, match="cannot reach the Dask scheduler at tcp://127.0.0.1:9"):
+        DaskGrader("tcp://127.0.0.1:9", Course(), log=lambda line: None)
+
+
+def test_a_worker_killed_mid_run_loses_nothing_and_grades_nothing_twice(cluster, both, tmp_path):
+    submitted, work, lines = tmp_path / "submitted", tmp_path / "work", []
+    samples = lesson_samples(log=lambda line: None)[LESSON]
+    write_samples(submitted, {LESSON: samples})
+    from distributed import Client
+    with Client(cluster.address, timeout=30, set_as_default=False) as client, \
+            DaskGrader(cluster.address, Course(), log=lambda line: None) as remote:
+        names = {w["name"]: a for a, w in client.scheduler_info(n_workers=-1)["workers"].items()}
+        done: list = []
+        thread = threading.Thread(target=lambda: done.append(grade_all(submitted, work, 2, Course(), log=lines.append,
+                                                                       remote=remote)))
+        thread.start()
+        deadline = time.monotonic() + 120
+        while not client.processing(workers=[names["w1"]]).get(names["w1"]) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        was_running = client.processing(workers=[names["w1"]]).get(names["w1"])
+        cluster.kill("w1")
+        thread.join(300)
+    assert was_running, "w1 was never given a submission"
+    assert not thread.is_alive() and done
+    run = done[0]
+    keys = [(r["student"], r["lesson"]) for r in run]
+    assert sorted(keys) == sorted(set(keys)) and len(keys) == len(samples)
+    assert {r["student"].removeprefix("sample_"): (r["status"], r["score"]) for r in run} == \
+        {name: ("graded", sample.score) for name, sample in samples.items()}
+    written = sorted(p.parent.parent.name for p in (work / "autograded").glob(f"*/{LESSON}/result.json"))
+    assert written == sorted(f"sample_{name}" for name in samples)
+    reported = [line for line in lines if " 01_conv_forward " in line]
+    assert len(reported) == len(samples) and len({line.split()[0] for line in reported}) == len(samples)
+    assert {r["worker"] for r in run} <= {names["w1"], names["w2"]} and names["w2"] in {r["worker"] for r in run}
