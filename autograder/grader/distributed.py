@@ -24,9 +24,11 @@ from __future__ import annotations
 import atexit
 import contextlib
 import functools
+import logging
 import pickle
 import platform
 import queue
+import shutil
 import threading
 import time
 import uuid
@@ -44,6 +46,7 @@ CONNECT_TIMEOUT = 30      # seconds to reach the scheduler
 WORKER_WAIT = 120         # seconds to wait for a matching worker when there is none
 POLL = 2.0                # seconds between looks at the workers while a task runs
 IN_FLIGHT = 2             # tasks per worker thread handed to the scheduler at once (keeps workers busy)
+KEPT_PLANS = 12           # lesson plans (with their check inputs) a worker keeps for the next task
 
 
 class DaskUnavailable(SandboxUnavailable):
@@ -81,18 +84,19 @@ class _Worker:
             self.slots.put(slot)
         self.root = self.held.enter_context(resume.grading_folder())
         (self.root / "jobs").mkdir()
-        self.plans: dict[tuple, LessonPlan] = {}
+        self.plans: dict[tuple, tuple[LessonPlan, Path]] = {}
         self.lock = threading.Lock()
 
     def plan(self, course: Course, lesson: str, run_seed: int | None) -> tuple[LessonPlan, Path]:
         key = (course, lesson, run_seed)
-        probes = self.root / "probes" / f"{lesson}-{run_seed}"
         with self.lock:
             if key not in self.plans:
-                plan = course.plan(lesson, run_seed)
+                if len(self.plans) >= KEPT_PLANS:       # a long-lived worker serves run after run
+                    shutil.rmtree(self.plans.pop(next(iter(self.plans)))[1], ignore_errors=True)
+                plan, probes = course.plan(lesson, run_seed), self.root / "probes" / uuid.uuid4().hex
                 plan.write_probes(probes)
-                self.plans[key] = plan
-            return self.plans[key], probes
+                self.plans[key] = plan, probes
+            return self.plans[key]
 
 
 _state: _Worker | None = None
@@ -116,7 +120,7 @@ def grade_on_worker(course: Course | None, lesson: str, version: str, student: s
     slot = _state.slots.get()
     try:
         result, notebook = sandboxed(plan, student, cells, _state.root / "jobs", probes, slot, limits, _state.mode,
-                                     log=lambda text: None)
+                                     log=logging.getLogger(__name__).error)   # into the worker's log
     finally:
         _state.slots.put(slot)
     result["worker"] = worker.address
@@ -159,7 +163,8 @@ def refusal(mine: dict, theirs: dict | BaseException) -> str | None:
 class DaskGrader:
     """The `remote` of engine.grade_all: sends each rebuilt submission to a matching Dask worker."""
 
-    def __init__(self, scheduler: str, course: Course, log=print, worker_wait: float = WORKER_WAIT):
+    def __init__(self, scheduler: str, course: Course, log=print, worker_wait: float = WORKER_WAIT,
+                 connect_timeout: float = CONNECT_TIMEOUT):
         try:
             from distributed import Client
         except ImportError:
@@ -170,7 +175,7 @@ class DaskGrader:
         self.worker_wait, self.cancelled, self.lock = worker_wait, threading.Event(), threading.Lock()
         self.mine = worker_identity(course)
         try:
-            self.client = Client(scheduler, timeout=CONNECT_TIMEOUT, set_as_default=False)
+            self.client = Client(scheduler, timeout=connect_timeout, set_as_default=False)
         except (OSError, TimeoutError, ValueError) as exc:
             raise DaskUnavailable(f"cannot reach the Dask scheduler at {scheduler} ({exc}): start it with "
                                   "`dask scheduler` on that machine, or check the address and port") from None

@@ -32,8 +32,9 @@ FIXTURE_COURSE = Course(solutions=FIXTURE / "solutions", release=FIXTURE / "cour
 LESSON = "01_conv_forward"
 # A part of the adversarial corpus that is quick to grade and covers each kind of attack: on the
 # grader and the sandbox, on the report channel, patched libraries, secrets, crashes, broken files.
-ATTACKS = ["victim", "kill_grader", "kill_itself", "os_exit", "forged_reports", "patched_numpy", "read_secrets",
-           "fork_bomb", "unsupported_result", "invalid_json", "wrong_lesson", "edited_locked_cells"]
+ATTACKS = ["victim", "kill_grader", "os_exit", "forged_reports", "patched_numpy", "read_secrets", "fork_bomb",
+           "invalid_json", "wrong_lesson", "edited_locked_cells"]
+KILLED_RUN = ["full", "blank", "stride_ignored", "size_off_by_one", "padded_twice"]   # lesson 01 samples
 DASK = Path(sys.executable).with_name("dask")
 try:
     detect_mode()
@@ -106,53 +107,59 @@ def cluster(tmp_path_factory):
         cluster.stop()
 
 
-def _submissions(base: Path) -> tuple[Path, Path, dict]:
-    """Lesson 01's samples (the course) and part of the adversarial corpus (the fixture course)."""
-    samples, attacks = base / "samples", base / "attacks"
-    write_samples(samples, {LESSON: lesson_samples(log=lambda line: None)[LESSON]})
-    corpus_ = corpus(FIXTURE_COURSE, Targets(ROOT, FIXTURE, attacks, base / "work-attacks"))
+def _attacks(submitted: Path, work: Path) -> dict:
+    """Part of the adversarial corpus (the fixture course), written as submissions."""
+    attacks = corpus(FIXTURE_COURSE, Targets(ROOT, FIXTURE, submitted, work))
     for name in ATTACKS:
-        attack = corpus_[name]
-        path = attacks / f"sample_{name}" / FIXTURE_LESSON / (attack.filename or f"{FIXTURE_LESSON}.ipynb")
+        attack = attacks[name]
+        path = submitted / f"sample_{name}" / FIXTURE_LESSON / (attack.filename or f"{FIXTURE_LESSON}.ipynb")
         path.parent.mkdir(parents=True)
         path.write_bytes(build_sample(FIXTURE_COURSE, FIXTURE_LESSON, attack.sample))
-    return samples, attacks, corpus_
+    return attacks
 
 
-def _graded(run) -> dict:
+def _graded(results) -> dict:
     """What the student sees of each result: status, score, every part's points and message, the notes."""
     return {(r["student"], r["lesson"]): (r["status"], r["score"], r["max_score"], r["parts"], r["notes"])
-            for r in run}
+            for r in results}
 
 
 @pytest.fixture(scope="module")
-def both(cluster, tmp_path_factory):
-    base = tmp_path_factory.mktemp("graded")
-    samples, attacks, corpus_ = _submissions(base)
-    runs, lines = {}, []
-    for name, submitted, course in (("samples", samples, Course()), ("attacks", attacks, FIXTURE_COURSE)):
-        local = grade_all(submitted, base / f"local-{name}", 2, course, log=lambda line: None)
-        with DaskGrader(cluster.address, course, log=lines.append) as remote:
-            dask = grade_all(submitted, base / f"dask-{name}", 2, course, log=lines.append, remote=remote)
-        runs[name] = (local, dask, base / f"dask-{name}")
-    return runs, corpus_, lines
+def samples(cluster, graded_samples, tmp_path_factory):
+    """Lesson 01 of the shipped samples that conftest's local run graded, graded again through Dask."""
+    work, lines = tmp_path_factory.mktemp("dask-samples"), []
+    with DaskGrader(cluster.address, Course(), log=lines.append) as remote:
+        run = grade_all(graded_samples.submitted, work, 2, Course(), run_seed=None, log=lines.append,
+                        remote=remote, lessons={LESSON})
+    return run, work, lines
 
 
-def test_the_samples_get_through_dask_what_they_get_locally(both):
-    runs, _, _ = both
-    local, dask, work = runs["samples"]
-    assert len(dask) == 9 and _graded(dask) == _graded(local)
-    expected = lesson_samples(log=lambda line: None)[LESSON]
-    for result in dask:
+@pytest.fixture(scope="module")
+def attacks(cluster, tmp_path_factory):
+    base = tmp_path_factory.mktemp("dask-attacks")
+    corpus_ = _attacks(base / "submitted", base / "work-dask")
+    local = grade_all(base / "submitted", base / "work-local", 2, FIXTURE_COURSE, log=lambda line: None)
+    with DaskGrader(cluster.address, FIXTURE_COURSE, log=lambda line: None) as remote:
+        dask = grade_all(base / "submitted", base / "work-dask", 2, FIXTURE_COURSE, log=lambda line: None,
+                         remote=remote)
+    return local, dask, corpus_
+
+
+def test_the_samples_get_through_dask_what_they_get_locally(samples, graded_samples):
+    run, work, _ = samples
+    expected = graded_samples.samples[LESSON]
+    assert sorted(r["student"] for r in run) == sorted(f"sample_{name}" for name in expected)   # --lesson
+    local = [graded_samples.result(LESSON, r["student"].removeprefix("sample_")) for r in run]
+    assert _graded(run) == _graded(local)
+    for result in run:
         assert (result["status"], result["score"]) == ("graded", expected[result["student"].removeprefix("sample_")].score)
         assert result["worker"].startswith("tcp://127.0.0.1:")
         written = json.loads((work / "autograded" / result["student"] / LESSON / "result.json").read_text())
         assert written == result and (work / "autograded" / result["student"] / LESSON / f"{LESSON}.ipynb").is_file()
 
 
-def test_the_adversarial_corpus_gets_through_dask_what_it_gets_locally(both):
-    runs, corpus_, _ = both
-    local, dask, _ = runs["attacks"]
+def test_the_adversarial_corpus_gets_through_dask_what_it_gets_locally(attacks):
+    local, dask, corpus_ = attacks
     assert len(dask) == len(ATTACKS) and _graded(dask) == _graded(local)
     for result in dask:
         attack = corpus_[result["student"].removeprefix("sample_")]
@@ -160,14 +167,28 @@ def test_the_adversarial_corpus_gets_through_dask_what_it_gets_locally(both):
         assert attack.notes in "\n".join(result["notes"])
 
 
-def test_both_good_workers_graded_and_the_changed_one_was_refused(both, cluster):
-    runs, _, lines = both
-    used = {r["worker"] for local, dask, _ in runs.values() for r in dask if "worker" in r}
+def test_both_good_workers_graded_and_the_changed_one_was_refused(samples, attacks, cluster):
+    run, _, lines = samples
+    used = {r["worker"] for r in [*run, *attacks[1]] if "worker" in r}
     assert len(used) == 2
     refused = [line for line in lines if line.startswith("refused Dask worker")]
-    assert refused and all("its grader (grader code, convlab, solutions, checks or release) differs" in line
-                           and str(cluster.base / "changed-checkout") in line for line in refused), refused
-    assert not any(address in line for address in used for line in refused)
+    assert len(refused) == 1 and "its grader (grader code, convlab, solutions, checks or release) differs" \
+        in refused[0] and str(cluster.base / "changed-checkout") in refused[0], refused
+    assert not any(address in refused[0] for address in used)
+
+
+def test_the_command_line_grades_one_student_through_dask_then_keeps_it(cluster, graded_samples, tmp_path):
+    argv = [sys.executable, "-m", "autograder.grade", "autograde", "--submitted", str(graded_samples.submitted),
+            "--work", str(tmp_path), "--seed", "fixed", "--scheduler", cluster.address, "--student", "sample_full",
+            "--lesson", LESSON]
+    first = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "summary: 1 graded, 0 unreadable, 0 skipped, 0 grader faults" in first.stdout
+    assert [p.parent.name for p in tmp_path.glob("autograded/*/*/result.json")] == [LESSON]
+    again = subprocess.run([*argv, "--changed-only"], cwd=ROOT, capture_output=True, text=True)
+    assert again.returncode == 0 and "1 results kept from earlier runs" in again.stdout, again.stdout + again.stderr
+    unknown = subprocess.run([*argv[:-4], "--student", "nobody"], cwd=ROOT, capture_output=True, text=True)
+    assert unknown.returncode == 2 and "--student nobody: no such folder" in unknown.stderr
 
 
 def test_a_scheduler_without_workers_says_how_to_start_one(tmp_path):
@@ -181,12 +202,13 @@ def test_a_scheduler_without_workers_says_how_to_start_one(tmp_path):
 
 def test_an_unreachable_scheduler_is_named_in_the_message():
     with pytest.raises(DaskUnavailable, match="cannot reach the Dask scheduler at tcp://127.0.0.1:9"):
-        DaskGrader("tcp://127.0.0.1:9", Course(), log=lambda line: None)
+        DaskGrader("tcp://127.0.0.1:9", Course(), log=lambda line: None, connect_timeout=2)
 
 
-def test_a_worker_killed_mid_run_loses_nothing_and_grades_nothing_twice(cluster, both, tmp_path):
+def test_a_worker_killed_mid_run_loses_nothing_and_grades_nothing_twice(cluster, samples, attacks, tmp_path):
     submitted, work, lines = tmp_path / "submitted", tmp_path / "work", []
-    samples = lesson_samples(log=lambda line: None)[LESSON]
+    samples = {name: sample for name, sample in lesson_samples(log=lambda line: None)[LESSON].items()
+               if name in KILLED_RUN}
     write_samples(submitted, {LESSON: samples})
     from distributed import Client
     with Client(cluster.address, timeout=30, set_as_default=False) as client, \
