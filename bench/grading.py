@@ -57,7 +57,7 @@ def _dask_workers(count: int):
     thread each, on 127.0.0.1); its address. The workers import the grader from this checkout."""
     from distributed import LocalCluster
     with LocalCluster(n_workers=count, threads_per_worker=1, processes=True, host="127.0.0.1",
-                      dashboard_address=None) as cluster:
+                      dashboard_address=":0") as cluster:   # any free port: 8787 may be taken
         yield cluster.scheduler_address
 
 

@@ -19,6 +19,7 @@ import pytest
 
 pytest.importorskip("distributed")
 
+from autograder import grade                                                      # noqa: E402
 from autograder.grader.course import Course                                     # noqa: E402
 from autograder.grader.distributed import DaskGrader, DaskUnavailable             # noqa: E402
 from autograder.grader.engine import grade_all                                    # noqa: E402
@@ -177,18 +178,29 @@ def test_both_good_workers_graded_and_the_changed_one_was_refused(samples, attac
     assert not any(address in refused[0] for address in used)
 
 
-def test_the_command_line_grades_one_student_through_dask_then_keeps_it(cluster, graded_samples, tmp_path):
-    argv = [sys.executable, "-m", "autograder.grade", "autograde", "--submitted", str(graded_samples.submitted),
-            "--work", str(tmp_path), "--seed", "fixed", "--scheduler", cluster.address, "--student", "sample_full",
-            "--lesson", LESSON]
-    first = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True)
-    assert first.returncode == 0, first.stdout + first.stderr
-    assert "summary: 1 graded, 0 unreadable, 0 skipped, 0 grader faults" in first.stdout
-    assert [p.parent.name for p in tmp_path.glob("autograded/*/*/result.json")] == [LESSON]
-    again = subprocess.run([*argv, "--changed-only"], cwd=ROOT, capture_output=True, text=True)
-    assert again.returncode == 0 and "1 results kept from earlier runs" in again.stdout, again.stdout + again.stderr
-    unknown = subprocess.run([*argv[:-4], "--student", "nobody"], cwd=ROOT, capture_output=True, text=True)
-    assert unknown.returncode == 2 and "--student nobody: no such folder" in unknown.stderr
+def test_the_command_line_stops_on_ctrl_c_and_goes_on_where_it_stopped(cluster, graded_samples, tmp_path, capsys):
+    students = ["--student", "sample_full", "--student", "sample_blank", "--student", "sample_stride_ignored"]
+    args = ["autograde", "--submitted", str(graded_samples.submitted), "--work", str(tmp_path), "--seed", "fixed",
+            "--scheduler", cluster.address]
+    proc = subprocess.Popen([sys.executable, "-m", "autograder.grade", *args, *students, "--lesson", LESSON], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    for line in proc.stdout:
+        if line.rstrip().endswith("graded"):
+            break
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and "interrupted: every result finished so far is in" in err, out + err
+    kept = len(list(tmp_path.glob(f"autograded/*/{LESSON}/result.json")))
+    assert 1 <= kept <= 3
+    assert grade.main([*args, *students, "--lesson", LESSON, "--changed-only"]) == 0   # the same command again
+    out = capsys.readouterr().out
+    assert f"{kept} results kept from earlier runs" in out and "summary: 3 graded, 0 unreadable" in out
+    assert sorted(p.parent.name for p in tmp_path.glob("autograded/*/*/result.json")) == [LESSON] * 3
+    assert grade.main([*args, "--student", "nobody"]) == 2
+    assert "--student nobody: no such folder" in capsys.readouterr().err
+    assert grade.main([*args, "--lesson", "07_nothing"]) == 2
+    assert "--lesson 07_nothing: no such lesson (the lessons are 01_conv_forward" in capsys.readouterr().err
 
 
 def test_a_scheduler_without_workers_says_how_to_start_one(tmp_path):
