@@ -248,3 +248,15 @@ def test_a_worker_killed_mid_run_loses_nothing_and_grades_nothing_twice(cluster,
     reported = [line for line in lines if " 01_conv_forward " in line]
     assert len(reported) == len(samples) and len({line.split()[0] for line in reported}) == len(samples)
     assert {r["worker"] for r in run} <= {names["w1"], names["w2"]} and names["w2"] in {r["worker"] for r in run}
+
+
+def test_a_worker_is_refused_for_each_difference_with_what_to_do():
+    from autograder.grader.distributed import refusal, worker_identity
+    mine = worker_identity(FIXTURE_COURSE)
+    assert refusal(mine, dict(mine)) is None
+    assert "cannot load ConvLab's grader (ModuleNotFoundError: no autograder)" in \
+        refusal(mine, ModuleNotFoundError("no autograder"))
+    assert "it cannot sandbox: bwrap is not installed" in refusal(mine, {**mine, "problem": "bwrap is not installed"})
+    assert "numpy 1.0, this machine" in refusal(mine, {**mine, "numpy": "1.0"})
+    changed = refusal(mine, {**mine, "versions": {lesson: "0" * 16 for lesson in mine["versions"]}})
+    assert f"{FIXTURE_LESSON} (version there {'0' * 16}, here {mine['versions'][FIXTURE_LESSON]})" in changed
