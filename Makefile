@@ -22,7 +22,7 @@ endif
 endif
 endif
 
-.PHONY: fairness help venv lab test release check-release samples autograde feedback grades report similarity bench system-deps oracle clean
+.PHONY: fairness help venv lab test release check-release samples autograde scheduler worker feedback grades report similarity bench system-deps oracle clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -65,8 +65,17 @@ check-release: $(STAMP)  ## fail if course/ differs from a fresh build
 samples: $(STAMP)  ## put the shipped sample submissions into $(SUBMITTED), as if collected
 	$(PY) -m autograder.samples --out $(SUBMITTED)
 
-autograde: $(STAMP)  ## grade every submission under $(SUBMITTED), $(JOBS) at a time, in the sandbox
-	$(PY) -m autograder.grade autograde --submitted $(SUBMITTED) --work $(WORK) --jobs $(JOBS) $(if $(SEED),--seed $(SEED)) $(if $(REGRADE),--regrade)
+autograde: $(STAMP)  ## grade every submission under $(SUBMITTED), $(JOBS) at a time, in the sandbox (SCHEDULER=tcp://host:8786: on Dask workers)
+	$(PY) -m autograder.grade autograde --submitted $(SUBMITTED) --work $(WORK) --jobs $(JOBS) $(if $(SEED),--seed $(SEED)) $(if $(REGRADE),--regrade) \
+		$(if $(CHANGED_ONLY),--changed-only) $(if $(SCHEDULER),--scheduler $(SCHEDULER)) $(foreach s,$(STUDENT),--student $(s)) $(foreach l,$(LESSON),--lesson $(l))
+
+scheduler: $(STAMP)  ## start a Dask scheduler here for `make autograde SCHEDULER=...` (private network only: docs/grading.md)
+	$(VENV)/bin/dask scheduler --port $(or $(PORT),8786)
+
+worker: $(STAMP)  ## start a Dask grading worker in this checkout for SCHEDULER=tcp://host:8786, $(JOBS) sandboxes at a time
+	@[ -n "$(SCHEDULER)" ] || { echo "make worker needs SCHEDULER=tcp://host:8786 (the address \`make scheduler\` printed)"; exit 2; }
+	@$(PY) -m autograder.grade sandbox
+	PYTHONPATH=$(CURDIR) $(VENV)/bin/dask worker $(SCHEDULER) --nthreads $(JOBS)
 
 feedback: $(STAMP)  ## write one HTML feedback file per student and lesson
 	$(PY) -m autograder.grade feedback --work $(WORK)

@@ -1,6 +1,7 @@
 """The instructor's grading commands (see docs/grading.md):
 
-    python -m autograder.grade autograde --submitted DIR --work WORK [--jobs N]
+    python -m autograder.grade autograde --submitted DIR --work WORK [--jobs N] [--scheduler tcp://HOST:8786]
+                                         [--student S] [--lesson L] [--changed-only | --regrade]
     python -m autograder.grade feedback --work WORK
     python -m autograder.grade grades --work WORK
     python -m autograder.grade sandbox
@@ -15,6 +16,7 @@ prints the one line saying which sandbox mode this machine and user get, or why 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import secrets
 import sys
@@ -37,6 +39,24 @@ def _seed(text: str) -> int | str:
         raise argparse.ArgumentTypeError(f"--seed must be a whole number or 'fixed', not {text!r}") from None
 
 
+def unknown_filters(args: argparse.Namespace, course: Course) -> str | None:
+    """Why --student or --lesson names nothing to grade, or None."""
+    lessons = course.lessons()
+    if bad := sorted(set(args.lesson or ()) - set(lessons)):
+        return f"--lesson {', '.join(bad)}: no such lesson (the lessons are {', '.join(lessons)})"
+    if bad := sorted(s for s in set(args.student or ()) if not (args.submitted / s).is_dir()):
+        return f"--student {', '.join(bad)}: no such folder in {args.submitted}"
+    return None
+
+
+def _remote(scheduler: str | None, course: Course):
+    """A DaskGrader on `scheduler` (Dask is imported only then), else nothing."""
+    if scheduler is None:
+        return contextlib.nullcontext()
+    from autograder.grader.distributed import DaskGrader
+    return DaskGrader(scheduler, course)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -44,8 +64,15 @@ def main(argv: list[str] | None = None) -> int:
     autograde.add_argument("--submitted", type=Path, required=True, help="DIR/<student>/<lesson>/<lesson>.ipynb")
     autograde.add_argument("--work", type=Path, required=True, help="where results, feedback and grades go")
     autograde.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="submissions graded at once")
-    autograde.add_argument("--regrade", action="store_true",
-                           help="grade every submission again, also those with a result of the same notebook and grader")
+    again = autograde.add_mutually_exclusive_group()
+    again.add_argument("--regrade", action="store_true",
+                       help="grade every submission again, also those with a result of the same notebook and grader")
+    again.add_argument("--changed-only", action="store_true", help="grade only submissions whose notebook or "
+                       "grader changed since their last complete result (the default; says so explicitly)")
+    autograde.add_argument("--student", action="append", help="grade only this student (repeatable)")
+    autograde.add_argument("--lesson", action="append", help="grade only this lesson (repeatable)")
+    autograde.add_argument("--scheduler", help="a Dask scheduler, tcp://host:8786: grade on its workers "
+                           "(docs/grading.md); each worker runs the course checkout of the same commit")
     autograde.add_argument("--seed", type=_seed, help="the hidden checks' random inputs: a number (a new one is "
                            "drawn for every run and printed; pass it to reproduce a run's grades) or 'fixed' "
                            "(each lesson's fixed inputs, as the shipped samples' expected scores use)")
@@ -72,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
                   "(`make samples` puts the shipped samples there)", file=sys.stderr)
             return 2
         try:
-            detect_mode()   # a machine that cannot sandbox is told so before anything else
+            args.scheduler or detect_mode()   # a machine that cannot sandbox is told so before anything else
         except SandboxUnavailable as exc:
             print(exc, file=sys.stderr)
             return 2
@@ -83,14 +110,24 @@ def main(argv: list[str] | None = None) -> int:
         if not 1 <= args.jobs <= 512:
             parser.error("--jobs must be between 1 and 512")
         course = Course(**{k: getattr(args, k) for k in ("solutions", "release", "checks") if getattr(args, k)})
+        if problem := unknown_filters(args, course):
+            print(problem, file=sys.stderr)
+            return 2
         try:
             seed = secrets.randbelow(2**32) if args.seed is None else args.seed
             print(f"hidden-check inputs: seed {seed} (`--seed {seed}` reproduces these grades)")
-            run = grade_all(args.submitted, args.work, args.jobs, course, run_seed=None if seed == "fixed" else seed,
-                            progress=True, regrade=args.regrade)
+            with _remote(args.scheduler, course) as remote:
+                run = grade_all(args.submitted, args.work, args.jobs, course, run_seed=None if seed == "fixed" else seed,
+                                progress=True, regrade=args.regrade, remote=remote,
+                                students=set(args.student) if args.student else None,
+                                lessons=set(args.lesson) if args.lesson else None)
         except (SandboxUnavailable, CourseError) as exc:
             print(exc, file=sys.stderr)
             return 2
+        except KeyboardInterrupt:
+            print(f"interrupted: every result finished so far is in {args.work / 'autograded'}; the same command "
+                  "goes on where this run stopped", file=sys.stderr)
+            return 130
         if not run and not run.ignored:
             print(f"no submissions found in {args.submitted}: expected {args.submitted}/{LAYOUT}", file=sys.stderr)
             return 2

@@ -2,12 +2,15 @@
 (`python -m autograder.grade autograde --jobs <cores>`) next to plain serial `nbgrader autograde`,
 measured one after the other on the same submissions (copies of lesson 01's shipped samples).
 
-ConvLab's grader is also timed with one job, to show what the sandbox costs per submission.
+ConvLab's grader is also timed with one job, to show what the sandbox costs per submission, and
+on a local Dask cluster with one and with two workers of one thread each (`--scheduler`), with
+the scaling efficiency: the two workers' rate over twice the one worker's.
 Both run with CONVLAB_FAST=1 and the same notebooks; nbgrader gets a throwaway course folder with
 the lesson's source notebook, generate_assignment run beforehand (not timed).
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import statistics
@@ -48,6 +51,16 @@ def _run(argv: list[str], cwd: Path, env: dict) -> float:
     return time.perf_counter() - started
 
 
+@contextlib.contextmanager
+def _dask_workers(count: int):
+    """A local Dask cluster (distributed.LocalCluster: a scheduler and `count` worker processes of one
+    thread each, on 127.0.0.1); its address. The workers import the grader from this checkout."""
+    from distributed import LocalCluster
+    with LocalCluster(n_workers=count, threads_per_worker=1, processes=True, host="127.0.0.1",
+                      dashboard_address=":0") as cluster:   # any free port: 8787 may be taken
+        yield cluster.scheduler_address
+
+
 def measure(copies: int = COPIES, jobs: int | None = None, rounds: int = ROUNDS) -> dict:
     jobs = jobs or os.cpu_count() or 1
     env = dict(os.environ, CONVLAB_FAST="1", PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
@@ -71,13 +84,24 @@ def measure(copies: int = COPIES, jobs: int | None = None, rounds: int = ROUNDS)
         def theirs() -> float:
             return _run([sys.executable, "-m", "nbgrader", "autograde", LESSON, "--force"], course, nb_env)
 
-        # interleaved rounds, medians: the machine's load drifts less between the three than across runs
-        times = [(ours(jobs), ours(1), theirs()) for _ in range(rounds)]
-    parallel, serial, nbgrader = (statistics.median(column) for column in zip(*times))
+        def on_dask(address: str) -> float:
+            return _run([sys.executable, "-m", "autograder.grade", "autograde", "--submitted",
+                         str(root / "submitted"), "--work", str(root / "work"), "--scheduler", address, "--regrade"],
+                        ROOT, env)
+
+        # interleaved rounds, medians: the machine's load drifts less between the runs than across runs
+        with _dask_workers(1) as one, _dask_workers(2) as two:
+            times = [(ours(jobs), ours(1), theirs(), on_dask(one), on_dask(two)) for _ in range(rounds)]
+    parallel, serial, nbgrader, dask1, dask2 = (statistics.median(column) for column in zip(*times))
     rate, baseline = 60 * count / parallel, 60 * count / nbgrader
     return {"lesson": LESSON, "submissions": count, "jobs": jobs, "rounds": rounds,
             "convlab_seconds": round(parallel, 1), "nbgrader_seconds": round(nbgrader, 1),
             "convlab_per_minute": round(rate, 1), "convlab_serial_per_minute": round(60 * count / serial, 1),
+            "dask_1_worker_per_minute": round(60 * count / dask1, 1),
+            "dask_2_workers_per_minute": round(60 * count / dask2, 1),
+            # 1.0: two workers grade twice as fast as one; on 2 cores shared with the instructor's
+            # process and the scheduler it cannot reach that (docs/grading.md, Throughput)
+            "dask_scaling_efficiency": round(dask1 / (2 * dask2), 2),
             "nbgrader_per_minute": round(baseline, 1),
             "ratio": round(rate / baseline, 2), "goal_ratio": GOAL, "met": rate / baseline >= GOAL}
 

@@ -286,19 +286,20 @@ def _other_lesson(nb: dict, lesson: str, signatures: dict[str, set[str]]) -> str
             f"{lesson}: submit {lesson}.ipynb in the folder {lesson}/ and {best}.ipynb in the folder {best}/")
 
 
-def grade_submission(plan: LessonPlan, student: str, path: Path, jobs_root: Path, probes_dir: Path,
-                     slot: int, limits: Limits, mode: Mode = Mode("uid", 0),
-                     signatures: dict[str, set[str]] | None = None) -> tuple[dict, list[Cell], Execution | None]:
-    try:
-        if not path.exists() and not path.is_symlink() and (deeper := _notebooks_below(path.parent)):
-            raise Unreadable(f"no {path.name} in {plan.lesson}/; found {', '.join(deeper)} in a subfolder: "
-                             f"put the notebook directly in {plan.lesson}/ as {plan.lesson}.ipynb")
-        submission = read_submission(path, plan.lesson)
-        if signatures and (problem := _other_lesson(submission, plan.lesson, signatures)):
-            raise Unreadable(problem)
-        cells = reconstruct(plan.release, submission, plan.lesson)
-    except Unreadable as exc:
-        return not_graded(student, plan.lesson, plan.points, "unreadable", str(exc)), [], None
+def read_cells(plan: LessonPlan, path: Path, signatures: dict[str, set[str]] | None = None) -> list[Cell]:
+    """The submission rebuilt from the trusted release (Unreadable when it cannot be graded)."""
+    if not path.exists() and not path.is_symlink() and (deeper := _notebooks_below(path.parent)):
+        raise Unreadable(f"no {path.name} in {plan.lesson}/; found {', '.join(deeper)} in a subfolder: "
+                         f"put the notebook directly in {plan.lesson}/ as {plan.lesson}.ipynb")
+    submission = read_submission(path, plan.lesson)
+    if signatures and (problem := _other_lesson(submission, plan.lesson, signatures)):
+        raise Unreadable(problem)
+    return reconstruct(plan.release, submission, plan.lesson)
+
+
+def run_cells(plan: LessonPlan, student: str, cells: list[Cell], jobs_root: Path, probes_dir: Path, slot: int,
+              limits: Limits, mode: Mode = Mode("uid", 0)) -> tuple[dict, Execution]:
+    """Run a rebuilt submission in a fresh sandbox and score it."""
     code = [cell for cell in cells if cell.cell_type == "code"]
     job_dir = Path(tempfile.mkdtemp(dir=jobs_root))
     job_dir.chmod(0o755)
@@ -312,7 +313,29 @@ def grade_submission(plan: LessonPlan, student: str, path: Path, jobs_root: Path
         shutil.rmtree(job_dir, ignore_errors=True)
         shutil.rmtree(job_dir.parent / f"{job_dir.name}-probes", ignore_errors=True)
     parts = score(plan, ex)
-    return _result(plan, student, "graded", sum(p["score"] for p in parts), parts, ex.notes, ex.console), cells, ex
+    return _result(plan, student, "graded", sum(p["score"] for p in parts), parts, ex.notes, ex.console), ex
+
+
+def grader_fault(plan: LessonPlan, student: str, problem: str) -> dict:
+    """The result of a submission the grader failed on (not the student's fault): score 0, status error."""
+    return _result(plan, student, "error", 0.0, [], [f"grader error, not the student's fault: {problem}"])
+
+
+def sandboxed(plan: LessonPlan, student: str, cells: list[Cell], jobs_root: Path, probes_dir: Path, slot: int,
+              limits: Limits, mode: Mode, log: Callable[[str], None] = print) -> tuple[dict, dict | None]:
+    """run_cells with what every sandboxed result records (a grader failure becomes an "error" result);
+    the result and the executed notebook. The local pool and a Dask worker (distributed.py) both call it."""
+    started = time.monotonic()
+    try:
+        result, ex = run_cells(plan, student, cells, jobs_root, probes_dir, slot, limits, mode)
+        notebook = report.executed_notebook(cells, ex) if cells else None
+    except Exception as exc:  # noqa: BLE001 - one submission's grader failure never stops the others
+        result, notebook = grader_fault(plan, student, str(exc)), None
+        log(traceback.format_exc())
+    if mode.name == "uid":
+        result.update(sandbox_uid=BASE_UID + slot)
+    result.update(sandbox_mode=mode.name, seconds=round(time.monotonic() - started, 2))
+    return result, notebook
 
 
 def _visible(folder: Path) -> list[Path]:
@@ -451,6 +474,18 @@ def discover(submitted: Path, lessons: list[str], log: Callable[[str], None] = p
     return found, ignored
 
 
+def _completed(futures: dict, pool: ThreadPoolExecutor, remote):
+    """as_completed; on Ctrl-C, what was not started is dropped (and the remote runs cancelled) so
+    that the run stops soon: every result finished so far is written, and the next run reuses it."""
+    try:
+        yield from as_completed(futures)
+    except KeyboardInterrupt:
+        pool.shutdown(wait=False, cancel_futures=True)
+        if remote:
+            remote.cancel()
+        raise
+
+
 class GradingRun(list):
     """The results (list of result dicts), with what was found but could not be given a result."""
 
@@ -485,16 +520,25 @@ def _signatures(course: Course) -> dict[str, set[str]]:
 
 def grade_all(submitted: Path, work: Path, jobs: int, course: Course = Course(), limits: Limits = Limits(),
               run_seed: int | None = None, log: Callable[[str], None] = print,
-              progress: bool = False, regrade: bool = False) -> GradingRun:
+              progress: bool = False, regrade: bool = False, students: set[str] | None = None,
+              lessons: set[str] | None = None, remote=None) -> GradingRun:
     """Grade every submission under `submitted`, `jobs` at a time; write work/autograded/...; return
     the results. `progress`: a tqdm bar on a terminal's stderr, and n/N, elapsed and time left on
     every line. A submission whose result is complete and whose notebook and grader are unchanged
-    keeps that result (autograder.grader.resume) unless `regrade`."""
-    mode = require_sandbox()
-    log(mode.describe(jobs))
+    keeps that result (autograder.grader.resume) unless `regrade`. `students`, `lessons`: grade only
+    those. `remote` (a distributed.DaskGrader): each sandboxed run happens on a Dask worker instead
+    of here, remote.jobs at a time; everything else, and every write, stays in this process."""
+    mode = remote.mode if remote else require_sandbox()
+    log(remote.describe() if remote else mode.describe(jobs))
+    jobs = remote.jobs if remote else jobs
     resume.remove_leftovers(log)
     signatures = _signatures(course)
     found, ignored = discover(submitted, course.lessons(), log, signatures)
+    if students is not None or lessons is not None:
+        found = [f for f in found if (students is None or f.student in students)
+                 and (lessons is None or f.lesson in lessons)]
+        ignored = [line for line in ignored if lessons is None and students is not None
+                   and any(line.startswith(f"skipped {submitted / student}") for student in students)]
     for group in report.lookalike_ids([f.student for f in found]):
         log("student folders " + ", ".join(report.printable(ascii(s)) for s in group) + " look the same but differ in "
             "their Unicode normalisation: they are graded as different students; rename one")
@@ -503,13 +547,21 @@ def grade_all(submitted: Path, work: Path, jobs: int, course: Course = Course(),
     slots: queue.Queue[int] = queue.Queue()
     versions = {lesson: resume.grader_version(course, lesson) for lesson in graded_lessons}
     reused: list[str] = []
-    with claimed_slots(jobs, mode) as claimed, resume.grading_folder() as tmp:
+    with claimed_slots(0 if remote else jobs, mode) as claimed, resume.grading_folder() as tmp:
         for slot in claimed:
             slots.put(slot)
         root = Path(tmp)
-        for lesson, plan in plans.items():
+        for lesson, plan in plans.items() if not remote else ():
             plan.write_probes(root / "probes" / lesson)
         (root / "jobs").mkdir()
+
+        def grade_here(plan: LessonPlan, student: str, cells: list[Cell]) -> tuple[dict, dict | None]:
+            slot = slots.get()
+            try:
+                return sandboxed(plan, student, cells, root / "jobs", root / "probes" / plan.lesson, slot, limits,
+                                 mode, log)
+            finally:
+                slots.put(slot)
 
         def grade_one(item: Found) -> dict:
             student, lesson, path = item.student, item.lesson, item.path
@@ -523,23 +575,19 @@ def grade_all(submitted: Path, work: Path, jobs: int, course: Course = Course(),
                                                            print_)):
                 reused.append(student)
                 return earlier
-            slot = slots.get()
-            started = time.monotonic()
             try:
-                result, cells, ex = grade_submission(plans[lesson], student, path, root / "jobs",
-                                                     root / "probes" / lesson, slot, limits, mode, signatures)
+                cells = read_cells(plans[lesson], path, signatures)
+            except Unreadable as exc:
+                result, notebook = not_graded(student, lesson, plans[lesson].points, "unreadable", str(exc)), None
+                result.update(sandbox_mode=mode.name, seconds=0.0)
             except Exception as exc:  # noqa: BLE001 - one submission's grader failure never stops the others
-                result, cells, ex = _result(plans[lesson], student, "error", 0.0, [],
-                                            [f"grader error, not the student's fault: {exc}"]), [], None
+                result, notebook = grader_fault(plans[lesson], student, str(exc)), None
                 log(traceback.format_exc())
-            finally:
-                slots.put(slot)
-            if mode.name == "uid":
-                result.update(sandbox_uid=BASE_UID + slot)
-            result.update(sandbox_mode=mode.name, seconds=round(time.monotonic() - started, 2),
-                          seed="fixed" if run_seed is None else run_seed)
-            result["fingerprint"] = print_
-            report.write_result(work, result, cells, ex)
+            else:
+                result, notebook = remote(plans[lesson], student, cells, limits, run_seed) if remote else \
+                    grade_here(plans[lesson], student, cells)
+            result.update(seed="fixed" if run_seed is None else run_seed, fingerprint=print_)
+            report.write_outcome(work, result, notebook)
             return result
 
         results: list[tuple[int, dict]] = []
@@ -549,7 +597,7 @@ def grade_all(submitted: Path, work: Path, jobs: int, course: Course = Course(),
                    bar_format="{n_fmt}/{total_fmt} |{bar}| {elapsed} elapsed, {remaining} left")
         with bar, ThreadPoolExecutor(max_workers=jobs) as pool:
             futures = {pool.submit(grade_one, item): n for n, item in enumerate(found)}
-            for future in as_completed(futures):
+            for future in _completed(futures, pool, remote):
                 result = future.result()
                 results.append((futures[future], result))
                 bar.update(1)

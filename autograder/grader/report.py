@@ -30,12 +30,17 @@ def result_dir(work: Path, student: str, lesson: str) -> Path:
 
 def write_result(work: Path, result: dict, cells: list, ex) -> None:
     """result.json and, when the notebook ran, the executed notebook."""
+    write_outcome(work, result, executed_notebook(cells, ex) if cells else None)
+
+
+def write_outcome(work: Path, result: dict, notebook: dict | None) -> None:
+    """result.json and the executed notebook (an executed_notebook, when it ran)."""
     folder = result_dir(work, result["student"], result["lesson"])
     if folder.exists():
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
-    if cells:
-        _write(folder / f"{result['lesson']}.ipynb", json.dumps(executed_notebook(cells, ex), indent=1))
+    if notebook is not None:
+        _write(folder / f"{result['lesson']}.ipynb", json.dumps(notebook, indent=1))
     _write(folder / "result.json", json.dumps(result, indent=1))
 
 
