@@ -13,9 +13,9 @@
 # %% [markdown]
 # # Transposed convolution: zeros in between, then a full convolution
 #
-# A convolution with stride $s$, padding $p$ and dilation $d$ turns an $H_{out}$-sized input into an
-# $H_{in}$-sized output; its **transpose** goes back the other way, with
-# $H_{out} = (H_{in} - 1)\,s - 2p + d\,(K - 1) + \text{output\_padding} + 1$.
+# A convolution with stride $s$, padding $p$ and dilation $d$ turns an input $x$ of size $H_x$ into an
+# output $y$ of size $H_y$; its **transpose** goes back the other way, from $H_y$ values to
+# $H_x = (H_y - 1)\,s - 2p + d\,(K - 1) + \text{output\_padding} + 1$.
 # It is computed by inserting $s - 1$ zeros between neighbouring inputs, padding by the dilated
 # kernel's span minus one, sliding the 180°-rotated kernel over that grid (a full convolution) and
 # cropping $p$ off each side. That is exactly $dL/dX$ of a convolution (lesson 03), with the input

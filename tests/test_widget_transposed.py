@@ -130,11 +130,11 @@ def test_widget_sliders_change_the_rendered_frame():
     sliders = {c.description: c for box in root.children[:-1] for c in box.children if hasattr(c, "description")}
     frames = [view.value]
     for description, value in [("output cell", 3), ("stride", 3), ("output padding", 2), ("dilation", 2),
-                               ("padding", 1), ("kernel K", 2), ("input size H_in", 3), ("stride", 1)]:
+                               ("padding", 1), ("kernel K", 2), ("input size H_y", 3), ("stride", 1)]:
         sliders[description].value = value
         frames.append(view.value)
     assert sliders["output padding"].value == 0, "output padding must follow the stride down to stay below it"
     assert all(a != b for a, b in itertools.pairwise(frames))
     assert all("the same terms ✓" in frame and "as dL/dX" in frame and "✗" not in frame for frame in frames)
-    sliders["padding"].value, sliders["kernel K"].value, sliders["input size H_in"].value = 2, 1, 1
+    sliders["padding"].value, sliders["kernel K"].value, sliders["input size H_y"].value = 2, 1, 1
     assert "lower the padding" in view.value

@@ -227,8 +227,9 @@ def render_plan(plan: TransposedPlan, position: int, student: tuple[np.ndarray |
     value = sum(t.y * t.w for t in window)
     numbers = " + ".join(f"({_fmt(t.y)})·({_fmt(t.w)})" for t in window)
     H_y, K = plan.y.shape[0], plan.w.shape[0]
-    lines = [f"<div class='tc-eq'>H_out = (H_in − 1)·stride − 2·pad + dilation·(K − 1) + output_pad + 1 = "
-             f"({H_y} − 1)·{plan.stride} − 2·{pad} + {plan.dilation}·({K} − 1) + {plan.output_pad} + 1 = <b>{H_x}</b></div>",
+    lines = [f"<div class='tc-eq'>output size H_x = (H_y − 1)·stride − 2·pad + dilation·(K − 1) + output_pad + 1 = "
+             f"({H_y} − 1)·{plan.stride} − 2·{pad} + {plan.dilation}·({K} − 1) + {plan.output_pad} + 1 = <b>{H_x}</b>, "
+             "the size of the forward convolution's input x</div>",
              f"<div class='tc-eq'>full convolution: z[{r},{c}] = Σ window·rot180(w) = {_products(window)}"
              f"{' = ' + numbers if window else ''} = <b>{_fmt(value)}</b></div>",
              f"<div class='tc-eq'>forward convolution: x[{r},{c}] is read by {_products(forward)} "
@@ -264,7 +265,7 @@ def transposed_widget(dx_fn: Callable | None = None):
         return widgets.IntSlider(value=value, min=lo, max=hi, description=description,
                                  style={"description_width": "initial"}, layout=widgets.Layout(width="240px"))
 
-    size, kernel, stride = slider("input size H_in", 1, 4, 2), slider("kernel K", 1, 3, 3), slider("stride", 1, 3, 2)
+    size, kernel, stride = slider("input size H_y", 1, 4, 2), slider("kernel K", 1, 3, 3), slider("stride", 1, 3, 2)
     pad, output_pad, dilation = slider("padding", 0, 2, 0), slider("output padding", 0, 1, 0), slider("dilation", 1, 3, 1)
     position = slider("output cell", 0, 0, 0)
     play = widgets.Play(min=0, max=0, interval=800, description="Play")
