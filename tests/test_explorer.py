@@ -6,11 +6,7 @@ test-artifacts/explorer/ (latency is reported, not asserted: performance goals b
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import time
-import urllib.request
 
 import jupytext
 import numpy as np
@@ -19,6 +15,7 @@ import pytest
 from autograder import build
 from autograder.tests.test_leaks import _secrets
 from explorer.serve import build_pages, page_sources, voila_command
+from tests.serving import serving
 from tests.test_browser import _RENDERED, _free_port, browser  # noqa: F401 - browser is a fixture
 
 ARTIFACTS = build.ROOT / "test-artifacts" / "explorer"
@@ -32,27 +29,9 @@ def explorer(tmp_path_factory):
     folder = tmp_path_factory.mktemp("explorer")
     build_pages(folder)
     port, log_path = _free_port(), folder / "voila.log"
-    log = open(log_path, "w")
-    server = subprocess.Popen(voila_command(folder, port), stdout=log, stderr=subprocess.STDOUT,
-                              start_new_session=True, cwd=folder)
     base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(120):
-            try:
-                urllib.request.urlopen(base + "/", timeout=1)
-                break
-            except OSError:
-                if server.poll() is not None:
-                    raise RuntimeError("Voilà exited:\n" + log_path.read_text())
-                time.sleep(0.5)
-        else:
-            raise RuntimeError("Voilà did not start in 60 s:\n" + log_path.read_text())
+    with serving(voila_command(folder, port), base + "/", log_path, "Voilà", cwd=folder):
         yield base, log_path
-    finally:
-        if server.poll() is None:
-            os.killpg(server.pid, 15)
-            server.wait(timeout=30)
-        log.close()
 
 
 @pytest.fixture(scope="module")
