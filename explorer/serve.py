@@ -47,10 +47,15 @@ def build_pages(out: Path = BUILD) -> list[Path]:
     return pages
 
 
-def voila_command(folder: Path, port: int) -> list[str]:
-    """Voilà serving every notebook of `folder` on 127.0.0.1 only, sources stripped, no browser opened."""
+def voila_command(folder: Path, port: int, cull_after_s: int = 60) -> list[str]:
+    """Voilà serving every notebook of `folder` on 127.0.0.1 only, sources stripped, no browser opened.
+    A page's kernel is ended `cull_after_s` seconds after the page was closed (Voilà leaves it running
+    otherwise, so a learner browsing the pages would pile up kernels); open pages keep theirs."""
     return [sys.executable, "-m", "voila", str(folder), "--no-browser", "--Voila.ip=127.0.0.1", f"--port={port}",
-            "--strip_sources=True", "--VoilaConfiguration.show_tracebacks=False"]
+            "--strip_sources=True", "--VoilaConfiguration.show_tracebacks=False",
+            f"--MappingKernelManager.cull_idle_timeout={cull_after_s}",
+            f"--MappingKernelManager.cull_interval={max(cull_after_s // 6, 1)}",
+            "--MappingKernelManager.cull_connected=False"]
 
 
 def main(argv: list[str] | None = None) -> None:

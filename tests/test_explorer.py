@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 
 import jupytext
 import numpy as np
@@ -20,6 +21,7 @@ from tests.test_browser import _RENDERED, _free_port, browser  # noqa: F401 - br
 
 ARTIFACTS = build.ROOT / "test-artifacts" / "explorer"
 MOVES_PER_WIDGET = 10
+CULL_AFTER_S = 10         # a closed page's kernel ends this long after (make explore: 60 s)
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
@@ -30,7 +32,7 @@ def explorer(tmp_path_factory):
     build_pages(folder)
     port, log_path = _free_port(), folder / "voila.log"
     base = f"http://127.0.0.1:{port}"
-    with serving(voila_command(folder, port), base + "/", log_path, "Voilà", cwd=folder):
+    with serving(voila_command(folder, port, cull_after_s=CULL_AFTER_S), base + "/", log_path, "Voilà", cwd=folder):
         yield base, log_path
 
 
@@ -115,12 +117,12 @@ def test_page_renders_its_widgets_without_code_and_each_reacts_to_a_slider(explo
 
 
 def test_every_page_opened_gets_a_kernel_of_its_own(explorer, browser):
-    """Voilà starts one kernel per page view: no state carries over from one page to the next."""
+    """Voilà starts one kernel per page view and ends it with the page: no state carries over."""
     base, log_path = explorer
     started_before = re.findall(r"Kernel started: ([0-9a-f-]+)", log_path.read_text())
     context = browser.new_context()
     try:
-        for source in page_sources()[:2] * 2:
+        for source in page_sources()[:2] + page_sources()[:1]:      # two pages, then the first again
             page = context.new_page()
             page.goto(f"{base}/voila/render/{source.stem}.ipynb")
             page.locator(".convlab-widget").first.wait_for(state="visible", timeout=90_000)
@@ -128,7 +130,13 @@ def test_every_page_opened_gets_a_kernel_of_its_own(explorer, browser):
     finally:
         context.close()
     started = re.findall(r"Kernel started: ([0-9a-f-]+)", log_path.read_text())[len(started_before):]
-    assert len(started) == 4 and len(set(started)) == 4, f"4 page views started kernels {started}"
+    assert len(started) == 3 and len(set(started)) == 3, f"3 page views started the kernels {started}"
+    for _ in range(2 * (CULL_AFTER_S + 20)):   # and each kernel ends once its page is closed
+        if set(started) <= set(re.findall(r"Kernel shutdown: ([0-9a-f-]+)", log_path.read_text())):
+            break
+        time.sleep(0.5)
+    else:
+        raise AssertionError(f"kernels of closed pages still running {CULL_AFTER_S + 20} s later: {started}")
 
 
 def test_without_javascript_a_page_says_what_it_shows(explorer, browser):
