@@ -185,7 +185,10 @@ def _save(page, path: Path) -> dict:
     page.locator(".jp-Notebook").first.click(position={"x": 5, "y": 5})
     page.keyboard.press("Control+s")
     for _ in range(40):
-        nb = json.loads(path.read_text())
+        try:
+            nb = json.loads(path.read_text())
+        except json.JSONDecodeError:       # caught while JupyterLab was still writing it
+            nb = {"cells": []}
         if any(c.get("execution_count") for c in nb["cells"] if c["cell_type"] == "code"):
             return nb
         time.sleep(0.5)
