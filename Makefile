@@ -41,6 +41,10 @@ venv: $(STAMP)  ## create .venv with the pinned packages (done by lab and test w
 lab: $(STAMP)  ## start JupyterLab on the student release in course/
 	$(VENV)/bin/jupyter lab --notebook-dir=course $(if $(filter 0,$(shell id -u)),--allow-root)
 
+.PHONY: explore
+explore: $(STAMP)  ## serve the learners' explorer (every widget, no code to write) with Voilà on 127.0.0.1
+	$(PY) -m explorer.serve $(if $(PORT),--port $(PORT))
+
 # As root: first installs bubblewrap and chromium (apt-get) and PyTorch (the oracle) when missing.
 # Otherwise, if bubblewrap or chromium is missing, make stops before anything with one line (above).
 # Then one line names the sandbox mode the grader tests will use (or says why there is none).

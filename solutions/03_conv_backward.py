@@ -584,6 +584,21 @@ for config in CHECK_CONFIGS:
 print("conv2d_dx_rotated: correct")
 
 # %% [markdown]
+# What you just built has a name of its own: the **transposed convolution** (the "upsampling"
+# layer of decoders and GANs) is exactly this `dx`, with its input in the place of `dy`: zeros
+# inserted between the inputs, a full correlation with the rotated kernel, then the crop. The
+# widget below animates it for one channel, with its output size
+# $(H_{out} - 1)\cdot\mathrm{stride} - 2\,\mathrm{pad} + \mathrm{dilation}\cdot(K - 1) + \mathrm{output\_padding} + 1$
+# (output padding: the rows 4.4 fills with zeros), and shows cell by cell that each value is the sum
+# of the forward outputs whose windows read that pixel. It checks each value against your
+# `conv2d_dx_rotated`.
+
+# %%
+from convlab.widgets.transposed import transposed_widget
+
+transposed_widget(conv2d_dx_rotated)
+
+# %% [markdown]
 # ### 4.5 Two forms, one gradient
 # The index form of 3.3 (your loops) and the rotated-kernel form (one call of your forward pass)
 # are the same formula, reindexed. Numerically:

@@ -12,10 +12,8 @@ import json
 import os
 import shutil
 import socket
-import subprocess
 import sys
 import time
-import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -25,6 +23,7 @@ from autograder import build
 from autograder.grader.course import Course
 from autograder.grader.spec import Sample
 from autograder.samples import build_sample
+from tests.serving import serving
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = build.ROOT / "test-artifacts" / "browser"
@@ -53,30 +52,12 @@ def lab(tmp_path_factory):
         json.dumps({"fetchNews": "false", "checkForUpdates": False}))
     env = dict(os.environ, CONVLAB_FAST="1", JUPYTER_CONFIG_DIR=str(root / ".jupyter-config"),
                JUPYTERLAB_SETTINGS_DIR=str(settings))
-    log = open(root / "jupyterlab.log", "w")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root", f"--port={port}", "--ip=127.0.0.1",
-         f"--ServerApp.root_dir={root}", f"--IdentityProvider.token={token}",
-         "--LabApp.news_url=", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"],
-        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    command = [sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root", f"--port={port}", "--ip=127.0.0.1",
+               f"--ServerApp.root_dir={root}", f"--IdentityProvider.token={token}",
+               "--LabApp.news_url=", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"]
     base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(120):
-            try:
-                urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=1)
-                break
-            except OSError:
-                if server.poll() is not None:
-                    raise RuntimeError("JupyterLab exited:\n" + (root / "jupyterlab.log").read_text())
-                time.sleep(0.5)
-        else:
-            raise RuntimeError("JupyterLab did not start in 60 s:\n" + (root / "jupyterlab.log").read_text())
+    with serving(command, f"{base}/api/status?token={token}", root / "jupyterlab.log", "JupyterLab", env=env):
         yield base, token, root
-    finally:
-        if server.poll() is None:
-            os.killpg(server.pid, 15)
-            server.wait(timeout=30)
-        log.close()
 
 
 @pytest.fixture(scope="module")
@@ -204,7 +185,10 @@ def _save(page, path: Path) -> dict:
     page.locator(".jp-Notebook").first.click(position={"x": 5, "y": 5})
     page.keyboard.press("Control+s")
     for _ in range(40):
-        nb = json.loads(path.read_text())
+        try:
+            nb = json.loads(path.read_text())
+        except json.JSONDecodeError:       # caught while JupyterLab was still writing it
+            nb = {"cells": []}
         if any(c.get("execution_count") for c in nb["cells"] if c["cell_type"] == "code"):
             return nb
         time.sleep(0.5)

@@ -2,6 +2,7 @@
 page, except what the student's own submission contains."""
 from __future__ import annotations
 
+import ast
 import html
 import json
 import re
@@ -58,3 +59,19 @@ def test_feedback_contains_no_solution_or_check_text_the_student_did_not_write(g
         if found := [s for s in secrets if s in text and s not in submitted]:
             leaks[str(page)] = found
     assert leaks == {}
+
+
+def test_explorer_pages_hold_no_solution_text_and_import_only_the_course_helpers():
+    """The learners' explorer (explorer/NN_topic.py) runs on convlab's reference-free widgets: it
+    never imports the solutions, the grader or its checks, and holds none of their text."""
+    pages = sorted((ROOT / "explorer").glob("[0-9][0-9]_*.py"))
+    assert pages
+    secrets = _secrets()
+    for page in pages:
+        text = page.read_text()
+        assert not [s for s in secrets if s in text], f"{page.name} holds solution or hidden-check text"
+        tree = ast.parse(text)
+        imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import)
+                    for alias in node.names} | {node.module.split(".")[0] for node in ast.walk(tree)
+                                                 if isinstance(node, ast.ImportFrom)}
+        assert imported <= {"convlab", "numpy"}, f"{page.name} imports {sorted(imported - {'convlab', 'numpy'})}"

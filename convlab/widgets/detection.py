@@ -22,7 +22,7 @@ from typing import Callable
 
 import ipywidgets as widgets
 import numpy as np
-from matplotlib.image import imsave
+from PIL import Image
 
 from convlab.detection import CLASS_COLOURS, paint_boxes
 from convlab.widgets._student import call_student
@@ -116,9 +116,10 @@ def scrubber_frame(video, t: int, detections: list | None = None, min_score: flo
 
 
 def png(image: np.ndarray) -> bytes:
-    """PNG bytes of an (H, W, 3) uint8 image."""
+    """PNG bytes of an (H, W, 3) uint8 image. Pillow (matplotlib's own PNG writer) at its fastest
+    compression: about 4x faster than the default for a few % more bytes, so a slider redraws promptly."""
     buffer = io.BytesIO()
-    imsave(buffer, image, format="png")
+    Image.fromarray(image).save(buffer, format="png", compress_level=1)
     return buffer.getvalue()
 
 
