@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 from matplotlib.colors import hsv_to_rgb
 
-__all__ = ["CLASS_NAMES", "Vehicle", "RoadVideo", "make_road_video", "draw_vehicle", "road_background"]
+__all__ = ["CLASS_NAMES", "Vehicle", "RoadVideo", "make_road_video", "concat_videos", "first_frames", "draw_vehicle", "road_background"]
 
 CLASS_NAMES = ("car", "truck", "bike")
 #: (width range, height range) in pixels, inclusive, per class
@@ -270,3 +270,16 @@ def make_road_video(num_frames: int = 120, height: int = 96, width: int = 192, s
         for _ in range(frame_step):
             traffic.step()
     return RoadVideo(frames, boxes, labels, track_ids, ignored, drawn, background)
+
+
+def concat_videos(*videos: RoadVideo) -> RoadVideo:
+    """The frames of several videos one after the other (a training set mixing easy and hard
+    videos); the background is the first video's."""
+    return RoadVideo(np.concatenate([v.frames for v in videos]), *([x for v in videos for x in getattr(v, name)]
+                     for name in ("boxes", "labels", "track_ids", "ignored", "vehicles")), videos[0].background)
+
+
+def first_frames(video: RoadVideo, count: int) -> RoadVideo:
+    """The video's first `count` frames (a quick run's smaller test set)."""
+    return RoadVideo(video.frames[:count], *(getattr(video, name)[:count] for name in
+                                             ("boxes", "labels", "track_ids", "ignored", "vehicles")), video.background)

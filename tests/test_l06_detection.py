@@ -524,3 +524,71 @@ def test_mot_metrics_count_switches_misses_and_false_positives(ref):
     assert scores["mota"] == pytest.approx(1 - (len(video.boxes[5]) + 30 + 1) / scores["ground_truth"])
     assert tracking.true_count(video, ref.count_crossings, 96.0) == brute_force_crossings(
         *tracking.observations(video.boxes, video.track_ids), 96.0)
+
+
+def test_iou_explorer_shows_its_picture_at_display_size_beside_its_controls(ref):
+    widget = wd.iou_explorer(ref.iou)
+    image, controls = widget.children
+    assert type(image).__name__ == "Image" and image.layout.width == image.layout.height == "300px"
+    width, height = plt.imread(__import__("io").BytesIO(image.value), format="png").shape[1::-1]
+    assert (width, height) == (300, 300), "the PNG must have the displayed size: no stretching, no blur"
+    assert type(widget).__name__ == "HBox" and any(type(w).__name__ == "IntSlider" for w in controls.children)
+    assert any("IoU =" in getattr(w, "value", "") for w in controls.children if type(w).__name__ == "HTML")
+
+
+def test_tracked_frame_draws_ids_trails_line_and_the_students_running_count(ref):
+    from convlab import tracking
+    from convlab.widgets import tracking as wt
+    video = make_road_video(40, seed=1)
+    tracked = tracking.track_video(video.boxes, ref.update_tracks, ref.no_tracks())
+    image, caption = wt.tracked_frame(video, 39, tracked, ref.count_crossings, 96.0)
+    assert image.shape == (96 * 3, 192 * 3, 3)
+    expected = ref.count_crossings(*tracking.observations(*tracked), 96.0)
+    assert f"{expected[0]} rightwards, {expected[1]} leftwards" in caption
+    assert all(str(int(i)) in caption for i in tracked[1][39])
+    line = image[:, 96 * 3 - 1:96 * 3 + 2]
+    on_line = np.any(np.all(line == (wt.LINE_COLOUR * 255).astype(np.uint8), axis=-1), axis=1)
+    assert on_line.mean() > 0.8, "the counting line runs down the frame (vehicles' boxes may cover parts)"
+    colour = (np.array(wt.track_colour(tracked[1][39][0])) * 255).astype(np.uint8)
+    assert np.any(np.all(image == colour, axis=-1)), "a track's box is drawn in its ID's colour"
+    _, broken = wt.tracked_frame(video, 5, tracked, _stub, 96.0)
+    assert "no count" in broken and "not implemented" in broken
+
+
+def test_feature_panels_and_explorer_show_fixed_and_learned_channels():
+    from convlab.widgets import tracking as wt
+    video = make_road_video(3, seed=1)
+    fixed = detection.feature_map(video.frames[0])
+    learned = np.random.default_rng(0).random((16, 24, 48))
+    panels = wt.feature_panels(video.frames[0], fixed, learned, 1, 5)
+    assert panels.shape == (3 * 96 * 2, 192 * 2, 3) and panels.dtype == np.uint8
+    assert not np.array_equal(panels[96 * 2:2 * 96 * 2], panels[2 * 96 * 2:])
+    widget = wt.feature_map_explorer(video.frames, detection.feature_map, lambda f: learned, detection.FEATURE_NAMES)
+    assert "convlab-widget" in widget._dom_classes
+    image = next(w for w in _descendants(widget) if type(w).__name__ == "Image")
+    slider = next(w for w in _descendants(widget) if getattr(w, "description", "") == "learned")
+    before = image.value
+    slider.value = 7
+    assert image.value != before
+    without = wt.feature_map_explorer(video.frames, detection.feature_map, None, detection.FEATURE_NAMES)
+    assert "no learned detector yet" in next(w.value for w in _descendants(without) if type(w).__name__ == "HTML")
+
+
+def test_the_learned_detector_trains_on_the_students_layers_and_its_loss_falls(ref):
+    """A few steps of approximate joint training on the reference's lesson-04 layers: every layer's
+    parameters move, both losses fall, and detection returns well-formed boxes."""
+    from convlab import cnn_detector
+    lesson04 = load_reference("04_train_cnn")
+    layers = dict(Conv2D=lesson04.Conv2D, ReLU=lesson04.ReLU, MaxPool2D=lesson04.MaxPool2D,
+                  sgd_momentum_step=lesson04.sgd_momentum_step)
+    ops = {name: getattr(ref, name) for name in ("iou", "non_max_suppression", "encode_boxes", "decode_boxes",
+                                                 "roi_max_pool", "roi_max_pool_backward", "smooth_l1")}
+    video = make_road_video(6, seed=0, frame_step=4)
+    det = cnn_detector.build_detector(layers, ref.generate_anchors((24, 48), 4, (8, 16, 24), (0.35, 0.5, 1.0)), 9, 3)
+    before = [{k: v.copy() for k, v in layer.params.items()} for layer in det.layers()]
+    cnn_detector.train_cnn_detector(video, det, layers, ops, steps=18)
+    assert all(not np.allclose(layer.params["w"], old["w"]) for layer, old in zip(det.layers(), before) if "w" in old)
+    for name in ("rpn", "head"):
+        assert np.mean(det.losses[name][-6:]) < np.mean(det.losses[name][:6]), name
+    boxes, scores, labels = cnn_detector.detect_cnn(det, video.frames[0], ops)
+    assert boxes.shape == (len(scores), 4) and np.all(np.diff(scores) <= 0) and set(labels.tolist()) <= {0, 1, 2}

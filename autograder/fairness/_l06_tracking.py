@@ -1,5 +1,16 @@
 """Independently written correct solutions of lesson 06's RoI backward, smooth L1, tracking and
-counting, in three styles; l06_detection.VARIANTS merges them into its variants of the same names."""
+counting, in three styles, and the lesson-04 layers each brings (lesson 04's own fairness variants);
+l06_detection.VARIANTS merges them into its variants of the same names."""
+from autograder.fairness.l04_train_cnn import VARIANTS as _LESSON04
+
+_LAYER_STUBS = ("conv2d_forward", "conv2d_backward", "maxpool2d_forward", "maxpool2d_backward", "Conv2D", "ReLU",
+                "MaxPool2D", "sgd_momentum_step")
+
+
+def _layers(variant: str) -> str:
+    """One cell with a lesson-04 variant's layers, as a student pastes them."""
+    return "\n\n".join(_LESSON04[variant][name] for name in _LAYER_STUBS)
+
 
 # ---------------------------------------------------------------- "broadcast"
 _ROI_BACKWARD_UNRAVEL = '''\
@@ -254,11 +265,11 @@ def count_crossings(ids, centres_x, line_x):
 VARIANTS = {
     "broadcast": {"roi_max_pool_backward": _ROI_BACKWARD_UNRAVEL, "smooth_l1": _SMOOTH_L1_CLIP,
                   "associate": _ASSOCIATE_MASKED_ARGMAX, "update_tracks": _UPDATE_LISTS,
-                  "count_crossings": _COUNT_STABLE_SORT},
+                  "count_crossings": _COUNT_STABLE_SORT, "lesson04_layers": _layers("windows_einsum")},
     "loops": {"roi_max_pool_backward": _ROI_BACKWARD_LOOPS, "smooth_l1": _SMOOTH_L1_LOOPS,
               "associate": _ASSOCIATE_SORTED_TRIPLES, "update_tracks": _UPDATE_MASKS,
-              "count_crossings": _COUNT_LAST_SIDE},
+              "count_crossings": _COUNT_LAST_SIDE, "lesson04_layers": _layers("taps_float64")},
     "outer_pop": {"roi_max_pool_backward": _ROI_BACKWARD_ONE_HOT, "smooth_l1": _SMOOTH_L1_HUBER,
                   "associate": _ASSOCIATE_LEXSORT, "update_tracks": _UPDATE_DICTS,
-                  "count_crossings": _COUNT_PER_TRACK_DIFF},
+                  "count_crossings": _COUNT_PER_TRACK_DIFF, "lesson04_layers": _layers("im2col_matmul")},
 }
