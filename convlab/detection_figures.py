@@ -223,3 +223,17 @@ def pr_figure(curves: dict):
     ax.legend(loc="lower left")
     ax.set_title("precision-recall on held-out frames")
     return fig
+
+
+def joint_losses_figure(losses: dict, window: int = 10):
+    """The learned detector's RPN and head losses per training step, as running means over `window` steps."""
+    fig, axis = plt.subplots(figsize=(7, 2.8))
+    for name, label in (("rpn", "RPN: logistic + smooth L1"), ("head", "head: cross-entropy + smooth L1")):
+        curve = np.asarray(losses[name], dtype=float)
+        k = max(1, min(window, len(curve)))
+        axis.plot(np.convolve(curve, np.ones(k) / k, mode="valid"), label=label)
+    axis.set_xlabel("training step (one frame)")
+    axis.set_ylabel("loss")
+    axis.legend()
+    fig.tight_layout()
+    return fig

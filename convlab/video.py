@@ -13,6 +13,12 @@ up with a slow one (the later one is drawn on top: an occlusion). A box is the v
 extent clipped to the frame, even when another vehicle hides part of it. Pixel (row r, column c)
 covers [c, c+1) x [r, r+1), so a vehicle drawn on columns 10..33 has x1 = 10, x2 = 34.
 Everything is generated from `seed`: no downloads, identical output on every machine.
+
+`hard=True` makes a video where fixed colour features struggle: half the vehicles are painted in
+greys close to the asphalt's, every vehicle casts a dark shadow (a road-coloured blob that is no
+object), the light changes over time (a global gain and a cloud shadow drifting across), a
+footbridge hides part of every lane, and the sensor noise is stronger. The traffic itself is drawn
+by the same rules, so the two kinds of video are alike in everything else.
 """
 from __future__ import annotations
 
@@ -21,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 from matplotlib.colors import hsv_to_rgb
 
-__all__ = ["CLASS_NAMES", "Vehicle", "RoadVideo", "make_road_video", "draw_vehicle", "road_background"]
+__all__ = ["CLASS_NAMES", "Vehicle", "RoadVideo", "make_road_video", "concat_videos", "first_frames", "draw_vehicle", "road_background"]
 
 CLASS_NAMES = ("car", "truck", "bike")
 #: (width range, height range) in pixels, inclusive, per class
@@ -33,6 +39,11 @@ LANE_HEIGHT = 20
 NUM_LANES = 4
 LANE_CHANGE_FRAMES = 12
 WINDOW = np.array([0.12, 0.14, 0.18])     # windscreens and riders: dark blue-grey
+#: the hard video: share of grey vehicles, shadow offset (dx, dy) and darkening, footbridge columns
+GREY_FRACTION = 0.5
+SHADOW_OFFSET, SHADOW_FACTOR = (3, 3), 0.55
+BRIDGE_COLUMNS = slice(124, 133)
+HARD_NOISE = 0.05
 
 
 @dataclass(frozen=True)
@@ -118,15 +129,38 @@ def draw_vehicle(canvas: np.ndarray, vehicle: Vehicle) -> None:
         canvas[y1:y2, x1:x2] = patch[y1 - vehicle.y:y2 - vehicle.y, x1 - vehicle.x:x2 - vehicle.x]
 
 
-def _random_colour(rng: np.random.Generator) -> tuple:
+def _random_colour(rng: np.random.Generator, grey_fraction: float = 0.0) -> tuple:
+    """A saturated colour, or (with probability grey_fraction) a grey close to the asphalt's 0.38."""
+    if grey_fraction and rng.uniform() < grey_fraction:
+        return tuple(hsv_to_rgb([rng.uniform(), rng.uniform(0.0, 0.15), rng.uniform(0.3, 0.55)]))
     return tuple(hsv_to_rgb([rng.uniform(), rng.uniform(0.55, 0.95), rng.uniform(0.6, 0.95)]))
+
+
+def _shadow(canvas: np.ndarray, vehicle: Vehicle) -> None:
+    """Darken, in place, the road under `vehicle` shifted by SHADOW_OFFSET (the sun is low)."""
+    dx, dy = SHADOW_OFFSET
+    height, width = canvas.shape[:2]
+    x1, y1 = max(vehicle.x + dx, 0), max(vehicle.y + dy, 0)
+    x2, y2 = min(vehicle.x + vehicle.w + dx, width), min(vehicle.y + vehicle.h + dy, height)
+    if x1 < x2 and y1 < y2:
+        canvas[y1:y2, x1:x2] *= SHADOW_FACTOR
+
+
+def _lighting(frame: np.ndarray, t: int, phase: float) -> None:
+    """Scale `frame` in place by the light of time t: a slow global gain times a drifting cloud shadow."""
+    width = frame.shape[1]
+    gain = 1.0 + 0.25 * np.sin(2 * np.pi * t / 60 + phase)
+    cloud_x = (phase * 40 + 3 * t) % (width + 80) - 40
+    cloud = 1.0 - 0.35 * np.exp(-(((np.arange(width) - cloud_x) / 30.0) ** 2))
+    frame *= (gain * cloud)[None, :, None].astype(frame.dtype)
 
 
 class _Traffic:
     """The simulation: vehicles with float positions, spawned at lane ends, removed when gone."""
 
-    def __init__(self, height: int, width: int, rng: np.random.Generator, spawn_rate: float):
+    def __init__(self, height: int, width: int, rng: np.random.Generator, spawn_rate: float, grey_fraction: float = 0.0):
         self.height, self.width, self.rng, self.spawn_rate = height, width, rng, spawn_rate
+        self.grey_fraction = grey_fraction
         self.road_top = _road_top(height)
         self.cars: list[dict] = []
         self.next_id = 0
@@ -151,7 +185,7 @@ class _Traffic:
             self.cars.append(dict(id=self.next_id, label=label, w=w, h=h, x=float(x), lane=float(lane),
                                   target=lane, direction=direction,
                                   speed=self.rng.uniform(*SPEEDS[label]),
-                                  colour=_random_colour(self.rng),
+                                  colour=_random_colour(self.rng, self.grey_fraction),
                                   cargo=tuple(np.full(3, self.rng.uniform(0.75, 0.95)))
                                   if self.rng.uniform() < 0.6 else _random_colour(self.rng)))
             self.next_id += 1
@@ -192,15 +226,22 @@ class _Traffic:
 
 
 def make_road_video(num_frames: int = 120, height: int = 96, width: int = 192, seed: int = 0,
-                    noise: float = 0.02, spawn_rate: float = 0.035, warmup: int = 90, frame_step: int = 1) -> RoadVideo:
-    """Generate the video; `noise` is the std of per-frame sensor noise (0 for exact pixels).
+                    noise: float | None = None, spawn_rate: float = 0.035, warmup: int = 90, frame_step: int = 1,
+                    hard: bool = False) -> RoadVideo:
+    """Generate the video; `noise` is the std of per-frame sensor noise (0 for exact pixels; default
+    0.02, or HARD_NOISE for a hard video).
     `frame_step` k keeps one simulated frame in k: more different vehicles for the same number of
-    frames (a training set), at the cost of jerky motion."""
+    frames (a training set), at the cost of jerky motion. `hard`: grey vehicles, shadows, changing
+    light, a footbridge and noise HARD_NOISE (see the module's docstring)."""
     if height < NUM_LANES * LANE_HEIGHT + 2:
         raise ValueError(f"height must be at least {NUM_LANES * LANE_HEIGHT + 2} to hold the road, got {height}")
     rng = np.random.default_rng(seed)
     background = road_background(height, width, rng)
-    traffic = _Traffic(height, width, rng, spawn_rate)
+    traffic = _Traffic(height, width, rng, spawn_rate, GREY_FRACTION if hard else 0.0)
+    noise = (HARD_NOISE if hard else 0.02) if noise is None else noise
+    effects = np.random.default_rng([seed, 1])                 # the hard video's light and footbridge
+    phase = float(effects.uniform(0, 2 * np.pi))
+    bridge = (0.5 + 0.03 * effects.standard_normal((height, len(range(width)[BRIDGE_COLUMNS]), 1))).astype(np.float32)
     for _ in range(warmup):                      # start with traffic already on the road
         traffic.step()
     frames = np.empty((num_frames, height, width, 3), dtype=np.float32)
@@ -208,8 +249,14 @@ def make_road_video(num_frames: int = 120, height: int = 96, width: int = 192, s
     for t in range(num_frames):
         vehicles = traffic.vehicles()
         frame = background.copy()
+        if hard:
+            for vehicle in vehicles:
+                _shadow(frame, vehicle)
         for vehicle in vehicles:
             draw_vehicle(frame, vehicle)
+        if hard:
+            frame[:, BRIDGE_COLUMNS] = bridge
+            _lighting(frame, t, phase)
         if noise:
             frame += rng.normal(0.0, noise, frame.shape).astype(np.float32)
         frames[t] = np.clip(frame, 0, 1)
@@ -223,3 +270,16 @@ def make_road_video(num_frames: int = 120, height: int = 96, width: int = 192, s
         for _ in range(frame_step):
             traffic.step()
     return RoadVideo(frames, boxes, labels, track_ids, ignored, drawn, background)
+
+
+def concat_videos(*videos: RoadVideo) -> RoadVideo:
+    """The frames of several videos one after the other (a training set mixing easy and hard
+    videos); the background is the first video's."""
+    return RoadVideo(np.concatenate([v.frames for v in videos]), *([x for v in videos for x in getattr(v, name)]
+                     for name in ("boxes", "labels", "track_ids", "ignored", "vehicles")), videos[0].background)
+
+
+def first_frames(video: RoadVideo, count: int) -> RoadVideo:
+    """The video's first `count` frames (a quick run's smaller test set)."""
+    return RoadVideo(video.frames[:count], *(getattr(video, name)[:count] for name in
+                                             ("boxes", "labels", "track_ids", "ignored", "vehicles")), video.background)

@@ -250,6 +250,35 @@ def test_each_box_is_the_tight_extent_of_its_vehicle_and_nothing_else_is_drawn()
         assert not np.any(changed & ~covered), "pixels changed outside every vehicle's box"
 
 
+def test_the_hard_video_is_deterministic_and_hard_where_fixed_colour_features_look():
+    """Same traffic rules, same shapes; grey vehicles near the asphalt's colour, shadows outside the
+    boxes, light that changes over time, a footbridge over the road; the easy video is unchanged by
+    the option."""
+    from convlab import video as road
+    a, b = make_road_video(40, seed=5, hard=True), make_road_video(40, seed=5, hard=True)
+    np.testing.assert_array_equal(a.frames, b.frames)
+    assert a.frames.shape == (40, 96, 192, 3) and 0.0 <= a.frames.min() and a.frames.max() <= 1.0
+    colours = np.array([v.colour for vehicles in a.vehicles for v in vehicles])
+    saturation = colours.max(axis=1) - colours.min(axis=1)
+    assert 0.3 < np.mean(saturation < 0.1) < 0.8, "about half the vehicles should be grey"
+    easy = make_road_video(40, seed=5)
+    assert not np.array_equal(a.frames, easy.frames)
+    np.testing.assert_array_equal(easy.frames, make_road_video(40, seed=5, hard=False).frames)
+    road_rows = slice(road._road_top(96) + 2, road._road_top(96) + 78)
+    brightness = a.frames[:, road_rows, :40].mean(axis=(1, 2, 3))
+    assert brightness.max() - brightness.min() > 0.1, "the light should change over time"
+    bridge = a.frames[:, :, road.BRIDGE_COLUMNS]
+    assert np.all(np.abs(bridge - bridge.mean(axis=0)) < 0.4), "the footbridge hides what drives under it"
+    noiseless = make_road_video(5, seed=5, hard=True, noise=0.0)
+    t = 0
+    inside = np.zeros((96, 192), bool)
+    for box in np.concatenate([noiseless.boxes[t], noiseless.ignored[t]]).astype(int):
+        inside[box[1]:box[3], box[0]:box[2]] = True
+    inside[:, road.BRIDGE_COLUMNS] = True
+    ratio = noiseless.frames[t].mean(-1) / np.maximum(noiseless.background.mean(-1), 1e-6)
+    assert np.any((ratio < 0.8 * np.median(ratio)) & ~inside), "shadows darken the road outside the boxes"
+
+
 def test_traffic_has_every_class_overlaps_and_half_visible_rule():
     video = make_road_video(150, seed=1)
     labels = np.concatenate(video.labels)
@@ -377,8 +406,189 @@ def _descendants(widget):
 def test_hidden_checks_cover_every_graded_cell_and_pass_the_reference(ref):
     parts = check_module(LESSON).parts(ref, np.random.default_rng(0))
     assert sorted(p.grade_id for p in parts) == sorted(graded_points(LESSON))
-    assert sum(graded_points(LESSON).values()) == 20
+    assert sum(graded_points(LESSON).values()) == 32
     for part in parts:
         assert judge_part(part, [call_in_process(ref, case) for case in part.cases]) is None, part.grade_id
 
 
+
+
+# ---- gradients, tracking and counting ---------------------------------------------------------------
+def test_roi_max_pool_backward_equals_the_numerical_gradient_of_the_reference_forward(ref):
+    from convlab.gradcheck import numerical_gradient_array, relative_error
+    rng = np.random.default_rng(4)
+    fmap = rng.standard_normal((3, 7, 9))
+    rois = np.array([[0., 0., 18., 14.], [3., 2., 11., 9.], [3., 2., 11., 9.], [5., 5., 6., 6.], [30., 30., 40., 40.]])
+    d_pooled = rng.standard_normal((len(rois), 3, 3, 2))
+    numeric = numerical_gradient_array(lambda f: ref.roi_max_pool(f, rois, (3, 2), 0.5), fmap.copy(), d_pooled)
+    assert relative_error(ref.roi_max_pool_backward(d_pooled, fmap, rois, (3, 2), 0.5), numeric) < 1e-8
+
+
+def test_roi_max_pool_backward_matches_pytorch_autograd_on_aligned_regions(ref):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(5)
+    fmap = rng.standard_normal((2, 8, 8))
+    d_pooled = rng.standard_normal((1, 2, 4, 4))
+    mine = ref.roi_max_pool_backward(d_pooled, fmap, np.array([[0., 0., 8., 8.]]), (4, 4), 1.0)
+    x = torch.tensor(fmap[None], requires_grad=True)
+    torch.nn.functional.adaptive_max_pool2d(x, (4, 4)).backward(torch.tensor(d_pooled))
+    np.testing.assert_allclose(mine, x.grad.numpy()[0], rtol=0, atol=1e-12)
+
+
+def test_smooth_l1_gradient_is_the_numerical_derivative_and_the_pieces_meet(ref):
+    z = np.linspace(-3, 3, 601) + 1e-3                     # no point exactly on the kink at +-1
+    loss, grad = ref.smooth_l1(z)
+    numeric = (ref.smooth_l1(z + 1e-6)[0] - ref.smooth_l1(z - 1e-6)[0]) / 2e-6
+    np.testing.assert_allclose(grad, numeric, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(loss, np.where(np.abs(z) < 1, z ** 2 / 2, np.abs(z) - 0.5))
+    assert ref.smooth_l1(np.array([1.0]))[0][0] == 0.5 == ref.smooth_l1(np.array([1 - 1e-12]))[0][0].round(9)
+
+
+def brute_force_associate(tracks, dets, threshold):
+    """Greedy by IoU from its definition: scan every remaining (track, detection) pair with Python loops
+    for the best one (ties: lower track, then lower detection), until none reaches the threshold."""
+    pairs, free_t, free_d = [], set(range(len(tracks))), set(range(len(dets)))
+    while True:
+        best = None
+        for t in sorted(free_t):
+            for d in sorted(free_d):
+                value = loop_iou(tracks[t], dets[d])
+                if value >= threshold and (best is None or value > best[0]):
+                    best = (value, t, d)
+        if best is None:
+            return pairs
+        pairs.append((best[1], best[2]))
+        free_t.discard(best[1])
+        free_d.discard(best[2])
+
+
+def test_associate_equals_the_brute_force_greedy_definition(ref):
+    rng = np.random.default_rng(6)
+    for _ in range(30):
+        tracks, dets = random_boxes(rng, rng.integers(0, 8), degenerate=0.1), random_boxes(rng, rng.integers(0, 8), degenerate=0.1)
+        threshold = float(rng.choice([0.1, 0.3, 0.5]))
+        assert [tuple(p) for p in ref.associate(tracks, dets, threshold).tolist()] == brute_force_associate(tracks, dets, threshold)
+
+
+def test_tracker_never_reuses_an_id_and_follows_every_vehicle_of_the_video(ref):
+    """On the video's ground-truth boxes with 20% of them dropped at random, every ID the tracker
+    gives after a track died is new, and a vehicle keeps its ID through single dropouts."""
+    video = make_road_video(60, seed=2)
+    rng = np.random.default_rng(0)
+    state = ref.no_tracks()
+    dead, seen = set(), set()
+    for boxes in video.boxes:
+        kept = boxes[rng.random(len(boxes)) > 0.2]
+        before = set(state["ids"].tolist())
+        state, det_ids = ref.update_tracks(state, kept, iou_threshold=0.3, max_missed=2)
+        dead |= before - set(state["ids"].tolist())
+        assert not dead & set(state["ids"].tolist())
+        assert len(set(det_ids.tolist())) == len(det_ids)
+        seen |= set(det_ids.tolist())
+    assert state["next_id"] == max(seen) + 1 and len(seen) == state["next_id"]
+
+
+def brute_force_crossings(ids, xs, line_x):
+    rightwards = leftwards = 0
+    for track in set(ids.tolist()):
+        sides = [x >= line_x for i, x in zip(ids.tolist(), xs.tolist()) if i == track]
+        for a, b in zip(sides, sides[1:]):
+            if a != b:
+                rightwards, leftwards = rightwards + b, leftwards + (not b)
+                break
+    return rightwards, leftwards
+
+
+def test_count_crossings_equals_the_brute_force_count(ref):
+    rng = np.random.default_rng(7)
+    for _ in range(40):
+        n = int(rng.integers(0, 30))
+        ids, xs = rng.integers(0, 6, n), np.round(rng.uniform(40, 60, n))
+        assert tuple(int(c) for c in ref.count_crossings(ids, xs, 50.0)) == brute_force_crossings(ids, xs, 50.0)
+
+
+def test_mot_metrics_count_switches_misses_and_false_positives(ref):
+    from convlab import tracking
+    video = make_road_video(30, seed=3)
+    perfect = tracking.mot_metrics(video, video.boxes, video.track_ids, ref.iou)
+    assert perfect == dict(ground_truth=sum(map(len, video.boxes)), misses=0, false_positives=0, id_switches=0, mota=1.0)
+    # relabel one vehicle from frame 10 on: exactly one ID switch; drop frame 5's boxes: misses
+    target = int(video.track_ids[10][0])
+    ids = [np.where((i == target) & (t >= 10), 999, i) for t, i in enumerate(video.track_ids)]
+    boxes = [b if t != 5 else b[:0] for t, b in enumerate(video.boxes)]
+    ids[5] = ids[5][:0]
+    far = [np.concatenate([b, [[0., 0., 3., 3.]]]) for b in boxes]        # a false box on the verge every frame
+    far_ids = [np.concatenate([i, [500]]) for i in ids]
+    scores = tracking.mot_metrics(video, far, far_ids, ref.iou)
+    assert scores["id_switches"] == 1 and scores["misses"] == len(video.boxes[5]) and scores["false_positives"] == 30
+    assert scores["mota"] == pytest.approx(1 - (len(video.boxes[5]) + 30 + 1) / scores["ground_truth"])
+    assert tracking.true_count(video, ref.count_crossings, 96.0) == brute_force_crossings(
+        *tracking.observations(video.boxes, video.track_ids), 96.0)
+
+
+def test_iou_explorer_shows_its_picture_at_display_size_beside_its_controls(ref):
+    widget = wd.iou_explorer(ref.iou)
+    image, controls = widget.children
+    assert type(image).__name__ == "Image" and image.layout.width == image.layout.height == "300px"
+    width, height = plt.imread(__import__("io").BytesIO(image.value), format="png").shape[1::-1]
+    assert (width, height) == (300, 300), "the PNG must have the displayed size: no stretching, no blur"
+    assert type(widget).__name__ == "HBox" and any(type(w).__name__ == "IntSlider" for w in controls.children)
+    assert any("IoU =" in getattr(w, "value", "") for w in controls.children if type(w).__name__ == "HTML")
+
+
+def test_tracked_frame_draws_ids_trails_line_and_the_students_running_count(ref):
+    from convlab import tracking
+    from convlab.widgets import tracking as wt
+    video = make_road_video(40, seed=1)
+    tracked = tracking.track_video(video.boxes, ref.update_tracks, ref.no_tracks())
+    image, caption = wt.tracked_frame(video, 39, tracked, ref.count_crossings, 96.0)
+    assert image.shape == (96 * 3, 192 * 3, 3)
+    expected = ref.count_crossings(*tracking.observations(*tracked), 96.0)
+    assert f"{expected[0]} rightwards, {expected[1]} leftwards" in caption
+    assert all(str(int(i)) in caption for i in tracked[1][39])
+    line = image[:, 96 * 3 - 1:96 * 3 + 2]
+    on_line = np.any(np.all(line == (wt.LINE_COLOUR * 255).astype(np.uint8), axis=-1), axis=1)
+    assert on_line.mean() > 0.8, "the counting line runs down the frame (vehicles' boxes may cover parts)"
+    colour = (np.array(wt.track_colour(tracked[1][39][0])) * 255).astype(np.uint8)
+    assert np.any(np.all(image == colour, axis=-1)), "a track's box is drawn in its ID's colour"
+    _, broken = wt.tracked_frame(video, 5, tracked, _stub, 96.0)
+    assert "no count" in broken and "not implemented" in broken
+
+
+def test_feature_panels_and_explorer_show_fixed_and_learned_channels():
+    from convlab.widgets import tracking as wt
+    video = make_road_video(3, seed=1)
+    fixed = detection.feature_map(video.frames[0])
+    learned = np.random.default_rng(0).random((16, 24, 48))
+    panels = wt.feature_panels(video.frames[0], fixed, learned, 1, 5)
+    assert panels.shape == (3 * 96 * 2, 192 * 2, 3) and panels.dtype == np.uint8
+    assert not np.array_equal(panels[96 * 2:2 * 96 * 2], panels[2 * 96 * 2:])
+    widget = wt.feature_map_explorer(video.frames, detection.feature_map, lambda f: learned, detection.FEATURE_NAMES)
+    assert "convlab-widget" in widget._dom_classes
+    image = next(w for w in _descendants(widget) if type(w).__name__ == "Image")
+    slider = next(w for w in _descendants(widget) if getattr(w, "description", "") == "learned")
+    before = image.value
+    slider.value = 7
+    assert image.value != before
+    without = wt.feature_map_explorer(video.frames, detection.feature_map, None, detection.FEATURE_NAMES)
+    assert "no learned detector yet" in next(w.value for w in _descendants(without) if type(w).__name__ == "HTML")
+
+
+def test_the_learned_detector_trains_on_the_students_layers_and_its_loss_falls(ref):
+    """A few steps of approximate joint training on the reference's lesson-04 layers: every layer's
+    parameters move, both losses fall, and detection returns well-formed boxes."""
+    from convlab import cnn_detector
+    lesson04 = load_reference("04_train_cnn")
+    layers = dict(Conv2D=lesson04.Conv2D, ReLU=lesson04.ReLU, MaxPool2D=lesson04.MaxPool2D,
+                  sgd_momentum_step=lesson04.sgd_momentum_step)
+    ops = {name: getattr(ref, name) for name in ("iou", "non_max_suppression", "encode_boxes", "decode_boxes",
+                                                 "roi_max_pool", "roi_max_pool_backward", "smooth_l1")}
+    video = make_road_video(6, seed=0, frame_step=4)
+    det = cnn_detector.build_detector(layers, ref.generate_anchors((24, 48), 4, (8, 16, 24), (0.35, 0.5, 1.0)), 9, 3)
+    before = [{k: v.copy() for k, v in layer.params.items()} for layer in det.layers()]
+    cnn_detector.train_cnn_detector(video, det, layers, ops, steps=18)
+    assert all(not np.allclose(layer.params["w"], old["w"]) for layer, old in zip(det.layers(), before) if "w" in old)
+    for name in ("rpn", "head"):
+        assert np.mean(det.losses[name][-6:]) < np.mean(det.losses[name][:6]), name
+    boxes, scores, labels = cnn_detector.detect_cnn(det, video.frames[0], ops)
+    assert boxes.shape == (len(scores), 4) and np.all(np.diff(scores) <= 0) and set(labels.tolist()) <= {0, 1, 2}

@@ -1,4 +1,5 @@
-"""Hidden checks for lesson 06 (object detection: IoU, NMS, anchors, box coding, RoI pooling, AP).
+"""Hidden checks for lesson 06 (object detection: IoU, NMS, anchors, box coding, RoI pooling, AP;
+the RoI backward, smooth L1, tracking and counting parts are in _l06_tracking.py).
 
 Cases: random boxes with degenerate ones mixed in (zero width, zero height, single points,
 identical boxes, boxes touching along an edge, disjoint and nested boxes, empty sets); NMS on
@@ -522,5 +523,7 @@ def _ranking_parts(ref, rng) -> list[Part]:
 
 
 def parts(ref, rng: np.random.Generator) -> list[Part]:
-    return [_iou_part(ref, rng), *_coding_parts(ref, rng), _nms_part(ref, rng), _roi_part(ref, rng),
-            _anchor_part(ref, rng), _match_part(ref, rng), *_ranking_parts(ref, rng)]
+    from autograder.checks import _l06_tracking      # it takes _first_match from here: imported when called
+    gradients, tracking = _l06_tracking.parts(ref, rng, _first_match)
+    return [_iou_part(ref, rng), *_coding_parts(ref, rng), _nms_part(ref, rng), _roi_part(ref, rng), *gradients,
+            _anchor_part(ref, rng), _match_part(ref, rng), *_ranking_parts(ref, rng), *tracking]

@@ -1,4 +1,6 @@
 """Independently written correct solutions of lesson 06, in several styles (fairness corpus)."""
+from autograder.fairness._l06_tracking import VARIANTS as _TRACKING_VARIANTS
+
 LESSON = "06_detection"
 
 # =============================================================================================
@@ -621,6 +623,9 @@ VARIANTS = {
         "average_precision": _AP_DEVKIT,
     },
 }
+
+for _name, _cells in _TRACKING_VARIANTS.items():
+    VARIANTS[_name].update(_cells)
 
 STYLES = {
     "broadcast": "the notebook's recipes: (N, 1, 4) x (1, M, 4) broadcasting with np.divide(where=), centre_size/"

@@ -1,7 +1,8 @@
 """Sample submissions for lesson 06 (object detection), with their exact expected scores.
 
 Points: iou 3, encode_boxes 2, decode_boxes 2, non_max_suppression 3, roi_max_pool 3,
-generate_anchors 2, match_detections 2, precision_recall 1, average_precision 2; 20 in all.
+roi_max_pool_backward 3, smooth_l1 2, generate_anchors 2, match_detections 2, precision_recall 1,
+average_precision 2, associate 2, update_tracks 3, count_crossings 2; 32 in all.
 Each bug is one students write. non_max_suppression and match_detections call the student's iou,
 so a wrong union also costs those two parts (and the NMS feedback says to fix iou).
 """
@@ -96,33 +97,115 @@ def average_precision(scores, is_true_positive, num_ground_truth):
     return float(np.sum(np.diff(recall, prepend=0.0) * precision))
 '''
 
+ROI_BACKWARD_FIRST_CELL = '''\
+def roi_max_pool_backward(d_pooled, feature_map, rois, output_size, spatial_scale):
+    C, H, W = feature_map.shape
+    out_h, out_w = output_size
+    d_map = np.zeros(feature_map.shape)
+    for r, (x1, y1, x2, y2) in enumerate(rois * spatial_scale):
+        bin_h, bin_w = (y2 - y1) / out_h, (x2 - x1) / out_w
+        for p in range(out_h):
+            for q in range(out_w):
+                top, bottom = int(max(np.floor(y1 + p * bin_h), 0)), int(min(np.ceil(y1 + (p + 1) * bin_h), H))
+                left, right = int(max(np.floor(x1 + q * bin_w), 0)), int(min(np.ceil(x1 + (q + 1) * bin_w), W))
+                if top < bottom and left < right:
+                    d_map[:, top, left] += d_pooled[r, :, p, q]
+    return d_map
+'''
+
+SMOOTH_L1_THRESHOLD_HALF = '''\
+def smooth_l1(z):
+    small = np.abs(z) < 0.5
+    return np.where(small, 0.5 * z ** 2, np.abs(z) - 0.5), np.where(small, z, np.sign(z))
+'''
+
+ASSOCIATE_TRACKS_IN_ORDER = '''\
+def associate(track_boxes, det_boxes, iou_threshold):
+    pairs, taken = [], set()
+    if len(track_boxes) and len(det_boxes):
+        overlaps = iou(track_boxes, det_boxes)
+        for t in range(len(track_boxes)):
+            free = [d for d in np.argsort(-overlaps[t], kind="stable") if d not in taken]
+            if free and overlaps[t, free[0]] >= iou_threshold:
+                pairs.append((t, free[0]))
+                taken.add(free[0])
+    return np.array(pairs, dtype=int).reshape(-1, 2)
+'''
+
+TRACKER_REUSES_IDS = '''\
+def update_tracks(tracks, det_boxes, iou_threshold=0.3, max_missed=2):
+    pairs = associate(tracks["boxes"], det_boxes, iou_threshold)
+    ids, boxes, missed = list(tracks["ids"]), [b for b in tracks["boxes"]], [m + 1 for m in tracks["missed"]]
+    det_ids = np.full(len(det_boxes), -1)
+    for t, d in pairs:
+        boxes[t], missed[t], det_ids[d] = det_boxes[d], 0, ids[t]
+    alive = [k for k in range(len(ids)) if missed[k] <= max_missed]
+    ids, boxes, missed = [ids[k] for k in alive], [boxes[k] for k in alive], [missed[k] for k in alive]
+    next_id = max(ids, default=-1) + 1
+    for d in range(len(det_boxes)):
+        if det_ids[d] < 0:
+            det_ids[d] = next_id
+            ids.append(next_id); boxes.append(det_boxes[d]); missed.append(0)
+            next_id += 1
+    return {"ids": np.array(ids, dtype=int), "boxes": np.array(boxes, dtype=float).reshape(-1, 4),
+            "missed": np.array(missed, dtype=int), "next_id": next_id}, det_ids
+'''
+
+COUNT_NOT_GROUPED_BY_ID = '''\
+def count_crossings(ids, centres_x, line_x):
+    right = np.asarray(centres_x) >= line_x
+    counted, rightwards, leftwards = set(), 0, 0
+    for k in range(1, len(right)):
+        if right[k] != right[k - 1] and ids[k] not in counted:
+            counted.add(ids[k])
+            rightwards += bool(right[k])
+            leftwards += not right[k]
+    return rightwards, leftwards
+'''
+
 SAMPLES = {
-    "full": Sample(base="solution", score=20),
+    "full": Sample(base="solution", score=32),
     "blank": Sample(base="release", score=0),
     "iou_union_not_subtracted": Sample(
-        base="solution", replace={"iou": IOU_UNION_NOT_SUBTRACTED}, score=12,
+        base="solution", replace={"iou": IOU_UNION_NOT_SUBTRACTED}, score=19,
         messages={"test_iou": "counts the intersection twice",
                   "test_non_max_suppression": "fix iou",
-                  "test_match_detections": "fix iou"}),
+                  "test_match_detections": "fix iou",
+                  "test_associate": "fix iou"}),
     "iou_no_zero_area_guard": Sample(
-        base="solution", replace={"iou": IOU_NO_GUARD}, score=17,
+        base="solution", replace={"iou": IOU_NO_GUARD}, score=29,
         messages={"test_iou": "0 / 0 = NaN"}),
     "nms_not_sorted_by_score": Sample(
-        base="solution", replace={"non_max_suppression": NMS_NOT_SORTED}, score=17,
+        base="solution", replace={"non_max_suppression": NMS_NOT_SORTED}, score=29,
         messages={"test_non_max_suppression": "sort them by descending score"}),
     "nms_greater_or_equal": Sample(
-        base="solution", replace={"non_max_suppression": NMS_GREATER_OR_EQUAL}, score=17,
+        base="solution", replace={"non_max_suppression": NMS_GREATER_OR_EQUAL}, score=29,
         messages={"test_non_max_suppression": "not >="}),
     "anchors_width_height_swapped": Sample(
-        base="solution", replace={"generate_anchors": ANCHORS_WH_SWAPPED}, score=18,
+        base="solution", replace={"generate_anchors": ANCHORS_WH_SWAPPED}, score=30,
         messages={"test_generate_anchors": "width and height are swapped"}),
     "encode_without_log": Sample(
-        base="solution", replace={"encode_boxes": ENCODE_NO_LOG}, score=18,
+        base="solution", replace={"encode_boxes": ENCODE_NO_LOG}, score=30,
         messages={"test_encode_boxes": "the log is missing"}),
     "roi_pool_rounded_bins": Sample(
-        base="solution", replace={"roi_max_pool": ROI_POOL_ROUNDED_BINS}, score=17,
+        base="solution", replace={"roi_max_pool": ROI_POOL_ROUNDED_BINS}, score=29,
         messages={"test_roi_max_pool": "rounded to the nearest cell"}),
+    "roi_backward_first_cell": Sample(
+        base="solution", replace={"roi_max_pool_backward": ROI_BACKWARD_FIRST_CELL}, score=29,
+        messages={"test_roi_max_pool_backward": "first cell of the bin"}),
+    "smooth_l1_threshold_half": Sample(
+        base="solution", replace={"smooth_l1": SMOOTH_L1_THRESHOLD_HALF}, score=30,
+        messages={"test_smooth_l1": "the threshold is 0.5"}),
+    "associate_tracks_in_index_order": Sample(
+        base="solution", replace={"associate": ASSOCIATE_TRACKS_IN_ORDER}, score=27,
+        messages={"test_associate": "highest IoU first", "test_update_tracks": "greedy by IoU"}),
+    "tracker_reuses_ids": Sample(
+        base="solution", replace={"update_tracks": TRACKER_REUSES_IDS}, score=29,
+        messages={"test_update_tracks": "never reused"}),
+    "count_not_grouped_by_id": Sample(
+        base="solution", replace={"count_crossings": COUNT_NOT_GROUPED_BY_ID}, score=30,
+        messages={"test_count_crossings": "same track"}),
     "ap_without_envelope": Sample(
-        base="solution", replace={"average_precision": AP_NO_ENVELOPE}, score=18,
+        base="solution", replace={"average_precision": AP_NO_ENVELOPE}, score=30,
         messages={"test_average_precision": "envelope"}),
 }

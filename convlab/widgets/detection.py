@@ -137,20 +137,32 @@ def _box_canvas(box_a, box_b, size: int = 60) -> np.ndarray:
     return canvas
 
 
-def iou_explorer(iou_fn: Callable | None = None) -> widgets.VBox:
-    """Two boxes on a 60 x 60 canvas, each with x, y, width and height sliders; shows their IoU."""
+IOU_CANVAS, IOU_SCALE = 60, 5          # a 60 x 60 canvas drawn at 5 pixels per unit: a 300 x 300 picture
+
+
+def _at_display_size(image: widgets.Image, height: int, width: int) -> widgets.Image:
+    """Show `image` at exactly its pixel size (no stretching to the cell's width, no blur)."""
+    image.layout = widgets.Layout(width=f"{width}px", height=f"{height}px", flex="0 0 auto", object_fit="none")
+    return image
+
+
+def iou_explorer(iou_fn: Callable | None = None) -> widgets.HBox:
+    """Two boxes on a 60 x 60 canvas, each with x, y, width and height sliders; shows their IoU. The
+    picture is shown at its own 300 x 300 pixels, the sliders and the readout beside it."""
     def slider(name, value):
-        return widgets.IntSlider(value=value, min=0, max=40, description=name, continuous_update=True)
+        return widgets.IntSlider(value=value, min=0, max=40, description=name, continuous_update=True,
+                                 layout=widgets.Layout(width="250px"))
     sliders = [slider(n, v) for n, v in zip(("A x1", "A y1", "A width", "A height",
                                              "B x1", "B y1", "B width", "B height"), (8, 10, 24, 20, 20, 18, 24, 26))]
-    image, readout = widgets.Image(format="png"), widgets.HTML()
+    side = IOU_CANVAS * IOU_SCALE
+    image, readout = _at_display_size(widgets.Image(format="png"), side, side), widgets.HTML()
 
     def redraw(change=None):
         ax, ay, aw, ah, bx, by, bw, bh = (s.value for s in sliders)
         box_a, box_b = (ax, ay, ax + aw, ay + ah), (bx, by, bx + bw, by + bh)
         value, note = iou_readout(box_a, box_b, iou_fn)
-        image.value = png(paint_boxes(_box_canvas(box_a, box_b), np.array([box_a, box_b], float),
-                                      [(0.9, 0.1, 0.1), (0.1, 0.2, 0.9)], scale=5, thickness=2))
+        image.value = png(paint_boxes(_box_canvas(box_a, box_b, IOU_CANVAS), np.array([box_a, box_b], float),
+                                      [(0.9, 0.1, 0.1), (0.1, 0.2, 0.9)], scale=IOU_SCALE, thickness=2))
         overlap = max(0, min(ax + aw, bx + bw) - max(ax, bx)) * max(0, min(ay + ah, by + bh) - max(ay, by))
         readout.value = (f"<b>IoU = {value:.3f}</b> &nbsp; (intersection {overlap}, areas {aw * ah} and {bw * bh})"
                          f"<br><i>{html.escape(note)}</i>")
@@ -158,7 +170,11 @@ def iou_explorer(iou_fn: Callable | None = None) -> widgets.VBox:
     for s in sliders:
         s.observe(redraw, "value")
     redraw()
-    return _root(widgets.HBox([widgets.VBox(sliders[:4]), widgets.VBox(sliders[4:])]), image, readout)
+    controls = widgets.VBox([widgets.HTML("<b>box A</b> (red)"), *sliders[:4], widgets.HTML("<b>box B</b> (blue)"),
+                             *sliders[4:], readout], layout=widgets.Layout(width="320px"))
+    root = widgets.HBox([image, controls], layout=widgets.Layout(align_items="flex-start"))
+    root.add_class("convlab-widget")
+    return root
 
 
 def nms_explorer(boxes: np.ndarray, scores: np.ndarray, frame: np.ndarray, nms_fn: Callable | None = None,
