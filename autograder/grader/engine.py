@@ -34,7 +34,6 @@ from tqdm import tqdm
 from autograder.grader import report, resume
 from autograder.grader.course import Course, LessonPlan
 from autograder.grader.notebook import Cell, Unreadable, grade_id, read_submission, reconstruct
-from autograder.grader.reference import test_points
 from autograder.grader.runner import WALL_FACTOR
 from autograder.grader.sandbox import (BASE_UID, RUNNER, Limits, Mode, Sandbox, claimed_slots, command,
                                        require_sandbox)
@@ -228,7 +227,15 @@ def score(plan: LessonPlan, ex: Execution) -> list[dict]:
         points = plan.points[part.grade_id]
         parts.append({"grade_id": part.grade_id, "points": points, "score": 0.0 if message else points,
                       "message": message or ""})
-    return parts
+    return parts + [manual_part(grade_id, points) for grade_id, points in plan.manual.items()]
+
+
+def manual_part(grade_id: str, points: float) -> dict:
+    """A written answer or task: no score until the instructor grades it in formgrader."""
+    return {"grade_id": grade_id, "points": points, "score": 0.0, "message": MANUAL, "needs_manual_grade": True}
+
+
+MANUAL = "graded by your instructor"
 
 
 def _definition_hint(ex: Execution, cases: list, results: list) -> str:
@@ -295,7 +302,7 @@ def grade_submission(plan: LessonPlan, student: str, path: Path, jobs_root: Path
             raise Unreadable(problem)
         cells = reconstruct(plan.release, submission, plan.lesson)
     except Unreadable as exc:
-        return not_graded(student, plan.lesson, plan.points, "unreadable", str(exc)), [], None
+        return not_graded(student, plan.lesson, plan.all_points, "unreadable", str(exc)), [], None
     code = [cell for cell in cells if cell.cell_type == "code"]
     job_dir = Path(tempfile.mkdtemp(dir=jobs_root))
     job_dir.chmod(0o755)
@@ -511,7 +518,7 @@ def grade_all(submitted: Path, work: Path, jobs: int, course: Course = Course(),
         def grade_one(item: Found) -> dict:
             student, lesson, path = item.student, item.lesson, item.path
             if item.problem is not None:
-                points = test_points(lesson, course.solutions) if lesson in signatures else {}
+                points = course.graded_points(lesson) if lesson in signatures else {}
                 result = not_graded(student, lesson, points, item.status, item.problem)
                 report.write_result(work, result, [], None)
                 return result

@@ -35,11 +35,11 @@ def write_result(work: Path, result: dict, cells: list, ex) -> None:
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
     if cells:
-        _write(folder / f"{result['lesson']}.ipynb", json.dumps(executed_notebook(cells, ex), indent=1))
-    _write(folder / "result.json", json.dumps(result, indent=1))
+        write_atomic(folder / f"{result['lesson']}.ipynb", json.dumps(executed_notebook(cells, ex), indent=1))
+    write_atomic(folder / "result.json", json.dumps(result, indent=1))
 
 
-def _write(path: Path, text: str) -> None:
+def write_atomic(path: Path, text: str) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text)
     os.replace(tmp, path)
@@ -72,25 +72,37 @@ def results(work: Path) -> list[dict]:
     return sorted(found, key=lambda r: (r["student"], r["lesson"]))
 
 
-def write_grades(work: Path) -> Path:
-    """work/grades.csv: student, lesson, score, max_score, then '<lesson>:<test grade_id>' per part."""
-    rows = results(work)
+def write_grades(work: Path, rows: list[dict] | None = None) -> Path:
+    """work/grades.csv, one row per student and lesson: score (before any late penalty), max_score,
+    pending (points awaiting a manual grade), seconds_late, penalty, total (score less penalty), then
+    '<lesson>:<graded cell grade_id>' per part."""
+    rows = results(work) if rows is None else rows
     columns: dict[str, None] = {}
     for result in sorted(rows, key=lambda r: r["lesson"]):
         columns.update((f"{result['lesson']}:{p['grade_id']}", None) for p in result["parts"])
     path = work / "grades.csv"
     with open(path, "w", newline="") as file:
         writer = csv.writer(file)
-        writer.writerow(["student", "lesson", "score", "max_score", *columns])
+        writer.writerow(["student", "lesson", "score", "max_score", "pending", "seconds_late", "penalty", "total",
+                         *columns])
         for result in rows:
-            earned = {f"{result['lesson']}:{p['grade_id']}": _number(p["score"]) for p in result["parts"]}
+            late = result.get("late") or {}
+            earned = {f"{result['lesson']}:{p['grade_id']}": "" if p.get("needs_manual_grade") else _number(p["score"])
+                      for p in result["parts"]}
             writer.writerow([csv_safe(result["student"]), result["lesson"], _number(result["score"]),
-                             _number(result["max_score"]), *(earned.get(c, "") for c in columns)])
+                             _number(result["max_score"]), _number(result.get("pending", 0.0)),
+                             _number(late.get("seconds_late", 0.0)), _number(late.get("penalty", 0.0)),
+                             _number(result.get("total", result["score"])), *(earned.get(c, "") for c in columns)])
     return path
 
 
 def _number(value: float) -> str:
     return f"{value:g}"
+
+
+def _duration(seconds: float) -> str:
+    hours, rest = divmod(int(seconds), 3600)
+    return f"{hours} h {rest // 60} min" if hours else f"{rest // 60} min {rest % 60} s"
 
 
 def printable(text: str) -> str:
@@ -114,23 +126,23 @@ def lookalike_ids(students: list[str]) -> list[list[str]]:
     return [group for group in groups.values() if len(group) > 1]
 
 
-def write_feedback(work: Path) -> list[Path]:
+def write_feedback(work: Path, rows: list[dict] | None = None) -> list[Path]:
     """One HTML page per graded notebook under work/feedback/<student>/<lesson>/<lesson>.html."""
     written = []
-    for result in results(work):
+    for result in results(work) if rows is None else rows:
         student, lesson = result["student"], result["lesson"]
         executed = result_dir(work, student, lesson) / f"{lesson}.ipynb"
         nb = json.loads(executed.read_text()) if executed.exists() else {"cells": []}
         path = work / "feedback" / student / lesson / f"{lesson}.html"
         path.parent.mkdir(parents=True, exist_ok=True)
-        _write(path, feedback_html(result, nb))
+        write_atomic(path, feedback_html(result, nb))
         written.append(path)
     return written
 
 
 _STYLE = """body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;color:#222}
 table{border-collapse:collapse;width:100%}td,th{border:1px solid #ccc;padding:.4rem;text-align:left;vertical-align:top}
-tr.pass td.score{color:#176117}tr.fail td.score{color:#a11}pre{white-space:pre-wrap;margin:0;padding:.5rem}
+tr.pass td.score{color:#176117}tr.pending td.score{color:#555}tr.fail td.score{color:#a11}pre{white-space:pre-wrap;margin:0;padding:.5rem}
 .cell{border:1px solid #ddd;margin:1rem 0}.label{background:#f4f4f4;padding:.2rem .5rem;font-size:.85rem}
 .out{background:#fafafa;border-top:1px dashed #ddd}.err{background:#fff0f0;border-top:1px dashed #e99}"""
 
@@ -138,9 +150,15 @@ tr.pass td.score{color:#176117}tr.fail td.score{color:#a11}pre{white-space:pre-w
 def feedback_html(result: dict, nb: dict) -> str:
     esc = html.escape
     rows = "".join(
-        f'<tr class="{"pass" if p["score"] == p["points"] else "fail"}"><td>{esc(p["grade_id"])}</td>'
-        f'<td class="score">{_number(p["score"])} / {_number(p["points"])}</td>'
+        f'<tr class="{"pending" if p.get("needs_manual_grade") else "pass" if p["score"] == p["points"] else "fail"}">'
+        f'<td>{esc(p["grade_id"])}</td>'
+        f'<td class="score">{"–" if p.get("needs_manual_grade") else _number(p["score"])} / {_number(p["points"])}</td>'
         f'<td>{esc(p["message"]) or "passed"}</td></tr>' for p in result["parts"])
+    pending = f" ({_number(result['pending'])} points to be graded by your instructor)" if result.get("pending") else ""
+    late = result.get("late") or {}
+    lateness = (f"<p>Submitted {esc(str(late['timestamp']))}, {_duration(late['seconds_late'])} after the due date "
+                f"{esc(str(late['due']))}: late penalty {_number(late['penalty'])} points, total "
+                f"{_number(result.get('total', result['score']))}.</p>" if late.get("seconds_late") else "")
     notes = "".join(f"<li>{esc(n)}</li>" for n in result["notes"])
     cells, code_number = [], 0
     for cell in nb["cells"]:
@@ -162,7 +180,7 @@ def feedback_html(result: dict, nb: dict) -> str:
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{esc(result['lesson'])}: feedback for {esc(result['student'])}</title>
 <style>{_STYLE}</style></head><body>
-<h1>{esc(result['lesson'])}: {_number(result['score'])} / {_number(result['max_score'])}</h1>
+<h1>{esc(result['lesson'])}: {_number(result['score'])} / {_number(result['max_score'])}{pending}</h1>{lateness}
 <p>Feedback for <b>{esc(result['student'])}</b>. Each test earns its points when every hidden check of it passes.</p>
 <table><tr><th>test</th><th>score</th><th>feedback</th></tr>{rows}</table>
 {f'<h2>Notes</h2><ul>{notes}</ul>' if notes else ''}
