@@ -9,6 +9,8 @@ STAMP := $(VENV)/.installed
 WORK ?= autograder/work
 SUBMITTED ?= $(WORK)/submitted
 JOBS ?= $(shell nproc)
+# Extra options for `jupyter lab` in make lab and lab-instructor, e.g. LAB_ARGS=--port=9999
+LAB_ARGS ?=
 FAIRNESS_SEEDS ?= 10
 # Root installs what `make test` needs itself; anyone else is told in one line what to run.
 IS_ROOT ?= $(filter 0,$(shell id -u))
@@ -22,7 +24,7 @@ endif
 endif
 endif
 
-.PHONY: fairness help venv lab test release check-release samples autograde feedback grades bench system-deps oracle clean
+.PHONY: fairness help venv lab lab-instructor test release check-release samples autograde feedback grades bench system-deps oracle clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -38,8 +40,18 @@ $(STAMP): requirements.txt requirements.lock pyproject.toml
 
 venv: $(STAMP)  ## create .venv with the pinned packages (done by lab and test when missing)
 
+# The students' lab: jupyter/student/ hides nbgrader's instructor tools and the news pop-up.
 lab: $(STAMP)  ## start JupyterLab on the student release in course/
-	$(VENV)/bin/jupyter lab --notebook-dir=course $(if $(filter 0,$(shell id -u)),--allow-root)
+	JUPYTER_CONFIG_PATH=$(CURDIR)/jupyter/student$${JUPYTER_CONFIG_PATH:+:$$JUPYTER_CONFIG_PATH} \
+		$(VENV)/bin/jupyter lab --notebook-dir=course $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
+
+# The instructor's lab: solutions/*.py open as notebooks (jupytext), formgrader shows $(WORK)'s gradebook.
+lab-instructor: $(STAMP)  ## start JupyterLab at the repository root, with jupytext and formgrader on $(WORK)
+	@case "$(abspath $(WORK))/" in "$(CURDIR)/"*) ;; *) echo "WORK=$(WORK) must be inside $(CURDIR): formgrader only sees a course root below the folder JupyterLab serves"; exit 2;; esac
+	mkdir -p $(WORK)
+	CONVLAB_NBGRADER_ROOT=$(abspath $(WORK)) JUPYTER_CONFIG_PATH=$(CURDIR)/jupyter/instructor$${JUPYTER_CONFIG_PATH:+:$$JUPYTER_CONFIG_PATH} \
+		$(VENV)/bin/jupyter lab --notebook-dir=. --LabApp.app_settings_dir=$(CURDIR)/jupyter/instructor/settings \
+		$(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
 
 # As root: first installs bubblewrap and chromium (apt-get) and PyTorch (the oracle) when missing.
 # Otherwise, if bubblewrap or chromium is missing, make stops before anything with one line (above).
@@ -65,14 +77,14 @@ check-release: $(STAMP)  ## fail if course/ differs from a fresh build
 samples: $(STAMP)  ## put the shipped sample submissions into $(SUBMITTED), as if collected
 	$(PY) -m autograder.samples --out $(SUBMITTED)
 
-autograde: $(STAMP)  ## grade every submission under $(SUBMITTED), $(JOBS) at a time, in the sandbox
+autograde: $(STAMP)  ## grade every submission under $(SUBMITTED), $(JOBS) at a time, in the sandbox, into nbgrader's gradebook
 	$(PY) -m autograder.grade autograde --submitted $(SUBMITTED) --work $(WORK) --jobs $(JOBS) $(if $(SEED),--seed $(SEED)) $(if $(REGRADE),--regrade)
 
 feedback: $(STAMP)  ## write one HTML feedback file per student and lesson
 	$(PY) -m autograder.grade feedback --work $(WORK)
 
-grades: $(STAMP)  ## export the gradebook as $(WORK)/grades.csv
-	$(PY) -m autograder.grade grades --work $(WORK)
+grades: $(STAMP)  ## export $(WORK)/grades.csv, or FORMAT=canvas|moodle (MAPPING=roster.csv) for an LMS
+	$(PY) -m autograder.grade grades --work $(WORK) $(if $(FORMAT),--format $(FORMAT)) $(if $(MAPPING),--mapping $(MAPPING))
 
 fairness: $(STAMP)  ## grade the fairness corpus (independent correct solutions) on all seeds, in process and sandboxed
 	FAIRNESS_SEEDS=$(FAIRNESS_SEEDS) FAIRNESS_SANDBOX_SEEDS=$(FAIRNESS_SEEDS) $(PY) -m pytest -q autograder/tests/test_fairness.py

@@ -11,11 +11,8 @@ import getpass
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -24,6 +21,7 @@ from nbgrader.api import Gradebook
 from autograder.grader.course import Course
 from autograder.grader.gradebook import CONFIG, db_url
 from autograder.samples import build_sample, lesson_samples
+from autograder.tests.jupyter import JupyterServer
 
 ROOT = Path(__file__).resolve().parents[2]
 LESSON = "03_conv_backward"
@@ -54,45 +52,6 @@ def _answer(notebook: Path) -> None:
         if cell["metadata"].get("nbgrader", {}).get("solution"):
             cell["source"] = ANSWER if gid == WRITTEN else solutions[gid]
     notebook.write_text(json.dumps(nb))
-
-
-class Formgrader:
-    """A Jupyter server with nbgrader's formgrader, at the course root, on 127.0.0.1."""
-
-    def __init__(self, root: Path, env: dict):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
-        self.token = "convlab-test-token"
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "jupyter_server", "--no-browser", f"--port={self.port}", "--ip=127.0.0.1",
-             f"--ServerApp.token={self.token}", f"--ServerApp.root_dir={root}", "--allow-root"],
-            cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                self.call("GET", "/formgrader/api/status")
-                return
-            except OSError:
-                if self.proc.poll() is not None or time.monotonic() > deadline:
-                    self.stop()
-                    raise AssertionError(f"formgrader did not start: {self.proc.stderr.read()[-3000:]}")
-                time.sleep(0.5)
-
-    def call(self, method: str, path: str, body: dict | None = None):
-        request = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}", method=method,
-                                         data=None if body is None else json.dumps(body).encode(),
-                                         headers={"Authorization": f"token {self.token}"})
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return json.loads(response.read())
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
 
 
 def _gradebook_row(work: Path, student: str) -> dict:
@@ -158,11 +117,12 @@ def test_release_submit_autograde_manual_grade_feedback_export(tmp_path):
     assert "after the due date" in page
 
     # formgrader lists the submissions with ConvLab's scores, and takes the manual grade
-    formgrader = Formgrader(work, env)
+    formgrader = JupyterServer([sys.executable, "-m", "jupyter_server", f"--ServerApp.root_dir={work}", "--allow-root"],
+                               work, env, ready="/formgrader/api/status")
     try:
-        assignments = {a["name"]: a for a in formgrader.call("GET", "/formgrader/api/assignments")}
+        assignments = {a["name"]: a for a in formgrader.get("/formgrader/api/assignments")}
         assert LESSON in assignments and assignments[LESSON]["num_submissions"] == 2
-        listed = {s["student"]: s for s in formgrader.call("GET", f"/formgrader/api/submissions/{LESSON}")}
+        listed = {s["student"]: s for s in formgrader.get(f"/formgrader/api/submissions/{LESSON}")}
         assert listed[student]["score"] == row["score"] and listed[student]["needs_manual_grade"]
         assert listed["bob"]["score"] == 0 and listed[student]["max_score"] == row["max_score"]
         graded = formgrader.call("PUT", f"/formgrader/api/grade/{row['ids'][WRITTEN]}", {"manual_score": 1.5})
