@@ -239,18 +239,26 @@ MANUAL = "graded by your instructor"
 
 
 def _definition_hint(ex: Execution, cases: list, results: list) -> str:
-    """When a function or class is undefined (the called one, or the one a locked wrapper uses), say
-    what went wrong in the cell that should have defined it. The pattern runs in the grader's process
-    over the submission's text, so it must stay linear: [ \\t]* never crosses a line (\\s* would, and
-    backtracks quadratically over long runs of blank lines)."""
+    """When a function or class is undefined (the one a locked wrapper uses, or the called one), say
+    what went wrong in the cell that should have defined it: "SyntaxError in your Dense class, line 6:
+    expected ':'". The pattern runs in the grader's process over the submission's text, so it must
+    stay linear: [ \\t]* never crosses a line (\\s* would, and backtracks quadratically over long runs
+    of blank lines)."""
     for case, result in zip(cases, results):
         if isinstance(result, Raised) and result.type == "NameError":
-            names = {case.func} | set(re.findall(r"name '(\w+)' is not defined", result.message))
-            pattern = re.compile(rf"^[ \t]*(?:def|class)[ \t]+(?:{'|'.join(map(re.escape, sorted(names)))})\b", re.M)
-            defining = [i for i, cell in enumerate(ex.code) if pattern.search(cell.source)]
-            error = ex.outputs.get(defining[-1], {}).get("error") if defining else None
-            if error:
-                return f" ({ex.cell_name(defining[-1])} failed: {error['ename']}: {error['evalue']})"
+            for name in [*re.findall(r"name '(\w+)' is not defined", result.message), case.func]:
+                pattern = re.compile(rf"^[ \t]*(def|class)[ \t]+{re.escape(name)}\b", re.M)
+                defining = [(i, m) for i, cell in enumerate(ex.code) if (m := pattern.search(cell.source))]
+                error = ex.outputs.get(defining[-1][0], {}).get("error") if defining else None
+                if error:
+                    i, match = defining[-1]
+                    what = f"your {name} {'class' if match.group(1) == 'class' else 'function'}"
+                    if error["ename"] in ("SyntaxError", "IndentationError", "TabError"):
+                        line = re.search(r"line (\d+)\)?$", error["evalue"])
+                        detail = re.sub(r" \([^()]*, line \d+\)$", "", error["evalue"])
+                        return (f" ({error['ename']} in {what}{', line ' + line.group(1) if line else ''}: "
+                                f"{detail}; {ex.cell_name(i)} did not run)")
+                    return f" ({ex.cell_name(i)}, which defines {what}, failed: {error['ename']}: {error['evalue']})"
     return ""
 
 
