@@ -85,7 +85,7 @@ class Execution:
         if isinstance(event.get("dropped"), int) and event["dropped"] > 0:
             self.note(f"{self.cell_name(i)} printed too much: its output was truncated "
                               f"({event['dropped']} characters dropped)")
-        self.outputs[i] = {"out": out[:200_000], "error": error}
+        self.outputs[i] = {"out": out[:200_000], "error": error, "figures": report.png_figures(event.get("figures"))}
 
 
 def describe_exit(returncode: int | None) -> str:

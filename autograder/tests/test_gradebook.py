@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[2]
 LESSON = "03_conv_backward"
 WRITTEN = "written_rot180"
 BIN = Path(sys.executable).parent
-ANSWER = "Going backwards each input collects from every output that used it, through the tap at u - i."
+ANSWER = "Going backwards each input collects from *every output* that used it <script>alert(1)</script>."
 
 
 def _nbgrader(cwd: Path, env: dict, *args: str) -> str:
@@ -115,6 +115,10 @@ def test_release_submit_autograde_manual_grade_feedback_export(tmp_path):
     page = (work / "feedback" / student / LESSON / f"{LESSON}.html").read_text()
     assert "graded by your instructor" in page and "(2 points to be graded by your instructor)" in page
     assert "after the due date" in page
+    assert 'href="#cell-test_rot180"' in page and 'id="cell-test_rot180"' in page   # the table links to the cell
+    assert '<details class="convlab-test"><summary>locked test test_rot180 (1 / 1)' in page
+    assert "collects from <em>every output</em> that used it &lt;script&gt;alert(1)&lt;/script&gt;." in page
+    assert "<script>alert" not in page
 
     # formgrader lists the submissions with ConvLab's scores, and takes the manual grade
     formgrader = JupyterServer([sys.executable, "-m", "jupyter_server", f"--ServerApp.root_dir={work}", "--allow-root"],
