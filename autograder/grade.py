@@ -102,7 +102,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"no submissions found in {args.submitted}: expected {args.submitted}/{LAYOUT}", file=sys.stderr)
             return 2
         print(f"{run.summary()} ({len(run)} results in {args.work / 'autograded'})")
-        written = gradebook.record(run, args.submitted, args.work, course)   # the instructor-side step
+        try:
+            written = gradebook.record(run, args.submitted, args.work, course)   # the instructor-side step
+        except gradebook.GradebookError as exc:
+            print(exc, file=sys.stderr)
+            return 1
         print(written.summary(args.work))
         return 0 if run.complete else 1
     if not (args.work / "autograded").is_dir():

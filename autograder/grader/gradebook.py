@@ -25,10 +25,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import nbformat
-from nbgrader.api import Gradebook, Grade, MissingEntry
+from nbgrader.api import Gradebook, Grade, InvalidEntry, MissingEntry
 from nbgrader.plugins import LateSubmissionPlugin
 from nbgrader.utils import parse_utc
-from sqlalchemy.exc import SAWarning
+from sqlalchemy.exc import SAWarning, SQLAlchemyError
 from traitlets.config import Config, PyFileConfigLoader
 from traitlets.utils.importstring import import_item
 
@@ -137,8 +137,22 @@ def timestamp(submitted: Path, student: str, lesson: str) -> str | None:
     return None
 
 
+class GradebookError(RuntimeError):
+    """The gradebook could not be written (locked, damaged, not writable); the message says which."""
+
+
 def record(results: list[dict], submitted: Path, work: Path, course: Course = Course()) -> Written:
     """Write `results` into work/gradebook.db; add each result's lateness to its result.json."""
+    try:
+        return _record(results, submitted, work, course)
+    except (OSError, SQLAlchemyError, InvalidEntry) as exc:
+        raise GradebookError(f"the grades are in {Path(work) / 'autograded'}, but nbgrader's gradebook "
+                             f"{Path(work) / 'gradebook.db'} could not be written ({type(exc).__name__}: "
+                             f"{str(exc)[:300]}); close what holds it (formgrader's grading view) and run "
+                             "`make autograde` again: it keeps the results and writes only the gradebook") from None
+
+
+def _record(results: list[dict], submitted: Path, work: Path, course: Course) -> Written:
     written = Written()
     config, lessons = course_config(work), set(course.lessons())
     plugin = late_plugin(config)
