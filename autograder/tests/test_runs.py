@@ -217,7 +217,8 @@ def test_autograde_gives_every_misplaced_submission_a_zero_a_message_and_a_csv_r
     (submitted / "dave").mkdir()
     assert grade.main(["autograde", "--submitted", str(submitted), "--work", str(work), "--jobs", "1"]) == 1
     out = capsys.readouterr().out
-    assert out.splitlines()[-1].startswith("summary: 0 graded, 1 unreadable, 3 skipped, 0 grader faults")
+    assert out.splitlines()[-2].startswith("summary: 0 graded, 1 unreadable, 3 skipped, 0 grader faults")
+    assert out.splitlines()[-1].startswith("gradebook: 3 submissions in ")   # each with its score 0 and message
     results = {(r["student"], r["lesson"]): r for r in
                (json.loads(p.read_text()) for p in (work / "autograded").glob("*/*/result.json"))}
     assert {k: (r["status"], r["score"]) for k, r in results.items()} == {
