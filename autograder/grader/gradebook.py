@@ -80,13 +80,14 @@ class Written:
     pending: int = 0                                    # cells awaiting a manual grade
     late: int = 0
     not_lessons: list[str] = field(default_factory=list)   # results of folders that are no lesson
+    problems: list[str] = field(default_factory=list)      # unreadable timestamp.txt files
 
     def summary(self, work: Path) -> str:
         line = (f"gradebook: {self.submissions} submissions in {Path(work) / 'gradebook.db'}, "
                 f"{self.pending} cells await manual grading in formgrader, {self.late} late")
         if self.not_lessons:
             line += f"; not in the gradebook (no lesson of this course): {', '.join(self.not_lessons)}"
-        return line
+        return "\n".join([line, *self.problems])
 
 
 def _cells(course: Course, lesson: str) -> list[dict]:
@@ -126,15 +127,17 @@ def _comments(course: Course, lesson: str, parts: list[dict]) -> dict[str, str]:
 
 
 def timestamp(submitted: Path, student: str, lesson: str) -> str | None:
-    """The submission time nbgrader collect wrote (timestamp.txt), or None."""
+    """The submission time nbgrader collect wrote (timestamp.txt), in UTC, or None when there is no
+    such file; ValueError, naming the file, when it holds no time nbgrader can read."""
     path = Path(submitted) / student / lesson / "timestamp.txt"
-    if path.is_file() and not path.is_symlink():
-        text = path.read_text(errors="replace").strip()
-        try:
-            return parse_utc(text).isoformat() if text else None
-        except ValueError:
-            return None
-    return None
+    if not path.is_file() or path.is_symlink():
+        return None
+    text = path.read_text(errors="replace").strip()[:100]
+    try:
+        return parse_utc(text).isoformat()
+    except (ValueError, OverflowError):
+        raise ValueError(f"{path} holds no time nbgrader can read ({text!r}): the submission is taken as on time") \
+            from None
 
 
 class GradebookError(RuntimeError):
@@ -165,7 +168,11 @@ def _record(results: list[dict], submitted: Path, work: Path, course: Course) ->
                 written.not_lessons.append(f"{student}/{lesson}")
                 continue
             gb.update_or_create_student(student)
-            when = timestamp(submitted, student, lesson)
+            try:
+                when = timestamp(submitted, student, lesson)
+            except ValueError as exc:
+                when = None
+                written.problems.append(str(exc))
             try:
                 submission = gb.find_submission(lesson, student)
                 submission.timestamp = parse_utc(when) if when else None
@@ -180,11 +187,9 @@ def _record(results: list[dict], submitted: Path, work: Path, course: Course) ->
                 grade.auto_score = None if manual else part["score"]
                 grade.needs_manual_grade = manual and grade.manual_score is None
                 written.pending += grade.needs_manual_grade
-            for name, text in _comments(course, lesson, result["parts"]).items():
-                gb.find_comment(name, lesson, lesson, student).auto_comment = text
+            comments = _comments(course, lesson, result["parts"])
             for comment in notebook.comments:
-                if comment.name not in _comments(course, lesson, result["parts"]):
-                    comment.auto_comment = None
+                comment.auto_comment = comments.get(comment.name)
             gb.db.commit()
             result["late"] = _lateness(submission, notebook, plugin, student)
             written.late += result["late"]["seconds_late"] > 0

@@ -63,13 +63,14 @@ def test_late_submission_penalty_is_nbgraders_plugin_as_configured(tmp_path, mon
     assert rows[0]["total"] == (0 if method == "zero" else auto) and rows[0]["pending"] == 2
 
 
-def test_a_changed_timestamp_or_a_broken_one_is_read_as_nbgrader_does(tmp_path):
+def test_timestamps_are_read_as_nbgrader_does_and_a_broken_one_is_named(tmp_path):
     (tmp_path / "amy" / LESSON).mkdir(parents=True)
     path = tmp_path / "amy" / LESSON / "timestamp.txt"
     path.write_text("2027-03-02 01:30:00 CET")
     assert gradebook.timestamp(tmp_path, "amy", LESSON) == "2027-03-02T00:30:00"
     path.write_text("yesterday-ish")
-    assert gradebook.timestamp(tmp_path, "amy", LESSON) is None
+    with pytest.raises(ValueError, match="holds no time nbgrader can read \\('yesterday-ish'\\)"):
+        gradebook.timestamp(tmp_path, "amy", LESSON)
     assert gradebook.timestamp(tmp_path, "nobody", LESSON) is None
 
 
