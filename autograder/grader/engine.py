@@ -232,10 +232,8 @@ def score(plan: LessonPlan, ex: Execution) -> list[dict]:
 
 def manual_part(grade_id: str, points: float) -> dict:
     """A written answer or task: no score until the instructor grades it in formgrader."""
-    return {"grade_id": grade_id, "points": points, "score": 0.0, "message": MANUAL, "needs_manual_grade": True}
-
-
-MANUAL = "graded by your instructor"
+    return {"grade_id": grade_id, "points": points, "score": 0.0, "message": report.BY_INSTRUCTOR,
+            "needs_manual_grade": True}
 
 
 def _definition_hint(ex: Execution, cases: list, results: list) -> str:

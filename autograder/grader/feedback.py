@@ -20,7 +20,6 @@ from nbconvert import HTMLExporter
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 YOURS = {"student": "your code", "added": "your added cell", "edited": "your edit", "stub": "stub (not done)"}
-PENDING = "graded by your instructor"
 
 
 def _number(value: float) -> str:

@@ -259,7 +259,7 @@ def with_manual_grades(results: list[dict], work: Path) -> list[dict]:
             grade = graded.get(part["grade_id"])
             if part.get("needs_manual_grade") and grade and grade["score"] is not None:
                 part.update(score=grade["score"], needs_manual_grade=False,
-                            message=f"graded by your instructor{': ' + grade['comment'] if grade['comment'] else ''}")
+                            message=report.BY_INSTRUCTOR + (f": {grade['comment']}" if grade["comment"] else ""))
         result["score"] = sum(p["score"] for p in result["parts"])
         result["pending"] = sum(p["points"] for p in result["parts"] if p.get("needs_manual_grade"))
         result["total"] = result["score"] - result.get("late", {}).get("penalty", 0.0)

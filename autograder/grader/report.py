@@ -23,6 +23,9 @@ from autograder.build import KERNELSPEC
 from autograder.grader import feedback
 from autograder.grader.runner import FIGURE_CAP
 
+BY_INSTRUCTOR = "graded by your instructor"   # a written answer's message, before and after it is graded
+
+
 def result_dir(work: Path, student: str, lesson: str) -> Path:
     return work / "autograded" / student / lesson
 
