@@ -265,8 +265,7 @@ def corpus(course: Course, t: Targets) -> dict[str, Attack]:
         "huge_integer": attack(2, {"test_add_arrays": "returned an integer of 16,610 bits (more than 4096)"},
                                add_arrays="def add_arrays(a, b):\n    return 10 ** 5000\n"),
         # a definition hint over 2 MB of blank lines: linear in the grader's process, not quadratic
-        "blank_lines_then_syntax_error": attack(2, {"test_add_arrays": "SyntaxError in your add_arrays function, "
-                                                                       "line 2000001: expected ':'"},
+        "blank_lines_then_syntax_error": attack(2, {"test_add_arrays": "SyntaxError in your add_arrays function"},
                                                 add_arrays="\n" * 2_000_000 + "def add_arrays(a, b)\n    return a + b\n"),
         "class_with_syntax_error": attack(1, {"test_row_sums": "SyntaxError in your row_sums class, line 2: "
                                                                "expected ':'"}, row_sums=(
