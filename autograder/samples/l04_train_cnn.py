@@ -56,5 +56,5 @@ SAMPLES = {
     "he_fan_out": Sample(replace={"he_init": HE_FAN_OUT}, score=17, messages={
         "test_he_init": "uses fan_out"}),
     "dense_syntax_error": Sample(replace={"Dense": DENSE_SYNTAX_ERROR}, score=12, messages={
-        "test_Dense": "SyntaxError in your Dense class, line 6: expected ':'"}),
+        "test_Dense": "Dense is not defined"}),
 }

@@ -48,3 +48,11 @@ def test_grades_csv_has_one_row_per_graded_notebook(graded_samples):
 def test_feedback_shows_the_figures_the_notebook_drew(graded_samples):
     page = graded_samples.feedback("02_relu_pooling", "full")   # lesson 02 plots its feature maps
     assert page.count('src="data:image/png;base64,iVBOR') >= 2
+
+
+def test_a_syntax_error_in_a_class_is_named_with_its_line(graded_samples):
+    # the sandboxed grader sees the cell's SyntaxError (the in-process one only the NameError)
+    message = {p["grade_id"]: p["message"] for p in graded_samples.result("04_train_cnn", "dense_syntax_error")["parts"]}
+    assert "SyntaxError in your Dense class, line 6: expected ':'" in message["test_Dense"]
+    assert "SyntaxError in your Dense class, line 6" in html.unescape(graded_samples.feedback("04_train_cnn",
+                                                                                               "dense_syntax_error"))
