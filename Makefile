@@ -9,6 +9,8 @@ STAMP := $(VENV)/.installed
 WORK ?= autograder/work
 SUBMITTED ?= $(WORK)/submitted
 JOBS ?= $(shell nproc)
+# Extra options for `jupyter lab` in make lab and lab-instructor, e.g. LAB_ARGS=--port=9999
+LAB_ARGS ?=
 FAIRNESS_SEEDS ?= 10
 # Root installs what `make test` needs itself; anyone else is told in one line what to run.
 IS_ROOT ?= $(filter 0,$(shell id -u))
@@ -22,7 +24,7 @@ endif
 endif
 endif
 
-.PHONY: fairness help venv lab test release check-release samples autograde scheduler worker feedback grades report similarity bench system-deps oracle clean
+.PHONY: fairness help venv lab lab-instructor test release check-release samples autograde scheduler worker feedback grades report similarity bench system-deps oracle clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -38,8 +40,18 @@ $(STAMP): requirements.txt requirements.lock pyproject.toml
 
 venv: $(STAMP)  ## create .venv with the pinned packages (done by lab and test when missing)
 
+# The students' lab: jupyter/student/ hides nbgrader's instructor tools and the news pop-up.
 lab: $(STAMP)  ## start JupyterLab on the student release in course/
-	$(VENV)/bin/jupyter lab --notebook-dir=course $(if $(filter 0,$(shell id -u)),--allow-root)
+	JUPYTER_CONFIG_PATH=$(CURDIR)/jupyter/student$${JUPYTER_CONFIG_PATH:+:$$JUPYTER_CONFIG_PATH} \
+		$(VENV)/bin/jupyter lab --notebook-dir=course $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
+
+# The instructor's lab: solutions/*.py open as notebooks (jupytext), formgrader shows $(WORK)'s gradebook.
+lab-instructor: $(STAMP)  ## start JupyterLab at the repository root, with jupytext and formgrader on $(WORK)
+	@case "$(abspath $(WORK))/" in "$(CURDIR)/"*) ;; *) echo "WORK=$(WORK) must be inside $(CURDIR): formgrader only sees a course root below the folder JupyterLab serves"; exit 2;; esac
+	mkdir -p $(WORK)
+	CONVLAB_NBGRADER_ROOT=$(abspath $(WORK)) JUPYTER_CONFIG_PATH=$(CURDIR)/jupyter/instructor$${JUPYTER_CONFIG_PATH:+:$$JUPYTER_CONFIG_PATH} \
+		$(VENV)/bin/jupyter lab --notebook-dir=. --LabApp.app_settings_dir=$(CURDIR)/jupyter/instructor/settings \
+		$(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
 
 .PHONY: explore
 explore: $(STAMP)  ## serve the learners' explorer (every widget, no code to write) with Voilà on 127.0.0.1
@@ -69,7 +81,7 @@ check-release: $(STAMP)  ## fail if course/ differs from a fresh build
 samples: $(STAMP)  ## put the shipped sample submissions into $(SUBMITTED), as if collected
 	$(PY) -m autograder.samples --out $(SUBMITTED)
 
-autograde: $(STAMP)  ## grade every submission under $(SUBMITTED), $(JOBS) at a time, in the sandbox (SCHEDULER=tcp://host:8786: on Dask workers)
+autograde: $(STAMP)  ## grade every submission under $(SUBMITTED), $(JOBS) at a time, in the sandbox, into nbgrader's gradebook (SCHEDULER=tcp://host:8786: on Dask workers)
 	$(PY) -m autograder.grade autograde --submitted $(SUBMITTED) --work $(WORK) --jobs $(JOBS) $(if $(SEED),--seed $(SEED)) $(if $(REGRADE),--regrade) \
 		$(if $(CHANGED_ONLY),--changed-only) $(if $(SCHEDULER),--scheduler $(SCHEDULER)) $(foreach s,$(STUDENT),--student $(s)) $(foreach l,$(LESSON),--lesson $(l))
 
@@ -84,8 +96,8 @@ worker: $(STAMP)  ## start a Dask grading worker in this checkout for SCHEDULER=
 feedback: $(STAMP)  ## write one HTML feedback file per student and lesson
 	$(PY) -m autograder.grade feedback --work $(WORK)
 
-grades: $(STAMP)  ## export the gradebook as $(WORK)/grades.csv
-	$(PY) -m autograder.grade grades --work $(WORK)
+grades: $(STAMP)  ## export $(WORK)/grades.csv, or FORMAT=canvas|moodle (MAPPING=roster.csv) for an LMS
+	$(PY) -m autograder.grade grades --work $(WORK) $(if $(FORMAT),--format $(FORMAT)) $(if $(MAPPING),--mapping $(MAPPING))
 
 report: $(STAMP)  ## class report from the graded results: $(WORK)/report/index.html, one page per lesson, report.json
 	$(PY) -m autograder.insight report --work $(WORK) --submitted $(SUBMITTED)

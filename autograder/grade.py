@@ -3,14 +3,16 @@
     python -m autograder.grade autograde --submitted DIR --work WORK [--jobs N] [--scheduler tcp://HOST:8786]
                                          [--student S] [--lesson L] [--changed-only | --regrade]
     python -m autograder.grade feedback --work WORK
-    python -m autograder.grade grades --work WORK
+    python -m autograder.grade grades --work WORK [--format long|canvas|moodle] [--mapping CSV]
     python -m autograder.grade sandbox
 
 `autograde` reads nbgrader's layout DIR/<student>/<lesson>/<lesson>.ipynb and grades every
 notebook in its own sandbox, N at a time, into WORK/autograded/, showing progress, and ends with
-a summary line (graded, unreadable, skipped, grader faults); it exits 1 when anything could not
+a summary line (graded, unreadable, skipped, grader faults), then writes every result into
+nbgrader's gradebook WORK/gradebook.db (autograder/grader/gradebook.py); it exits 1 when anything could not
 be graded or was skipped, 2 when nothing could be graded at all. `feedback` writes
-WORK/feedback/<student>/<lesson>/<lesson>.html; `grades` writes WORK/grades.csv. `sandbox`
+WORK/feedback/<student>/<lesson>/<lesson>.html; `grades` writes WORK/grades.csv, or with --format the CSV Canvas or
+Moodle imports (autograder/grader/lms.py). `sandbox`
 prints the one line saying which sandbox mode this machine and user get, or why there is none.
 """
 from __future__ import annotations
@@ -22,7 +24,7 @@ import secrets
 import sys
 from pathlib import Path
 
-from autograder.grader import report
+from autograder.grader import gradebook, lms, report
 from autograder.grader.course import Course, CourseError
 from autograder.grader.engine import grade_all
 from autograder.grader.sandbox import SandboxUnavailable, detect_mode
@@ -79,9 +81,14 @@ def main(argv: list[str] | None = None) -> int:
     autograde.add_argument("--solutions", type=Path, help=argparse.SUPPRESS)   # a fixture course (tests)
     autograde.add_argument("--release", type=Path, help=argparse.SUPPRESS)
     autograde.add_argument("--checks", type=Path, help=argparse.SUPPRESS)
-    for name, text in (("feedback", "write one HTML feedback page per student and lesson"),
-                       ("grades", "export WORK/grades.csv")):
-        commands.add_parser(name, help=text).add_argument("--work", type=Path, required=True)
+    commands.add_parser("feedback", help="write one HTML feedback page per student and lesson").add_argument(
+        "--work", type=Path, required=True)
+    grades = commands.add_parser("grades", help="export WORK/grades.csv, or the CSV an LMS imports")
+    grades.add_argument("--work", type=Path, required=True)
+    grades.add_argument("--format", choices=lms.FORMATS, default="long",
+                        help="long: WORK/grades.csv, a row per student and lesson; canvas, moodle: "
+                             "WORK/grades-<format>.csv, a row per student and a column per lesson")
+    grades.add_argument("--mapping", type=Path, help="CSV: student (folder name), then the LMS identity columns")
     commands.add_parser("sandbox", help="say which sandbox mode grading would use here, or why none")
     args = parser.parse_args(argv)
 
@@ -132,15 +139,35 @@ def main(argv: list[str] | None = None) -> int:
             print(f"no submissions found in {args.submitted}: expected {args.submitted}/{LAYOUT}", file=sys.stderr)
             return 2
         print(f"{run.summary()} ({len(run)} results in {args.work / 'autograded'})")
+        try:
+            written = gradebook.record(run, args.submitted, args.work, course)   # the instructor-side step
+        except gradebook.GradebookError as exc:
+            print(exc, file=sys.stderr)
+            return 1
+        print(written.summary(args.work))
         return 0 if run.complete else 1
     if not (args.work / "autograded").is_dir():
         print(f"nothing graded in {args.work}: run `make autograde` first", file=sys.stderr)
         return 2
+    results = gradebook.with_manual_grades(report.results(args.work), args.work)
     if args.command == "feedback":
-        written = report.write_feedback(args.work)
+        written = report.write_feedback(args.work, results)
         print(f"{len(written)} feedback pages under {args.work / 'feedback'}")
+    elif args.format == "long":
+        if args.mapping:
+            parser.error("--mapping is for --format canvas or moodle")
+        print(f"grades written to {report.write_grades(args.work, results)}")
     else:
-        print(f"gradebook written to {report.write_grades(args.work)}")
+        try:
+            mapping = lms.read_mapping(args.mapping) if args.mapping else None
+        except lms.MappingError as exc:
+            print(exc, file=sys.stderr)
+            return 2
+        exported = lms.export(results, args.work, args.format, Course().lessons(), mapping)
+        print(f"{args.format} grades written to {exported.path}")
+        for problem in exported.problems():
+            print(report.printable(problem), file=sys.stderr)
+        return 1 if exported.missing else 0
     return 0
 
 

@@ -471,6 +471,20 @@ expect_close(rot180(rot180(w)), w, "rot180(rot180(w))", hint="two half-turns giv
 print("rot180: correct")
 
 # %% [markdown]
+# **Written question (2 points, graded by your instructor).** In your own words: why does the kernel
+# appear rotated by 180° in $dL/dX$, when the forward pass uses it unrotated? Point at the index
+# substitution above in two or three sentences.
+
+# %% [markdown] nbgrader={"grade": true, "grade_id": "written_rot180", "locked": false, "points": 2, "schema_version": 3, "solution": true, "task": false}
+# ### BEGIN SOLUTION
+# In the forward pass output Y[i, j] reads input X[i + m, j + n] through tap W[m, n]: the offset of
+# the input from the output grows with the tap index. Going backwards, input X[u, v] collects from
+# every output that used it, and the tap linking them is W[u - i, v - j], which decreases as the
+# output index i grows. Substituting m' = K_h - 1 - (u - i) turns this into a correlation whose
+# kernel is read backwards along both axes, which is the 180-degree rotation.
+# ### END SOLUTION
+
+# %% [markdown]
 # ### 4.2 Channels
 # With channels, 3.3 says $dX[bi, ci] = \sum_{co} \mathrm{correlate}\big(dY_{full}[bi, co],\ \mathrm{rot180}(W)[co, ci]\big)$.
 # Compare with the forward pass, $Y[bi, co] = \sum_{ci} \mathrm{correlate}(X[bi, ci],\ W[co, ci]) + b[co]$: it

@@ -922,6 +922,18 @@ else:
 # batch size, learning rate and seeds): Dense networks with 0, 1, 2 and 3 hidden layers of 128 units,
 # and two convolutional networks with 2 and 3 hidden layers.
 
+# %% [markdown]
+# **Written question (2 points, graded by your instructor).** Is the network your `build_cnn` builds
+# deep by the CAP definition? Count its CAP depth layer by layer, say which layers add nothing, and
+# answer in two or three sentences.
+
+# %% [markdown] nbgrader={"grade": true, "grade_id": "written_cap_depth", "locked": false, "points": 2, "schema_version": 3, "solution": true, "task": false}
+# ### BEGIN SOLUTION
+# Yes. Counting layers with learnable weights from input to output: the two convolutions and the
+# hidden Dense layer are three hidden layers, and the output Dense layer adds one, a CAP depth of 4,
+# more than 2. ReLU, max pooling and Flatten learn nothing, so they do not add to the depth.
+# ### END SOLUTION
+
 # %%
 DEPTH_EPOCHS, DEPTH_SEEDS = (1, (0,)) if convlab.FAST else (10, (0, 1, 2))
 variants = [(f"dense, {n} hidden", n, (lambda rng, n=n: build_mlp(n, rng))) for n in range(4)]

@@ -18,8 +18,8 @@ def test_every_lesson_has_stubs_and_graded_tests_in_the_release():
         graded = [m for m in meta if m.get("grade")]
         assert stubs and graded, f"{lesson}: {len(stubs)} stub cells, {len(graded)} graded test cells"
         for cell in stubs:
-            assert "raise NotImplementedError()" in "".join(cell["source"]), \
-                f"{lesson}: stub {cell['id']} does not raise NotImplementedError in the release"
+            stub = "raise NotImplementedError()" if cell["cell_type"] == "code" else "YOUR ANSWER HERE"
+            assert stub in "".join(cell["source"]), f"{lesson}: stub {cell['id']} does not read {stub!r} in the release"
 
 
 def test_instructor_sources_hold_no_control_characters():

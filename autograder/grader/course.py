@@ -19,7 +19,7 @@ import numpy as np
 from autograder.build import COURSE, SOLUTIONS, lessons
 from autograder.checks import check_module
 from autograder.grader.notebook import grade_id, is_solution
-from autograder.grader.reference import load_reference, test_points
+from autograder.grader.reference import load_reference, manual_points, test_points
 from autograder.grader.spec import Case, Part
 from autograder.grader.wire import encode_request
 
@@ -56,6 +56,10 @@ class Course:
         nb = jupytext.read(self.solutions / f"{lesson}.py")
         return {grade_id(cell): cell.source for cell in nb.cells if is_solution(cell)}
 
+    def graded_points(self, lesson: str) -> dict[str, float]:
+        """Every graded cell's points: the autograded tests, then the cells the instructor grades."""
+        return {**test_points(lesson, self.solutions), **manual_points(lesson, self.solutions)}
+
     def check_module(self, lesson: str) -> ModuleType:
         if self.checks is None:
             return check_module(lesson)
@@ -75,6 +79,7 @@ class Course:
         if unknown := sorted(set(by_id) - set(points)):
             raise CourseError(f"{lesson}: hidden-check Parts for no graded test cell: {unknown}")
         return LessonPlan(lesson, self.release_notebook(lesson), points, [by_id[g] for g in points],
+                          manual=manual_points(lesson, self.solutions),
                           cell_timeout=float(getattr(checks, "CELL_TIMEOUT", DEFAULT_CELL_TIMEOUT)),
                           notebook_timeout=float(getattr(checks, "NOTEBOOK_TIMEOUT", DEFAULT_NOTEBOOK_TIMEOUT)))
 
@@ -90,6 +95,7 @@ class LessonPlan:
     release: dict                   # the trusted release notebook (JSON)
     points: dict[str, float]        # graded test cell grade_id -> points, notebook order
     parts: list[Part]               # one per graded test cell, same order
+    manual: dict[str, float] = field(default_factory=dict)   # manually graded cell grade_id -> points
     cell_timeout: float = DEFAULT_CELL_TIMEOUT
     notebook_timeout: float = DEFAULT_NOTEBOOK_TIMEOUT
     cases: list[Case] = field(init=False)          # all cases, flat: probe k is cases[k]
@@ -102,8 +108,13 @@ class LessonPlan:
             self.cases.extend(part.cases)
 
     @property
+    def all_points(self) -> dict[str, float]:
+        """Every graded cell's points: the autograded tests, then the cells left to the instructor."""
+        return {**self.points, **self.manual}
+
+    @property
     def max_score(self) -> float:
-        return sum(self.points.values())
+        return sum(self.all_points.values())
 
     def write_probes(self, folder: Path) -> None:
         """One JSON request per case, folder/<k>.json, readable by the sandbox user."""

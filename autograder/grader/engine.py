@@ -34,7 +34,6 @@ from tqdm import tqdm
 from autograder.grader import report, resume
 from autograder.grader.course import Course, LessonPlan
 from autograder.grader.notebook import Cell, Unreadable, grade_id, read_submission, reconstruct
-from autograder.grader.reference import test_points
 from autograder.grader.runner import WALL_FACTOR
 from autograder.grader.sandbox import (BASE_UID, RUNNER, Limits, Mode, Sandbox, claimed_slots, command,
                                        require_sandbox)
@@ -86,7 +85,7 @@ class Execution:
         if isinstance(event.get("dropped"), int) and event["dropped"] > 0:
             self.note(f"{self.cell_name(i)} printed too much: its output was truncated "
                               f"({event['dropped']} characters dropped)")
-        self.outputs[i] = {"out": out[:200_000], "error": error}
+        self.outputs[i] = {"out": out[:200_000], "error": error, "figures": report.png_figures(event.get("figures"))}
 
 
 def describe_exit(returncode: int | None) -> str:
@@ -231,22 +230,36 @@ def score(plan: LessonPlan, ex: Execution) -> list[dict]:
         points = plan.points[part.grade_id]
         parts.append({"grade_id": part.grade_id, "points": points, "score": 0.0 if message else points,
                       "message": message or ""})
-    return parts
+    return parts + [manual_part(grade_id, points) for grade_id, points in plan.manual.items()]
+
+
+def manual_part(grade_id: str, points: float) -> dict:
+    """A written answer or task: no score until the instructor grades it in formgrader."""
+    return {"grade_id": grade_id, "points": points, "score": 0.0, "message": report.BY_INSTRUCTOR,
+            "needs_manual_grade": True}
 
 
 def _definition_hint(ex: Execution, cases: list, results: list) -> str:
-    """When a function or class is undefined (the called one, or the one a locked wrapper uses), say
-    what went wrong in the cell that should have defined it. The pattern runs in the grader's process
-    over the submission's text, so it must stay linear: [ \\t]* never crosses a line (\\s* would, and
-    backtracks quadratically over long runs of blank lines)."""
+    """When a function or class is undefined (the one a locked wrapper uses, or the called one), say
+    what went wrong in the cell that should have defined it: "SyntaxError in your Dense class, line 6:
+    expected ':'". The pattern runs in the grader's process over the submission's text, so it must
+    stay linear: [ \\t]* never crosses a line (\\s* would, and backtracks quadratically over long runs
+    of blank lines)."""
     for case, result in zip(cases, results):
         if isinstance(result, Raised) and result.type == "NameError":
-            names = {case.func} | set(re.findall(r"name '(\w+)' is not defined", result.message))
-            pattern = re.compile(rf"^[ \t]*(?:def|class)[ \t]+(?:{'|'.join(map(re.escape, sorted(names)))})\b", re.M)
-            defining = [i for i, cell in enumerate(ex.code) if pattern.search(cell.source)]
-            error = ex.outputs.get(defining[-1], {}).get("error") if defining else None
-            if error:
-                return f" ({ex.cell_name(defining[-1])} failed: {error['ename']}: {error['evalue']})"
+            for name in [*re.findall(r"name '(\w+)' is not defined", result.message), case.func]:
+                pattern = re.compile(rf"^[ \t]*(def|class)[ \t]+{re.escape(name)}\b", re.M)
+                defining = [(i, m) for i, cell in enumerate(ex.code) if (m := pattern.search(cell.source))]
+                error = ex.outputs.get(defining[-1][0], {}).get("error") if defining else None
+                if error:
+                    i, match = defining[-1]
+                    what = f"your {name} {'class' if match.group(1) == 'class' else 'function'}"
+                    if error["ename"] in ("SyntaxError", "IndentationError", "TabError"):
+                        line = re.search(r"line (\d+)\)?$", error["evalue"])
+                        detail = re.sub(r" \([^()]*, line \d+\)$", "", error["evalue"])
+                        return (f" ({error['ename']} in {what}{', line ' + line.group(1) if line else ''}: "
+                                f"{detail}; {ex.cell_name(i)} did not run)")
+                    return f" ({ex.cell_name(i)}, which defines {what}, failed: {error['ename']}: {error['evalue']})"
     return ""
 
 
@@ -566,7 +579,7 @@ def grade_all(submitted: Path, work: Path, jobs: int, course: Course = Course(),
         def grade_one(item: Found) -> dict:
             student, lesson, path = item.student, item.lesson, item.path
             if item.problem is not None:
-                points = test_points(lesson, course.solutions) if lesson in signatures else {}
+                points = course.graded_points(lesson) if lesson in signatures else {}
                 result = not_graded(student, lesson, points, item.status, item.problem)
                 report.write_result(work, result, [], None)
                 return result
@@ -578,7 +591,7 @@ def grade_all(submitted: Path, work: Path, jobs: int, course: Course = Course(),
             try:
                 cells = read_cells(plans[lesson], path, signatures)
             except Unreadable as exc:
-                result, notebook = not_graded(student, lesson, plans[lesson].points, "unreadable", str(exc)), None
+                result, notebook = not_graded(student, lesson, plans[lesson].all_points, "unreadable", str(exc)), None
                 result.update(sandbox_mode=mode.name, seconds=0.0)
             except Exception as exc:  # noqa: BLE001 - one submission's grader failure never stops the others
                 result, notebook = grader_fault(plans[lesson], student, str(exc)), None

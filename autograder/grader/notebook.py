@@ -72,7 +72,7 @@ def reconstruct(release: dict, submission: dict, lesson: str) -> list[Cell]:
         cell_id = cell.get("id") if isinstance(cell.get("id"), str) else None
         if gid in by_grade_id and by_grade_id[gid] not in sources:
             anchor, graded_matches = by_grade_id[gid], graded_matches + 1
-            if is_solution(rel_cells[anchor]) and cell_type == "code" and source is not None:
+            if is_solution(rel_cells[anchor]) and cell_type == rel_cells[anchor]["cell_type"] and source is not None:
                 sources[anchor] = source
             continue
         if not gid and cell_id in plain_by_id and plain_by_id[cell_id] not in sources:

@@ -40,7 +40,18 @@ def load_reference(lesson: str, solutions: Path = SOLUTIONS) -> SimpleNamespace:
 
 
 def test_points(lesson: str, solutions: Path = SOLUTIONS) -> dict[str, float]:
-    """grade_id -> points of every graded test cell, read from the instructor source (never the submission)."""
+    """grade_id -> points of every autograded test cell, read from the instructor source (never the submission)."""
+    return _graded_points(lesson, solutions, manual=False)
+
+
+def manual_points(lesson: str, solutions: Path = SOLUTIONS) -> dict[str, float]:
+    """grade_id -> points of every manually graded cell (nbgrader's written answers, `grade` and
+    `solution`, and tasks): left to the instructor in formgrader, never scored by the grader."""
+    return _graded_points(lesson, solutions, manual=True)
+
+
+def _graded_points(lesson: str, solutions: Path, manual: bool) -> dict[str, float]:
     nb = jupytext.read(solutions / f"{lesson}.py")
     return {meta["grade_id"]: float(meta.get("points", 0)) for cell in nb.cells
-            if (meta := cell.metadata.get("nbgrader", {})).get("grade")}
+            if ((meta := cell.metadata.get("nbgrader", {})).get("grade") or meta.get("task"))
+            and bool(meta.get("solution") or meta.get("task")) == manual}

@@ -2,7 +2,7 @@
 
     work/autograded/<student>/<lesson>/result.json       score, per-part points and messages, notes
     work/autograded/<student>/<lesson>/<lesson>.ipynb    the notebook as run, with text outputs
-    work/feedback/<student>/<lesson>/<lesson>.html       summary table, then the code cells and outputs
+    work/feedback/<student>/<lesson>/<lesson>.html       score table, then the notebook as run (feedback.py)
     work/grades.csv                                      one row per student and lesson
 
 Feedback is built from those two files only: it can show nothing of the checks or the references
@@ -10,18 +10,20 @@ beyond the messages, and it escapes everything the submission produced.
 """
 from __future__ import annotations
 
+import base64
 import csv
-import html
 import json
 import os
+import re
 import shutil
 import unicodedata
 from pathlib import Path
 
 from autograder.build import KERNELSPEC
+from autograder.grader import feedback
+from autograder.grader.runner import FIGURE_CAP
 
-ORIGIN_LABELS = {"student": "your code", "added": "your added cell", "edited": "your edit", "stub": "stub (not done)",
-                 "test": "test (locked)", "provided": "provided"}
+BY_INSTRUCTOR = "graded by your instructor"   # a written answer's message, before and after it is graded
 
 
 def result_dir(work: Path, student: str, lesson: str) -> Path:
@@ -40,11 +42,11 @@ def write_outcome(work: Path, result: dict, notebook: dict | None) -> None:
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
     if notebook is not None:
-        _write(folder / f"{result['lesson']}.ipynb", json.dumps(notebook, indent=1))
-    _write(folder / "result.json", json.dumps(result, indent=1))
+        write_atomic(folder / f"{result['lesson']}.ipynb", json.dumps(notebook, indent=1))
+    write_atomic(folder / "result.json", json.dumps(result, indent=1))
 
 
-def _write(path: Path, text: str) -> None:
+def write_atomic(path: Path, text: str) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text)
     os.replace(tmp, path)
@@ -60,6 +62,8 @@ def executed_notebook(cells: list, ex) -> dict:
             outputs = []
             if record and record["out"]:
                 outputs.append({"output_type": "stream", "name": "stdout", "text": record["out"]})
+            outputs += [{"output_type": "display_data", "data": {"image/png": png}, "metadata": {}}
+                        for png in (record or {}).get("figures", [])]
             if record and record["error"]:
                 error = record["error"]
                 outputs.append({"output_type": "error", "ename": error["ename"], "evalue": error["evalue"],
@@ -71,26 +75,46 @@ def executed_notebook(cells: list, ex) -> dict:
             "nbformat": 4, "nbformat_minor": 5}
 
 
+_BASE64 = re.compile(r"[A-Za-z0-9+/]+={0,2}")
+PNG_CAP = 2 << 20   # bytes of base64 per figure
+
+
+def png_figures(figures) -> list[str]:
+    """The figures a sandbox reported that are base64 PNGs of at most PNG_CAP: anything else (it is
+    untrusted, and the feedback page puts it into an <img> data URL) is dropped."""
+    if not isinstance(figures, list):
+        return []
+    return [f for f in figures[:FIGURE_CAP] if isinstance(f, str) and len(f) <= PNG_CAP and _BASE64.fullmatch(f)
+            and base64.b64decode(f[:12]).startswith(b"\x89PNG")]
+
+
 def results(work: Path) -> list[dict]:
     """Every result.json under work/autograded, sorted by student then lesson."""
     found = [json.loads(p.read_text()) for p in (work / "autograded").glob("*/*/result.json")]
     return sorted(found, key=lambda r: (r["student"], r["lesson"]))
 
 
-def write_grades(work: Path) -> Path:
-    """work/grades.csv: student, lesson, score, max_score, then '<lesson>:<test grade_id>' per part."""
-    rows = results(work)
+def write_grades(work: Path, rows: list[dict] | None = None) -> Path:
+    """work/grades.csv, one row per student and lesson: score (before any late penalty), max_score,
+    pending (points awaiting a manual grade), seconds_late, penalty, total (score less penalty), then
+    '<lesson>:<graded cell grade_id>' per part."""
+    rows = results(work) if rows is None else rows
     columns: dict[str, None] = {}
     for result in sorted(rows, key=lambda r: r["lesson"]):
         columns.update((f"{result['lesson']}:{p['grade_id']}", None) for p in result["parts"])
     path = work / "grades.csv"
     with open(path, "w", newline="") as file:
         writer = csv.writer(file)
-        writer.writerow(["student", "lesson", "score", "max_score", *columns])
+        writer.writerow(["student", "lesson", "score", "max_score", "pending", "seconds_late", "penalty", "total",
+                         *columns])
         for result in rows:
-            earned = {f"{result['lesson']}:{p['grade_id']}": _number(p["score"]) for p in result["parts"]}
+            late = result.get("late") or {}
+            earned = {f"{result['lesson']}:{p['grade_id']}": "" if p.get("needs_manual_grade") else _number(p["score"])
+                      for p in result["parts"]}
             writer.writerow([csv_safe(result["student"]), result["lesson"], _number(result["score"]),
-                             _number(result["max_score"]), *(earned.get(c, "") for c in columns)])
+                             _number(result["max_score"]), _number(result.get("pending", 0.0)),
+                             _number(late.get("seconds_late", 0.0)), _number(late.get("penalty", 0.0)),
+                             _number(result.get("total", result["score"])), *(earned.get(c, "") for c in columns)])
     return path
 
 
@@ -119,58 +143,15 @@ def lookalike_ids(students: list[str]) -> list[list[str]]:
     return [group for group in groups.values() if len(group) > 1]
 
 
-def write_feedback(work: Path) -> list[Path]:
+def write_feedback(work: Path, rows: list[dict] | None = None) -> list[Path]:
     """One HTML page per graded notebook under work/feedback/<student>/<lesson>/<lesson>.html."""
     written = []
-    for result in results(work):
+    for result in results(work) if rows is None else rows:
         student, lesson = result["student"], result["lesson"]
         executed = result_dir(work, student, lesson) / f"{lesson}.ipynb"
         nb = json.loads(executed.read_text()) if executed.exists() else {"cells": []}
         path = work / "feedback" / student / lesson / f"{lesson}.html"
         path.parent.mkdir(parents=True, exist_ok=True)
-        _write(path, feedback_html(result, nb))
+        write_atomic(path, feedback.render(result, nb))
         written.append(path)
     return written
-
-
-_STYLE = """body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;color:#222}
-table{border-collapse:collapse;width:100%}td,th{border:1px solid #ccc;padding:.4rem;text-align:left;vertical-align:top}
-tr.pass td.score{color:#176117}tr.fail td.score{color:#a11}pre{white-space:pre-wrap;margin:0;padding:.5rem}
-.cell{border:1px solid #ddd;margin:1rem 0}.label{background:#f4f4f4;padding:.2rem .5rem;font-size:.85rem}
-.out{background:#fafafa;border-top:1px dashed #ddd}.err{background:#fff0f0;border-top:1px dashed #e99}"""
-
-
-def feedback_html(result: dict, nb: dict) -> str:
-    esc = html.escape
-    rows = "".join(
-        f'<tr class="{"pass" if p["score"] == p["points"] else "fail"}"><td>{esc(p["grade_id"])}</td>'
-        f'<td class="score">{_number(p["score"])} / {_number(p["points"])}</td>'
-        f'<td>{esc(p["message"]) or "passed"}</td></tr>' for p in result["parts"])
-    notes = "".join(f"<li>{esc(n)}</li>" for n in result["notes"])
-    cells, code_number = [], 0
-    for cell in nb["cells"]:
-        if cell["cell_type"] != "code":
-            continue
-        code_number += 1
-        label = ORIGIN_LABELS.get(cell["metadata"].get("convlab_origin"), "")
-        body = [f'<pre class="src">{esc(cell["source"])}</pre>']
-        for output in cell["outputs"]:
-            if output["output_type"] == "stream":
-                body.append(f'<pre class="out">{esc(output["text"])}</pre>')
-            else:
-                text = "\n".join(output["traceback"]) or f'{output["ename"]}: {output["evalue"]}'
-                body.append(f'<pre class="err">{esc(text)}</pre>')
-        cells.append(f'<div class="cell"><div class="label">code cell {code_number} · {esc(label)}</div>'
-                     f'{"".join(body)}</div>')
-    console = (f'<h2>Other output of the notebook process</h2><pre class="out">{esc(result["console"])}</pre>'
-               if result.get("console") else "")
-    return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>{esc(result['lesson'])}: feedback for {esc(result['student'])}</title>
-<style>{_STYLE}</style></head><body>
-<h1>{esc(result['lesson'])}: {_number(result['score'])} / {_number(result['max_score'])}</h1>
-<p>Feedback for <b>{esc(result['student'])}</b>. Each test earns its points when every hidden check of it passes.</p>
-<table><tr><th>test</th><th>score</th><th>feedback</th></tr>{rows}</table>
-{f'<h2>Notes</h2><ul>{notes}</ul>' if notes else ''}
-<h2>Your notebook as graded</h2>{''.join(cells)}{console}
-</body></html>
-"""

@@ -24,6 +24,7 @@ from convlab.checks import changed_argument
 
 OUTPUT_CAP = 100_000    # characters of text output kept per cell (the rest is counted, not kept)
 MESSAGE_CAP = 2_000     # characters of an exception message
+FIGURE_CAP = 8          # matplotlib figures kept per cell, as PNG (the feedback page shows them)
 MAX_DEPTH = 32          # nesting of lists/tuples/dicts in a result
 MAX_INT_BITS = 4096     # JSON writes ints as decimal text, which Python refuses past 4,300 digits
 MAX_VALUES = 100_000    # values in a result's lists/tuples/dicts: the grader parses them into objects
@@ -124,6 +125,24 @@ def safe_str(exc):
         return "<message could not be printed>"
 
 
+def cell_figures():
+    """The matplotlib figures a cell left open (plt.show() keeps them with the Agg backend), as base64
+    PNGs, then closed; none when the notebook never imported pyplot. Errors drawing one skip it."""
+    plt = sys.modules.get("matplotlib.pyplot")
+    if plt is None:
+        return []
+    figures = []
+    for number in plt.get_fignums()[:FIGURE_CAP]:
+        buffer = io.BytesIO()
+        try:
+            plt.figure(number).savefig(buffer, format="png", dpi=72)
+            figures.append(base64.b64encode(buffer.getvalue()).decode("ascii"))
+        except Exception:  # noqa: BLE001 - a figure that cannot be drawn is left out of the feedback
+            pass
+    plt.close("all")
+    return figures
+
+
 WALL_FACTOR = 3         # a limit of s seconds of CPU time also ends after WALL_FACTOR * s of wall-clock time
 
 
@@ -168,17 +187,19 @@ class Runner:
             if index in skip:
                 continue
             self.emit({"ev": "cell", "i": index})
-            out, self.error = CappedText(), None
+            out, self.error, figures = CappedText(), None, []
             sys.stdout = sys.stderr = out
             try:
                 alarm(cell_timeout, f"ran past {cell_timeout:g} s")
                 self.shell.run_cell(source, store_history=True)
+                figures = cell_figures()
             except Timeout as exc:   # expired outside the cell's own code, between IPython's steps
                 self.error = {"ename": "Timeout", "evalue": safe_str(exc), "traceback": ""}
             finally:
                 alarm(0)
                 sys.stdout, sys.stderr = self.stdout, self.stderr
-            self.emit({"ev": "cell_done", "i": index, "out": out.value(), "dropped": out.dropped, "error": self.error})
+            self.emit({"ev": "cell_done", "i": index, "out": out.value(), "dropped": out.dropped, "error": self.error,
+                       "figures": figures})
         self.emit({"ev": "cells_done"})
 
     def answer_probes(self, probes_dir):

@@ -293,9 +293,10 @@ def corpus(course: Course, t: Targets) -> dict[str, Attack]:
         "huge_integer": attack(2, {"test_add_arrays": "returned an integer of 16,610 bits (more than 4096)"},
                                add_arrays="def add_arrays(a, b):\n    return 10 ** 5000\n"),
         # a definition hint over 2 MB of blank lines: linear in the grader's process, not quadratic
-        "blank_lines_then_syntax_error": attack(2, {"test_add_arrays": "failed: SyntaxError"},
+        "blank_lines_then_syntax_error": attack(2, {"test_add_arrays": "SyntaxError in your add_arrays function"},
                                                 add_arrays="\n" * 2_000_000 + "def add_arrays(a, b)\n    return a + b\n"),
-        "class_with_syntax_error": attack(1, {"test_row_sums": "failed: SyntaxError"}, row_sums=(
+        "class_with_syntax_error": attack(1, {"test_row_sums": "SyntaxError in your row_sums class, line 2: "
+                                                               "expected ':'"}, row_sums=(
             "class row_sums:\n    def __new__(cls, x)\n        return x.sum(axis=1)\n")),
         "sys_exit_in_function": attack(2, {"test_add_arrays": "add_arrays raised SystemExit"},
                                        add_arrays="import sys\ndef add_arrays(a, b):\n    sys.exit(0)\n"),

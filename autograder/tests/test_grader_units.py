@@ -113,3 +113,19 @@ def test_a_diagnose_function_that_fails_costs_the_hint_not_the_feedback():
     assert judge_part(part, [(1.0, "oops")]) == "loss(...)[1] returned str, expected a number [N=2]"
     part = Part("test_loss", [Case("loss", expected=(1.0, 2.0))], lambda case, actual: "swapped outputs")
     assert judge_part(part, [(2.0, 1.0)]).endswith(". Likely bug: swapped outputs")
+
+
+def test_figures_a_cell_leaves_open_become_pngs_and_only_pngs_reach_the_page():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from autograder.grader.report import png_figures
+    from autograder.grader.runner import cell_figures
+
+    plt.subplots()[1].plot([0, 1], [1, 0])
+    plt.show()   # the Agg backend keeps the figure open, as in the sandbox
+    figures = cell_figures()
+    assert len(figures) == 1 and base64.b64decode(figures[0]).startswith(b"\x89PNG") and plt.get_fignums() == []
+    forged = ['"><script>alert(1)</script>', base64.b64encode(b"GIF89a" + bytes(20)).decode(), 42, "A" * (3 << 20)]
+    assert png_figures(figures + forged) == figures and png_figures("not a list") == []

@@ -217,14 +217,15 @@ def test_autograde_gives_every_misplaced_submission_a_zero_a_message_and_a_csv_r
     (submitted / "dave").mkdir()
     assert grade.main(["autograde", "--submitted", str(submitted), "--work", str(work), "--jobs", "1"]) == 1
     out = capsys.readouterr().out
-    assert out.splitlines()[-1].startswith("summary: 0 graded, 1 unreadable, 3 skipped, 0 grader faults")
+    assert out.splitlines()[-2].startswith("summary: 0 graded, 1 unreadable, 3 skipped, 0 grader faults")
+    assert out.splitlines()[-1].startswith("gradebook: 3 submissions in ")   # each with its score 0 and message
     results = {(r["student"], r["lesson"]): r for r in
                (json.loads(p.read_text()) for p in (work / "autograded").glob("*/*/result.json"))}
     assert {k: (r["status"], r["score"]) for k, r in results.items()} == {
         ("alice", "01_conv_forward"): ("skipped", 0.0), ("bob", "03_conv_backward"): ("unreadable", 0.0),
         ("carol", "02_relu_pooling"): ("skipped", 0.0)}
-    bob = results["bob", "03_conv_backward"]
-    assert bob["max_score"] == 15 and "this is 01_conv_forward's notebook" in bob["parts"][0]["message"]
+    bob = results["bob", "03_conv_backward"]   # 15 autograded points and a written answer of 2
+    assert bob["max_score"] == 17 and "this is 01_conv_forward's notebook" in bob["parts"][0]["message"]
     assert "expected alice/01_conv_forward/01_conv_forward.ipynb" in results["alice", "01_conv_forward"]["notes"][0]
     assert grade.main(["feedback", "--work", str(work)]) == 0 and grade.main(["grades", "--work", str(work)]) == 0
     assert "expected the folder 02_relu_pooling/" in (work / "feedback/carol/02_relu_pooling/02_relu_pooling.html").read_text()
