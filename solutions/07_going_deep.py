@@ -938,6 +938,23 @@ else:
 # budgets; what we can see here is its mechanism, layer by layer, in the gradient norms.
 
 # %% [markdown]
+# **Written question (2 points, graded by your instructor).** By the CAP definition, is the residual
+# network with 17 conv layers above deep, and very deep in Schmidhuber's sense (CAP > 10)? Which path did
+# you count, why that one, and what does its shortest path have to do with why it trains? Answer in three
+# or four sentences.
+
+# %% [markdown] nbgrader={"grade": true, "grade_id": "written_residual_depth", "locked": false, "points": 2, "schema_version": 3, "solution": true, "task": false}
+# ### BEGIN SOLUTION
+# Yes, and very deep: its longest credit assignment path goes through every conv layer and the dense
+# layer, a CAP depth of 18 (the stem, 8 blocks of 2 convs, the dense layer), more than 10. I counted the
+# longest path, as `cap_depth` does, because the CAP is the longest chain of learned transformations an
+# input can pass through, and that is what the network can compute. Its shortest path, through the
+# identity shortcuts, has only the stem and the dense layer (depth 2): along it the gradient reaches the
+# first layer undiminished, which is why the 17 layers train while the plain network of the same depth
+# barely learns.
+# ### END SOLUTION
+
+# %% [markdown]
 # ## Gradients flowing back through depth
 #
 # The widget trains a small network built from your layers for a few steps and shows, for each conv layer,
