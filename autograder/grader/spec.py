@@ -191,6 +191,8 @@ def compare(actual: Any, expected: Any, name: str = "result", tol: Any = None) -
             return f"{name} returned {type(actual).__name__}, expected a number"
         if isinstance(expected, (int, np.integer)) and not float(actual).is_integer():
             return f"{name} is {actual!r}, expected a whole number: use floor division //"
+        if isinstance(expected, (int, np.integer)):   # counts, sizes, depths: exact, no rounding involved
+            return None if actual == expected else f"{name} is {actual!r}, which is not the correct value"
         if not np.isfinite(float(actual)):
             return f"{name} is {actual!r}, expected a finite number"
         return describe_violation(name, float(actual), float(expected),

@@ -71,3 +71,15 @@ def test_match_feedback_counts_wrong_marks_without_saying_which_way():
     case = Case("match_detections", expected=np.array([True, False, True]), check=l06_detection._bool_array)
     assert case.judge(np.array([True, True, False])) == \
         "match_detections(...) marks 2 true positives: 2 of 3 detections are marked wrongly"
+
+
+def test_tracking_feedback_names_the_students_pairs_not_the_correct_ones():
+    from autograder.checks._l06_tracking import _exact_ints
+    case = Case("associate", expected=np.array([[5, 2], [3, 1], [0, 0]]))
+    message = _exact_ints(np.array([[0, 0], [3, 1], [5, 2]]), case, "pairs")
+    assert message == "associate(...) gave pairs [[0, 0], [3, 1], [5, 2]]: not the correct ones from row 0 on"
+
+
+def test_whole_number_results_are_judged_exactly_without_talk_of_rounding():
+    assert compare(2, 18, "cap_depth(...)") == "cap_depth(...) is 2, which is not the correct value"
+    assert compare(np.int64(18), 18, "cap_depth(...)") is None
