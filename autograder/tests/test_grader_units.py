@@ -123,6 +123,7 @@ def test_figures_a_cell_leaves_open_become_pngs_and_only_pngs_reach_the_page():
     from autograder.grader.report import png_figures
     from autograder.grader.runner import cell_figures
 
+    plt.close("all")   # figures other tests of this process left open
     plt.subplots()[1].plot([0, 1], [1, 0])
     plt.show()   # the Agg backend keeps the figure open, as in the sandbox
     figures = cell_figures()
