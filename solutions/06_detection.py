@@ -508,22 +508,24 @@ def roi_max_pool(feature_map, rois, output_size, spatial_scale):
     Leaves its array arguments unchanged (works on copies).
     """
     ### BEGIN SOLUTION
+    def bin_cells(start, size, bins, limit):
+        """(R, bins, K) indices of the cells bin b covers, K = the widest bin, and which are real."""
+        low = np.clip(np.floor(start[:, None] + np.arange(bins) * size[:, None]), 0, limit)
+        high = np.clip(np.ceil(start[:, None] + np.arange(1, bins + 1) * size[:, None]), 0, limit)
+        cells = low[..., None] + np.arange(int(max((high - low).max(initial=0), 1)))
+        return np.minimum(cells, limit - 1).astype(int), cells < high[..., None]
+
     C, H, W = feature_map.shape
     out_h, out_w = output_size
     x1, y1, x2, y2 = (np.asarray(rois, dtype=np.float64) * spatial_scale).T     # (R,) each, in cells
-    bin_h, bin_w = (y2 - y1) / out_h, (x2 - x1) / out_w
-    rows, cols = np.arange(H), np.arange(W)
-    pooled = np.zeros((len(x1), C, out_h, out_w), dtype=feature_map.dtype)
-    for p in range(out_h):
-        top, bottom = np.floor(y1 + p * bin_h), np.ceil(y1 + (p + 1) * bin_h)
-        in_rows = (rows >= top[:, None]) & (rows < bottom[:, None])              # (R, H)
-        for q in range(out_w):
-            left, right = np.floor(x1 + q * bin_w), np.ceil(x1 + (q + 1) * bin_w)
-            in_cols = (cols >= left[:, None]) & (cols < right[:, None])          # (R, W)
-            inside = in_rows[:, :, None] & in_cols[:, None, :]                   # (R, H, W)
-            values = np.where(inside[:, None], feature_map[None], -np.inf)       # (R, C, H, W)
-            pooled[:, :, p, q] = np.where(inside.any(axis=(1, 2))[:, None], values.max(axis=(2, 3)), 0)
-    return pooled
+    rows, row_ok = bin_cells(y1, (y2 - y1) / out_h, out_h, H)                  # (R, out_h, K_h)
+    cols, col_ok = bin_cells(x1, (x2 - x1) / out_w, out_w, W)                  # (R, out_w, K_w)
+    # values[c, r, p, q, i, j] = feature_map[c, rows[r, p, i], cols[r, q, j]]: each bin's cells, gathered
+    values = feature_map[:, rows[:, :, None, :, None], cols[:, None, :, None, :]]
+    inside = row_ok[:, :, None, :, None] & col_ok[:, None, :, None, :]         # (R, out_h, out_w, K_h, K_w)
+    full = inside.any(axis=(3, 4))                                              # (R, out_h, out_w) non-empty bins
+    best = np.where(inside, values, -np.inf).max(axis=(4, 5))                  # (C, R, out_h, out_w)
+    return np.where(full, best, 0).transpose(1, 0, 2, 3).astype(feature_map.dtype, copy=False)
     ### END SOLUTION
 
 
@@ -626,26 +628,32 @@ def roi_max_pool_backward(d_pooled, feature_map, rois, output_size, spatial_scal
     Leaves its array arguments unchanged (works on copies).
     """
     ### BEGIN SOLUTION
+    def bin_cells(start, size, bins, limit):
+        """(R, bins, K) indices of the cells bin b covers, K = the widest bin, and which are real."""
+        low = np.clip(np.floor(start[:, None] + np.arange(bins) * size[:, None]), 0, limit)
+        high = np.clip(np.ceil(start[:, None] + np.arange(1, bins + 1) * size[:, None]), 0, limit)
+        cells = low[..., None] + np.arange(int(max((high - low).max(initial=0), 1)))
+        return np.minimum(cells, limit - 1).astype(int), cells < high[..., None]
+
     C, H, W = feature_map.shape
     out_h, out_w = output_size
-    x1, y1, x2, y2 = (np.asarray(rois, dtype=np.float64) * spatial_scale).T
-    bin_h, bin_w = (y2 - y1) / out_h, (x2 - x1) / out_w
-    rows, cols = np.arange(H), np.arange(W)
-    channels = np.arange(C)[None, :]                                             # (1, C)
-    d_map = np.zeros((C, H * W), dtype=np.result_type(d_pooled, np.float32))
-    for p in range(out_h):
-        top, bottom = np.floor(y1 + p * bin_h), np.ceil(y1 + (p + 1) * bin_h)
-        in_rows = (rows >= top[:, None]) & (rows < bottom[:, None])              # (R, H)
-        for q in range(out_w):
-            left, right = np.floor(x1 + q * bin_w), np.ceil(x1 + (q + 1) * bin_w)
-            in_cols = (cols >= left[:, None]) & (cols < right[:, None])          # (R, W)
-            inside = (in_rows[:, :, None] & in_cols[:, None, :]).reshape(len(x1), 1, H * W)
-            values = np.where(inside, feature_map.reshape(1, C, H * W), -np.inf)  # (R, C, H * W)
-            winner = values.argmax(axis=2)                                        # (R, C): first max
-            full = inside.any(axis=2)[:, 0]                                       # (R,) non-empty bins
-            np.add.at(d_map, (np.broadcast_to(channels, winner.shape)[full], winner[full]),
-                      d_pooled[full, :, p, q])
-    return d_map.reshape(C, H, W)
+    x1, y1, x2, y2 = (np.asarray(rois, dtype=np.float64) * spatial_scale).T     # (R,) each, in cells
+    rows, row_ok = bin_cells(y1, (y2 - y1) / out_h, out_h, H)                  # (R, out_h, K_h)
+    cols, col_ok = bin_cells(x1, (x2 - x1) / out_w, out_w, W)                  # (R, out_w, K_w)
+    # values[c, r, p, q, i, j] = feature_map[c, rows[r, p, i], cols[r, q, j]]: each bin's cells, gathered
+    values = feature_map[:, rows[:, :, None, :, None], cols[:, None, :, None, :]]
+    inside = row_ok[:, :, None, :, None] & col_ok[:, None, :, None, :]         # (R, out_h, out_w, K_h, K_w)
+    full = inside.any(axis=(3, 4))                                              # (R, out_h, out_w) non-empty bins
+    K_h, K_w = rows.shape[2], cols.shape[2]
+    flat = np.where(inside, values, -np.inf).reshape(*values.shape[:4], K_h * K_w)
+    winner = flat.argmax(axis=-1)                                   # (C, R, out_h, out_w): first max, row-major
+    r, p, q = np.arange(len(x1))[:, None, None], np.arange(out_h)[:, None], np.arange(out_w)
+    win_rows, win_cols = rows[r, p, winner // K_w], cols[r, q, winner % K_w]    # (C, R, out_h, out_w)
+    channels = np.broadcast_to(np.arange(C)[:, None, None, None], winner.shape)
+    chosen = np.broadcast_to(full, winner.shape)
+    d_map = np.zeros((C, H, W), dtype=np.result_type(d_pooled, np.float32))
+    np.add.at(d_map, (channels[chosen], win_rows[chosen], win_cols[chosen]), d_pooled.transpose(1, 0, 2, 3)[chosen])
+    return d_map
     ### END SOLUTION
 
 
