@@ -144,7 +144,7 @@ def _rpn_targets(det, gt, ops, rng, batch=128):
     return pos, neg, targets
 
 
-def _head_targets(rois, gt, gt_labels, ops, rng, batch=32, fg_fraction=0.25):
+def _head_targets(rois, gt, gt_labels, ops, rng, batch=64, fg_fraction=0.25):
     overlaps = np.asarray(ops["iou"](rois, gt)) if len(gt) else np.zeros((len(rois), 1))
     best, match = overlaps.max(axis=1), overlaps.argmax(axis=1)
     fg, bg = _sample(rng, np.flatnonzero(best >= 0.5), np.flatnonzero(best < 0.5), batch, int(batch * fg_fraction))
@@ -154,7 +154,7 @@ def _head_targets(rois, gt, gt_labels, ops, rng, batch=32, fg_fraction=0.25):
     return rois[chosen], labels, targets
 
 
-def _step(det: CNNDetector, frame, gt, gt_labels, ops, rng, box_weight=1.0, head_batch=32, fg_fraction=0.25):
+def _step(det: CNNDetector, frame, gt, gt_labels, ops, rng, box_weight=1.0, head_batch=64, fg_fraction=0.25):
     """Forward, the multi-task losses, and one backward pass filling every layer's grads."""
     features = backbone_features(det, frame)
     shape = features.shape[1:]
@@ -198,7 +198,9 @@ def _step(det: CNNDetector, frame, gt, gt_labels, ops, rng, box_weight=1.0, head
 def train_cnn_detector(video, det: CNNDetector, layers: dict, ops: dict, steps: int, lr: float = 0.05,
                        momentum: float = 0.9, seed: int = 0, **step_options) -> CNNDetector:
     """`steps` steps of SGD with momentum (the student's sgd_momentum_step), one frame per step, the
-    frames visited in a new random order each pass, the learning rate decaying linearly to 0."""
+    frames visited in a new random order each pass, the learning rate decaying linearly to 0.
+    `step_options` go to each step: box_weight (of the smooth-L1 terms), head_batch (RoIs per frame),
+    fg_fraction (at most this share of them vehicles)."""
     rng = np.random.default_rng(seed)
     all_layers = det.layers()
     velocities = [{name: np.zeros_like(v) for name, v in layer.params.items()} for layer in all_layers]
