@@ -1481,8 +1481,8 @@ for (name, kind), (value, ms) in scores.items():
 # time: after 600 steps the learned detector scored about 0.64 on both videos, after 2000 about
 # 0.83 and 0.77 (on the first 60 frames of each), and its losses are still falling at the end of the
 # run, while it starts from random filters, not from ImageNet. Wider layers (`widths=(16, 32)` in
-# `build_detector`) learn faster per step (0.89 easy and 0.91 hard on 60 frames after 2500 steps)
-# but each step costs twice as much. The figures move by a few hundredths with the schedule: 5400
+# `build_detector`) learn faster per step but each step costs about twice as much: 2800 steps (88 s)
+# gave 0.89 easy and 0.86 hard. The figures move by a few hundredths with the schedule: 5400
 # steps gave 0.84 and 0.85, a learning rate of 0.08 instead of 0.05 gave 0.76 and 0.72.
 
 # %% [markdown]
