@@ -144,17 +144,17 @@ def _rpn_targets(det, gt, ops, rng, batch=128):
     return pos, neg, targets
 
 
-def _head_targets(rois, gt, gt_labels, ops, rng, batch=32):
+def _head_targets(rois, gt, gt_labels, ops, rng, batch=64, fg_fraction=0.25):
     overlaps = np.asarray(ops["iou"](rois, gt)) if len(gt) else np.zeros((len(rois), 1))
     best, match = overlaps.max(axis=1), overlaps.argmax(axis=1)
-    fg, bg = _sample(rng, np.flatnonzero(best >= 0.5), np.flatnonzero(best < 0.5), batch, batch // 4)
+    fg, bg = _sample(rng, np.flatnonzero(best >= 0.5), np.flatnonzero(best < 0.5), batch, int(batch * fg_fraction))
     chosen = np.concatenate([fg, bg])
     labels = np.concatenate([gt_labels[match[fg]] + 1, np.zeros(len(bg), dtype=int)]) if len(gt) else np.zeros(len(chosen), int)
     targets = (np.asarray(ops["encode_boxes"](rois[fg], gt[match[fg]])) if len(fg) else np.zeros((0, 4)))
     return rois[chosen], labels, targets
 
 
-def _step(det: CNNDetector, frame, gt, gt_labels, ops, rng, box_weight=1.0):
+def _step(det: CNNDetector, frame, gt, gt_labels, ops, rng, box_weight=1.0, head_batch=64, fg_fraction=0.25):
     """Forward, the multi-task losses, and one backward pass filling every layer's grads."""
     features = backbone_features(det, frame)
     shape = features.shape[1:]
@@ -170,7 +170,7 @@ def _step(det: CNNDetector, frame, gt, gt_labels, ops, rng, box_weight=1.0):
     rpn_loss = -np.mean(y * np.log(p + 1e-12) + (1 - y) * np.log(1 - p + 1e-12)) + box_weight * np.sum(box_loss) / len(sampled)
 
     rois = np.concatenate([_proposals(det, logits, deltas, ops, frame.shape[:2], pre_nms=300), gt])  # constants
-    rois, labels, head_t = _head_targets(rois, gt, gt_labels, ops, rng)
+    rois, labels, head_t = _head_targets(rois, gt, gt_labels, ops, rng, head_batch, fg_fraction)
     pooled = ops["roi_max_pool"](features, rois, POOL, 1.0 / STRIDE)
     hidden = _forward(det.head, pooled)
     class_logits = det.head_cls.forward(hidden)[:, :, 0, 0]
@@ -196,15 +196,17 @@ def _step(det: CNNDetector, frame, gt, gt_labels, ops, rng, box_weight=1.0):
 
 
 def train_cnn_detector(video, det: CNNDetector, layers: dict, ops: dict, steps: int, lr: float = 0.05,
-                       momentum: float = 0.9, seed: int = 0) -> CNNDetector:
+                       momentum: float = 0.9, seed: int = 0, **step_options) -> CNNDetector:
     """`steps` steps of SGD with momentum (the student's sgd_momentum_step), one frame per step, the
-    frames visited in a new random order each pass, the learning rate decaying linearly to 0."""
+    frames visited in a new random order each pass, the learning rate decaying linearly to 0.
+    `step_options` go to each step: box_weight (of the smooth-L1 terms), head_batch (RoIs per frame),
+    fg_fraction (at most this share of them vehicles)."""
     rng = np.random.default_rng(seed)
     all_layers = det.layers()
     velocities = [{name: np.zeros_like(v) for name, v in layer.params.items()} for layer in all_layers]
     order = np.concatenate([rng.permutation(len(video)) for _ in range(-(-steps // len(video)))])[:steps]
     for step, t in enumerate(order):
-        rpn_loss, head_loss = _step(det, video.frames[t], video.boxes[t], video.labels[t], ops, rng)
+        rpn_loss, head_loss = _step(det, video.frames[t], video.boxes[t], video.labels[t], ops, rng, **step_options)
         det.losses["rpn"].append(rpn_loss)
         det.losses["head"].append(head_loss)
         rate = lr * (1.0 - step / steps)
