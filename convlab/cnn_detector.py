@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from convlab.detection import _softmax
+from convlab.detection import _softmax, per_class_detections
 
 __all__ = ["CNNDetector", "build_detector", "train_cnn_detector", "detect_cnn", "backbone_features"]
 
@@ -229,18 +229,5 @@ def detect_cnn(det: CNNDetector, frame: np.ndarray, ops: dict, score_threshold: 
     class_logits, reg = _head(det, features, proposals, ops)
     probs = _softmax(class_logits)
     reg = reg.reshape(len(proposals), det.num_classes, 4)
-    boxes, scores, labels = [], [], []
-    for c in range(det.num_classes):
-        confident = probs[:, c + 1] > score_threshold
-        if not confident.any():
-            continue
-        refined = _clip(np.asarray(ops["decode_boxes"](proposals[confident], np.clip(reg[confident, c], -4, 4))), H, W)
-        keep = np.asarray(ops["non_max_suppression"](refined, probs[confident, c + 1], nms_threshold), dtype=int)
-        boxes.append(refined[keep])
-        scores.append(probs[confident, c + 1][keep])
-        labels.append(np.full(len(keep), c))
-    if not boxes:
-        return np.zeros((0, 4)), np.zeros(0), np.zeros(0, dtype=int)
-    boxes, scores, labels = map(np.concatenate, (boxes, scores, labels))
-    order = np.argsort(-scores, kind="stable")
-    return boxes[order], scores[order], labels[order]
+    return per_class_detections(ops, probs, lambda c, confident: _clip(np.asarray(
+        ops["decode_boxes"](proposals[confident], np.clip(reg[confident, c], -4, 4))), H, W), score_threshold, nms_threshold)

@@ -271,12 +271,19 @@ def detect(det: Detector, frame: np.ndarray, ops: dict, score_threshold: float =
     proposals, _ = propose(det, summed, ops)
     x = _with_bias((_head_inputs(det, summed, proposals) - det.head_scale[0]) / det.head_scale[1])
     probs = _softmax(x @ det.head_cls)
+    return per_class_detections(ops, probs, lambda c, confident: _clip(
+        _decode(ops, proposals[confident], x[confident] @ det.head_reg[c]), H, W), score_threshold, nms_threshold)
+
+
+def per_class_detections(ops: dict, probs: np.ndarray, refine, score_threshold: float, nms_threshold: float):
+    """Each class's confident proposals, refined (`refine(c, mask)` -> boxes) and NMS-ed per class ->
+    boxes (D, 4), scores (D,), labels (D,), best score first. probs: (P, classes + 1), background first."""
     boxes, scores, labels = [], [], []
-    for c in range(det.num_classes):
+    for c in range(probs.shape[1] - 1):
         confident = probs[:, c + 1] > score_threshold
         if not confident.any():
             continue
-        refined = _clip(_decode(ops, proposals[confident], x[confident] @ det.head_reg[c]), H, W)
+        refined = refine(c, confident)
         keep = np.asarray(ops["non_max_suppression"](refined, probs[confident, c + 1], nms_threshold), dtype=int)
         boxes.append(refined[keep])
         scores.append(probs[confident, c + 1][keep])
