@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from convlab.detection import _softmax, per_class_detections
+from convlab.fixed_detector import _softmax, per_class_detections
 
 __all__ = ["CNNDetector", "build_detector", "train_cnn_detector", "detect_cnn", "backbone_features"]
 

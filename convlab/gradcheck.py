@@ -13,7 +13,7 @@ from typing import Callable
 
 import numpy as np
 
-from convlab.checks import CheckFailed
+from convlab.expect import CheckFailed
 
 __all__ = ["numerical_gradient", "numerical_gradient_array", "relative_error", "gradient_check"]
 

@@ -1,5 +1,5 @@
 """How far a correct floating-point answer may be from the exact one: one rule, used by the visible
-tests (convlab.checks) and the hidden checks (autograder) alike. docs/authoring.md derives it.
+tests (convlab.expect) and the hidden checks (autograder) alike. docs/authoring.md derives it.
 
 A graded function computes each output entry y[i] from its inputs with rounding errors. Judged
 against the reference evaluated in float64 on the same inputs, entry i may be off by

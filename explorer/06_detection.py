@@ -22,9 +22,9 @@
 # coincide; two boxes offset by a third of their width already fall to about 0.5.
 
 # %%
-from convlab.detection_figures import jittered_proposals
+from convlab.rcnn_figures import jittered_proposals
 from convlab.video import make_road_video
-from convlab.widgets.detection import anchor_explorer, iou_explorer, nms_explorer
+from convlab.widgets.boxes import anchor_explorer, iou_explorer, nms_explorer
 import numpy as np
 
 video = make_road_video(8, seed=1)

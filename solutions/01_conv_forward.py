@@ -66,7 +66,7 @@ import numpy as np
 import time
 
 import convlab
-from convlab.checks import expect_close, expect_dtype, expect_equal, expect_implemented, expect_shape, hint_for
+from convlab.expect import expect_close, expect_dtype, expect_equal, expect_implemented, expect_shape, hint_for
 from convlab.widgets.conv_slider import conv_slider
 
 # %% [markdown]

@@ -37,7 +37,7 @@
 import numpy as np
 
 import convlab
-from convlab.checks import expect_close, expect_equal, expect_implemented, expect_shape
+from convlab.expect import expect_close, expect_equal, expect_implemented, expect_shape
 from convlab.gradcheck import gradient_check, numerical_gradient_array
 
 # %% [markdown]

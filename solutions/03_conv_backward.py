@@ -42,7 +42,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 import time
 
 import convlab
-from convlab.checks import expect_close, expect_dtype, expect_equal, expect_implemented, expect_shape
+from convlab.expect import expect_close, expect_dtype, expect_equal, expect_implemented, expect_shape
 from convlab.conv_bugs import backward_bug, dx_bug
 from convlab.gradcheck import gradient_check, numerical_gradient, numerical_gradient_array, relative_error
 

@@ -47,9 +47,9 @@ import matplotlib.pyplot as plt
 from IPython.display import display
 from threadpoolctl import threadpool_limits
 
-from convlab.checks import expect_array, expect_close, expect_equal, expect_implemented, expect_near, expect_shape
+from convlab.expect import expect_array, expect_close, expect_equal, expect_implemented, expect_near, expect_shape
 from convlab.gradcheck import gradient_check, numerical_gradient, numerical_gradient_array
-from convlab.training import FeatureMapExplorer, TrainingMonitor, feature_maps_figure, filters_figure, history_figure
+from convlab.widgets.training import FeatureMapExplorer, TrainingMonitor, feature_maps_figure, filters_figure, history_figure
 
 # Our matrix products are tiny: splitting each one over several cores costs more than it saves.
 threadpool_limits(limits=1, user_api="blas")

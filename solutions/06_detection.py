@@ -59,12 +59,12 @@ import time
 import matplotlib.pyplot as plt
 
 import convlab
-from convlab import cnn_detector, detection, tracking
-from convlab import detection_figures as figures
-from convlab.checks import expect_close, expect_dtype, expect_equal, expect_implemented, expect_shape, hint_for
+from convlab import cnn_detector, fixed_detector, tracking
+from convlab import rcnn_figures as figures
+from convlab.expect import expect_close, expect_dtype, expect_equal, expect_implemented, expect_shape, hint_for
 from convlab.gradcheck import gradient_check, numerical_gradient_array
 from convlab.video import concat_videos, first_frames, make_road_video
-from convlab.widgets.detection import anchor_explorer, iou_explorer, nms_explorer, video_scrubber
+from convlab.widgets.boxes import anchor_explorer, iou_explorer, nms_explorer, video_scrubber
 from convlab.widgets.tracking import feature_map_explorer, tracking_scrubber
 
 # %% [markdown]
@@ -575,7 +575,7 @@ print("roi_max_pool: all visible tests passed")
 # `roi_max_pool` of that channel: the saturated cab and the grey cargo box end up in different bins.
 
 # %%
-fmap = detection.feature_map(video.frames[0], stride=4)         # (5, 24, 48)
+fmap = fixed_detector.feature_map(video.frames[0], stride=4)         # (5, 24, 48)
 roi = video.boxes[0][:1]
 try:
     pooled = roi_max_pool(fmap, roi, (3, 3), 1 / 4)
@@ -1122,7 +1122,7 @@ print("average_precision: all visible tests passed")
 # Time to detect vehicles. A real Faster R-CNN has a deep CNN backbone (the layers of lesson 04,
 # sixteen or more of them, pre-trained on ImageNet) and trains everything by backpropagation for
 # hours on a GPU. Ours must train in seconds on a laptop CPU, so it keeps the **structure** and
-# simplifies the **learning**. `convlab.detection` holds its code; every box operation in it is
+# simplifies the **learning**. `convlab.fixed_detector` holds its code; every box operation in it is
 # yours.
 #
 # * **Features (fixed, nothing learned).** Five channels per pixel stand in for the backbone:
@@ -1160,7 +1160,7 @@ ops = dict(iou=iou, non_max_suppression=non_max_suppression, encode_boxes=encode
 try:
     anchors = generate_anchors(GRID, STRIDE, SCALES, RATIOS)
     start = time.perf_counter()
-    detector = detection.train_detector(train_video, anchors, len(SCALES) * len(RATIOS), ops, steps=STEPS)
+    detector = fixed_detector.train_detector(train_video, anchors, len(SCALES) * len(RATIOS), ops, steps=STEPS)
     print(f"trained on {len(train_video)} frames in {time.perf_counter() - start:.1f} s "
           f"({len(anchors)} anchors per frame, {STEPS} gradient steps per classifier)")
     figures.losses_figure(detector.losses);
@@ -1175,10 +1175,10 @@ except NotImplementedError:
 # %%
 if detector is not None:
     start = time.perf_counter()
-    detections = [detection.detect(detector, frame, ops) for frame in video.frames]
+    detections = [fixed_detector.detect(detector, frame, ops) for frame in video.frames]
     seconds = time.perf_counter() - start
-    results = detection.per_class_results(detections, video, ops)  # {class: (scores, hits, G)}
-    mean_ap, per_class = detection.mean_average_precision(results, ops)
+    results = fixed_detector.per_class_results(detections, video, ops)  # {class: (scores, hits, G)}
+    mean_ap, per_class = fixed_detector.mean_average_precision(results, ops)
     print(f"detected {sum(len(d[1]) for d in detections)} boxes in {len(video)} held-out frames "
           f"({1000 * seconds / len(video):.0f} ms per frame)")
     for name, ap in per_class.items():
@@ -1455,16 +1455,16 @@ figures.show_frames(hard_video, [0, N_HARD // 2], title="the hard video: ground 
 scores = {}
 if detector is not None:
     scores["fixed features", "easy"] = (mean_ap, 1000 * seconds / len(video))
-    _, hard_ap, _, hard_ms = detection.evaluate(lambda frame: detection.detect(detector, frame, ops), hard_video, ops)
+    _, hard_ap, _, hard_ms = fixed_detector.evaluate(lambda frame: fixed_detector.detect(detector, frame, ops), hard_video, ops)
     scores["fixed features", "hard"] = (hard_ap, hard_ms)
 cnn_detections = None
 if cnn is not None:
     # the quick run scores the barely trained detector on 8 frames of each video only (a smoke test)
     easy_part, hard_part = (first_frames(video, 8), first_frames(hard_video, 8)) if convlab.FAST else (video, hard_video)
-    cnn_detections, cnn_ap, _, cnn_ms = detection.evaluate(
+    cnn_detections, cnn_ap, _, cnn_ms = fixed_detector.evaluate(
         lambda frame: cnn_detector.detect_cnn(cnn, frame, cnn_ops), easy_part, cnn_ops)
     scores["learned CNN", "easy" + " (8 frames)" * convlab.FAST] = (cnn_ap, cnn_ms)
-    _, cnn_hard_ap, _, cnn_hard_ms = detection.evaluate(
+    _, cnn_hard_ap, _, cnn_hard_ms = fixed_detector.evaluate(
         lambda frame: cnn_detector.detect_cnn(cnn, frame, cnn_ops), hard_part, cnn_ops)
     scores["learned CNN", "hard" + " (8 frames)" * convlab.FAST] = (cnn_hard_ap, cnn_hard_ms)
 print(f"{'detector':16s} {'video':16s} {'mAP@0.5':>8s} {'ms/frame':>9s}")
@@ -1494,9 +1494,9 @@ for (name, kind), (value, ms) in scores.items():
 
 # %%
 feature_map_explorer(np.concatenate([video.frames[:10], hard_video.frames[:10]]),
-                     lambda frame: detection.feature_map(frame, stride=STRIDE),
+                     lambda frame: fixed_detector.feature_map(frame, stride=STRIDE),
                      (lambda frame: cnn_detector.backbone_features(cnn, frame)) if cnn is not None else None,
-                     detection.FEATURE_NAMES)
+                     fixed_detector.FEATURE_NAMES)
 
 # %% [markdown]
 # Below, the learned detector's detections with score ≥ 0.5 on the held-out video (ground truth
@@ -1822,5 +1822,5 @@ tracking_scrubber(video, tracked[list(tracked)[-1]], count_crossings, LINE_X) if
 # directly, skipping the second stage.
 #
 # **To try.** Change `RATIOS` to Faster R-CNN's default `(0.5, 1.0, 2.0)` and retrain: how does the mAP
-# change, and which class suffers? Lower the NMS threshold of `detection.detect` to 0.2 and look at
+# change, and which class suffers? Lower the NMS threshold of `fixed_detector.detect` to 0.2 and look at
 # the queues. Give `update_tracks` a larger `max_missed` and watch the ID switches and the count.

@@ -44,7 +44,7 @@ import time
 import matplotlib.pyplot as plt
 from threadpoolctl import threadpool_limits
 
-from convlab.checks import expect_close, expect_equal, expect_implemented, expect_shape
+from convlab.expect import expect_close, expect_equal, expect_implemented, expect_shape
 from convlab.gradcheck import gradient_check, numerical_gradient, numerical_gradient_array
 from convlab.widgets.depthflow import depth_flow
 

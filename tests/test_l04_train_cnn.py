@@ -15,7 +15,7 @@ from autograder.grader.reference import load_reference
 from autograder.grader.reference import test_points as graded_points
 from autograder.grader.spec import Sample, judge_part
 from autograder.samples.l04_train_cnn import LESSON, SAMPLES
-from convlab import training
+from convlab.widgets import training
 from convlab.data import load_digits_split, random_shift
 from convlab.gradcheck import numerical_gradient, numerical_gradient_array, relative_error
 

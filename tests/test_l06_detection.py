@@ -17,10 +17,10 @@ from autograder.checks import check_module
 from autograder.grader.reference import load_reference
 from autograder.grader.reference import test_points as graded_points
 from autograder.grader.spec import call_in_process, judge_part
-from convlab import detection
-from convlab.detection_figures import pr_figure
+from convlab import fixed_detector
+from convlab.rcnn_figures import pr_figure
 from convlab.video import CLASS_NAMES, draw_vehicle, make_road_video
-from convlab.widgets import detection as wd
+from convlab.widgets import boxes as wd
 
 LESSON = "06_detection"
 
@@ -295,13 +295,13 @@ def test_traffic_has_every_class_overlaps_and_half_visible_rule():
 def test_integral_image_means_match_direct_means():
     rng = np.random.default_rng(6)
     channels = rng.random((3, 9, 11))
-    summed = detection.integral_image(channels)
+    summed = fixed_detector.integral_image(channels)
     regions = np.array([[0, 0, 11, 9], [2, 3, 5, 4], [4, 4, 4, 8], [10, 8, 11, 9]])
-    got = detection.region_means(summed, regions)
+    got = fixed_detector.region_means(summed, regions)
     for (x1, y1, x2, y2), row in zip(regions, got):
         expected = channels[:, y1:y2, x1:x2].mean(axis=(1, 2)) if x2 > x1 and y2 > y1 else np.zeros(3)
         np.testing.assert_allclose(row, expected, atol=1e-12)
-    fmap = detection.feature_map(rng.random((8, 12, 3)), stride=4)
+    fmap = fixed_detector.feature_map(rng.random((8, 12, 3)), stride=4)
     assert fmap.shape == (5, 2, 3)
 
 
@@ -310,9 +310,9 @@ def test_a_small_detector_trained_on_the_reference_finds_vehicles(ref):
                                                  "match_detections", "average_precision")}
     train, test = make_road_video(40, seed=0, frame_step=4), make_road_video(10, seed=1)
     anchors = ref.generate_anchors((24, 48), 4, (8, 16, 24), (0.35, 0.5, 1.0))
-    det = detection.train_detector(train, anchors, 9, ops, steps=40)
-    detections = [detection.detect(det, frame, ops) for frame in test.frames]
-    mean_ap, per_class = detection.mean_average_precision(detection.per_class_results(detections, test, ops), ops)
+    det = fixed_detector.train_detector(train, anchors, 9, ops, steps=40)
+    detections = [fixed_detector.detect(det, frame, ops) for frame in test.frames]
+    mean_ap, per_class = fixed_detector.mean_average_precision(fixed_detector.per_class_results(detections, test, ops), ops)
     assert len(per_class) == 3 and mean_ap > 0.5, f"mAP {mean_ap:.3f}"
     boxes = np.concatenate([d[0] for d in detections])
     assert np.all(np.isfinite(boxes)) and np.all(boxes[:, 2] >= boxes[:, 0])
@@ -329,14 +329,14 @@ def test_each_average_precision_keeps_its_own_class_when_a_middle_class_has_no_g
     detections = [(np.array([[0.0, 0, 20, 10], [40, 0, 52, 6], [100, 50, 140, 65]]), np.array([0.9, 0.8, 0.7]),
                    np.array([0, 2, 1])),
                   (none, np.zeros(0), np.zeros(0, dtype=int))]
-    results = detection.per_class_results(detections, video, ops)
+    results = fixed_detector.per_class_results(detections, video, ops)
     assert list(results) == list(CLASS_NAMES) and [num_gt for _, _, num_gt in results.values()] == [1, 0, 2]
-    mean_ap, per_class = detection.mean_average_precision(results, ops)
+    mean_ap, per_class = fixed_detector.mean_average_precision(results, ops)
     assert per_class == {"car": 1.0, "bike": 0.5} and mean_ap == 0.75
     fig = pr_figure({name: (*ref.precision_recall(*results[name]), ap) for name, ap in per_class.items()})
     colours = [line.get_color() for line in fig.axes[0].get_lines()]
     plt.close(fig)
-    assert colours == [detection.CLASS_COLOURS[0], detection.CLASS_COLOURS[2]], "bike drawn in truck's colour"
+    assert colours == [fixed_detector.CLASS_COLOURS[0], fixed_detector.CLASS_COLOURS[2]], "bike drawn in truck's colour"
 
 
 # ---- widgets ---------------------------------------------------------------------------------------
@@ -558,19 +558,19 @@ def test_tracked_frame_draws_ids_trails_line_and_the_students_running_count(ref)
 def test_feature_panels_and_explorer_show_fixed_and_learned_channels():
     from convlab.widgets import tracking as wt
     video = make_road_video(3, seed=1)
-    fixed = detection.feature_map(video.frames[0])
+    fixed = fixed_detector.feature_map(video.frames[0])
     learned = np.random.default_rng(0).random((16, 24, 48))
     panels = wt.feature_panels(video.frames[0], fixed, learned, 1, 5)
     assert panels.shape == (3 * 96 * 2, 192 * 2, 3) and panels.dtype == np.uint8
     assert not np.array_equal(panels[96 * 2:2 * 96 * 2], panels[2 * 96 * 2:])
-    widget = wt.feature_map_explorer(video.frames, detection.feature_map, lambda f: learned, detection.FEATURE_NAMES)
+    widget = wt.feature_map_explorer(video.frames, fixed_detector.feature_map, lambda f: learned, fixed_detector.FEATURE_NAMES)
     assert "convlab-widget" in widget._dom_classes
     image = next(w for w in _descendants(widget) if type(w).__name__ == "Image")
     slider = next(w for w in _descendants(widget) if getattr(w, "description", "") == "learned")
     before = image.value
     slider.value = 7
     assert image.value != before
-    without = wt.feature_map_explorer(video.frames, detection.feature_map, None, detection.FEATURE_NAMES)
+    without = wt.feature_map_explorer(video.frames, fixed_detector.feature_map, None, fixed_detector.FEATURE_NAMES)
     assert "no learned detector yet" in next(w.value for w in _descendants(without) if type(w).__name__ == "HTML")
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from numpy.lib.stride_tricks import sliding_window_view
 
-from convlab.checks import CheckFailed, changed_argument, expect_close, expect_implemented, expect_near, hint_for
+from convlab.expect import CheckFailed, changed_argument, expect_close, expect_implemented, expect_near, hint_for
 from convlab.tolerance import describe_violation, growth, rounding_bound, sensitivity, unit_roundoff
 
 

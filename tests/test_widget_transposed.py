@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from autograder.grader.reference import load_reference
-from convlab.checks import expect_close
+from convlab.expect import expect_close
 from convlab.widgets import transposed
 
 # (H_y, K, stride, pad, output_pad, dilation): every slider at its ends and a few in between

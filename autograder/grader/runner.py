@@ -20,7 +20,7 @@ import sys
 
 import numpy as np
 
-from convlab.checks import changed_argument
+from convlab.expect import changed_argument
 
 OUTPUT_CAP = 100_000    # characters of text output kept per cell (the rest is counted, not kept)
 MESSAGE_CAP = 2_000     # characters of an exception message

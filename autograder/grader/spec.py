@@ -286,7 +286,7 @@ def call_in_process(namespace: Any, case: Case) -> Any:
     import signal
     import threading
 
-    from convlab.checks import changed_argument
+    from convlab.expect import changed_argument
     func = getattr(namespace, case.func) if not isinstance(namespace, dict) else namespace[case.func]
     args, kwargs = copy.deepcopy(case.args), copy.deepcopy(case.kwargs)
     timed = threading.current_thread() is threading.main_thread()

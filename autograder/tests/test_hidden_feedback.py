@@ -1,6 +1,6 @@
 """Hidden checks' feedback says what is wrong without giving the correct value away (issue 15, item 4):
 a student who replays what the feedback said must not earn points. Visible tests, whose inputs are the
-student's own, may show expected values (convlab.checks)."""
+student's own, may show expected values (convlab.expect)."""
 import numpy as np
 import pytest
 

@@ -18,10 +18,10 @@ import ipywidgets as widgets
 import numpy as np
 from matplotlib import colormaps
 
-from convlab.detection import paint_boxes
+from convlab.fixed_detector import paint_boxes
 from convlab.tracking import observations
 from convlab.widgets._student import call_student
-from convlab.widgets.detection import png
+from convlab.widgets.boxes import png
 
 __all__ = ["track_colour", "tracked_frame", "feature_panels", "tracking_scrubber", "feature_map_explorer"]
 

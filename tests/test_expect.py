@@ -1,10 +1,10 @@
-"""convlab.checks: the one-sentence messages the notebooks' visible tests give."""
+"""convlab.expect: the one-sentence messages the notebooks' visible tests give."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from convlab.checks import expect_close, expect_dtype, expect_implemented
+from convlab.expect import expect_close, expect_dtype, expect_implemented
 
 
 class Layer:
@@ -74,5 +74,5 @@ def test_expect_dtype_by_kind_or_exact_dtype():
 
 
 def test_every_exported_name_exists():
-    import convlab.checks as checks
-    assert [name for name in checks.__all__ if not hasattr(checks, name)] == []
+    import convlab.expect as expect
+    assert [name for name in expect.__all__ if not hasattr(expect, name)] == []

@@ -24,7 +24,7 @@ import ipywidgets as widgets
 import numpy as np
 from PIL import Image
 
-from convlab.detection import CLASS_COLOURS, paint_boxes
+from convlab.fixed_detector import CLASS_COLOURS, paint_boxes
 from convlab.widgets._student import call_student
 
 __all__ = ["two_box_iou", "iou_readout", "nms_state", "anchor_state", "scrubber_frame", "png",

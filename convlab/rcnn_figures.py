@@ -7,7 +7,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch, Rectangle
 
-from convlab.detection import CLASS_COLOURS
+from convlab.fixed_detector import CLASS_COLOURS
 from convlab.video import CLASS_NAMES
 
 __all__ = ["draw_boxes", "show_frames", "crop_and_warp", "jittered_proposals", "proposals_figure",
