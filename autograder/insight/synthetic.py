@@ -29,7 +29,7 @@ from autograder.fairness import corpus
 from autograder.grader.course import Course
 from autograder.grader.notebook import grade_id, is_solution
 from autograder.grader.reference import test_points
-from autograder.samples import sample_module
+from autograder.samples import samples_of
 
 _COMMENTS = ["# loop over the output positions", "# the shapes we need", "# accumulate the result",
              "# work on a copy", "# vectorised version", "# edge case", "# done"]
@@ -156,7 +156,7 @@ def measured_class(course: Course = Course(), seed: int = 0) -> list[Student]:
             how = list(DISGUISES)[(k + len(students)) % len(DISGUISES)]
             students.append(Student(f"{lesson[:2]}_{author}_{how}", lesson, disguise(written[author], how, keep, rng),
                                     origins[author], own_sizes(written[author], stubs)))
-        buggy = next(s for s in sample_module(lesson).SAMPLES.values() if s.base == "solution" and s.replace)
+        buggy = next(s for s in samples_of(course, lesson).values() if s.base == "solution" and s.replace)
         cells = {**written["reference"], **buggy.replace}
         students.append(Student(f"{lesson[:2]}_sample", lesson, cells,
                                 {**origins["reference"], **{gid: "sample" for gid in buggy.replace}},

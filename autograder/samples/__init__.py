@@ -1,4 +1,5 @@
-"""Sample submissions, one module per lesson: `l01_conv_forward.py` defines SAMPLES for `01_conv_forward`.
+"""Sample submissions: each lesson's typical bugs (BUGS in its check module, autograder.grader.bugs),
+with "full" and "blank", as submitted notebooks with their derived exact scores.
 
     python -m autograder.samples --out DIR   # DIR/sample_<name>/<lesson>/<lesson>.ipynb, nbgrader's layout
 
@@ -14,25 +15,43 @@ import json
 from pathlib import Path
 from types import ModuleType
 
+from autograder.grader.bugs import Bug, lesson_bugs
 from autograder.grader.course import Course
 from autograder.grader.notebook import grade_id, is_solution
+from autograder.grader.reference import test_points
 from autograder.grader.spec import Sample
 
 
 def sample_module(lesson: str) -> ModuleType:
-    """The sample module of `lesson` (e.g. '01_conv_forward' -> autograder.samples.l01_conv_forward)."""
+    """The sample module of `lesson` (e.g. '01_conv_forward' -> autograder.samples.l01_conv_forward):
+    lessons whose check module declares no BUGS yet."""
     return importlib.import_module(f"autograder.samples.l{lesson}")
 
 
+def bugs_of(course: Course, lesson: str) -> dict[str, Bug] | None:
+    """The lesson's typical bugs with "full" and "blank", or None when its check module declares no BUGS."""
+    declared = getattr(course.check_module(lesson), "BUGS", None)
+    return None if declared is None else lesson_bugs(declared)
+
+
+def samples_of(course: Course, lesson: str) -> dict[str, Sample]:
+    """The lesson's shipped samples, their scores derived from the points in solutions/."""
+    bugs = bugs_of(course, lesson)
+    if bugs is None:
+        return sample_module(lesson).SAMPLES
+    points = test_points(lesson, course.solutions)
+    return {name: bug.sample(points) for name, bug in bugs.items() if bug.shipped}
+
+
 def lesson_samples(course: Course = Course(), log=print) -> dict[str, dict[str, Sample]]:
-    """lesson -> its SAMPLES, for every lesson in solutions/ with a sample module and a built release."""
+    """lesson -> its shipped samples, for every lesson in solutions/ with declared bugs and a built release."""
     found = {}
     for lesson in course.lessons():
         if not (course.release / lesson / f"{lesson}.ipynb").exists():
             log(f"skipping {lesson}: course/{lesson}/{lesson}.ipynb is missing (run `make release`)")
             continue
         try:
-            found[lesson] = sample_module(lesson).SAMPLES
+            found[lesson] = samples_of(course, lesson)
         except ModuleNotFoundError as exc:
             if exc.name != f"autograder.samples.l{lesson}":
                 raise
