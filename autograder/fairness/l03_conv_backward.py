@@ -1,4 +1,5 @@
 """Independently written correct solutions of lesson 03, in several styles (fairness corpus)."""
+from autograder.fairness.l01_conv_forward import VARIANTS as LESSON01
 from autograder.fairness.stubs import filler
 
 LESSON = "03_conv_backward"
@@ -87,13 +88,7 @@ VARIANTS = {
 '''),
     },
     "einsum_windows": {
-        "conv2d_forward": fill("conv2d_forward", '''\
-    K_h, K_w = w.shape[2:]
-    x_pad = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
-    windows = sliding_window_view(x_pad, (K_h, K_w), axis=(2, 3))[:, :, ::stride, ::stride]
-    y = np.einsum("bcijmn,ocmn->boij", windows, w.astype(x.dtype), optimize=True)
-    return (y + b.astype(x.dtype)[None, :, None, None]).astype(x.dtype, copy=False)
-'''),
+        "conv2d_forward": LESSON01["einsum_windows"]["conv2d_forward"],     # lesson 01's, as the student wrote it
         "conv1d_backward": fill("conv1d_backward", '''\
     dx = np.convolve(dy, w, mode="full")           # np.convolve flips w: the full convolution
     dw = np.correlate(x, dy, mode="valid")          # dw[m] = sum_i x[i + m] dy[i]
@@ -157,21 +152,7 @@ VARIANTS = {
 '''),
     },
     "tap_accumulate": {
-        "conv2d_forward": fill("conv2d_forward", '''\
-    B, C_in, H, W = x.shape
-    C_out, _, K_h, K_w = w.shape
-    H_out = (H + 2 * pad - K_h) // stride + 1
-    W_out = (W + 2 * pad - K_w) // stride + 1
-    x_pad = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
-    w = w.astype(x.dtype)
-    y = np.zeros((B, H_out, W_out, C_out), dtype=x.dtype)
-    for m in range(K_h):                        # a loop over the K_h * K_w taps, not over pixels
-        for n in range(K_w):
-            tap = x_pad[:, :, m:m + stride * (H_out - 1) + 1:stride, n:n + stride * (W_out - 1) + 1:stride]
-            y += np.tensordot(tap, w[:, :, m, n], axes=([1], [1]))      # (B, H_out, W_out, C_out)
-    y += b.astype(x.dtype)
-    return np.ascontiguousarray(y.transpose(0, 3, 1, 2))
-'''),
+        "conv2d_forward": LESSON01["tap_accumulate"]["conv2d_forward"],     # lesson 01's, as the student wrote it
         "conv1d_backward": fill("conv1d_backward", '''\
     K, N_out = w.shape[0], dy.shape[0]
     dx = np.zeros(x.shape, dtype=np.result_type(dy, w))
@@ -254,31 +235,11 @@ VARIANTS = {
 '''),
     },
     "float64_accumulate": {
-        "conv2d_forward": '''from numpy.lib.stride_tricks import as_strided, sliding_window_view
-
-
-def conv2d_forward(x, w, b, stride=1, pad=0):
-    """Vectorized convolution (cross-correlation) forward pass: im2col and one matrix product.
-
-    x: (B, C_in, H, W); w: (C_out, C_in, K_h, K_w); b: (C_out,); stride, pad: ints.
-    Returns y: (B, C_out, H_out, W_out) with the dtype of x (float32 stays float32).
-    No Python loop over pixels.
-    Leaves its array arguments unchanged (works on copies).
-    """
-    B, C_in, H, W = x.shape
-    C_out, _, K_h, K_w = w.shape
-    H_out = (H + 2 * pad - K_h) // stride + 1
-    W_out = (W + 2 * pad - K_w) // stride + 1
-    x_pad = np.zeros((B, C_in, H + 2 * pad, W + 2 * pad), dtype=np.float64)
-    x_pad[:, :, pad:pad + H, pad:pad + W] = x
-    sb, sc, sh, sw = x_pad.strides
-    cols6 = as_strided(x_pad, shape=(C_in, K_h, K_w, B, H_out, W_out),
-                       strides=(sc, sh, sw, sb, stride * sh, stride * sw), writeable=False)
-    cols = cols6.reshape(C_in * K_h * K_w, B * H_out * W_out)
-    y_mat = w.astype(np.float64).reshape(C_out, -1) @ cols
-    y_mat += np.asarray(b, dtype=np.float64).reshape(C_out, 1)
-    return y_mat.reshape(C_out, B, H_out, W_out).transpose(1, 0, 2, 3).astype(x.dtype)
-''',
+        # lesson 01's as_strided im2col pasted again, its comment dropped and its last two lines folded
+        "conv2d_forward": LESSON01["float64_accumulate"]["conv2d_forward"]
+        .replace("    # cols6[ci, m, n, bi, i, j] = x_pad[bi, ci, stride*i + m, stride*j + n]\n", "")
+        .replace("    y = y_mat.reshape(C_out, B, H_out, W_out).transpose(1, 0, 2, 3)\n    return y.astype(x.dtype)\n",
+                 "    return y_mat.reshape(C_out, B, H_out, W_out).transpose(1, 0, 2, 3).astype(x.dtype)\n"),
         "conv1d_backward": fill("conv1d_backward", '''\
     N, K, N_out = x.shape[0], w.shape[0], dy.shape[0]
     dy64, x64, w64 = (np.asarray(a, dtype=np.float64) for a in (dy, x, w))
