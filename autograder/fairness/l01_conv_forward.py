@@ -3,6 +3,14 @@ from autograder.fairness.stubs import filler
 
 LESSON = "01_conv_forward"
 fill = filler(LESSON)
+
+# The opening lines of a convolution written out by hand: alike in every student's code that has them.
+CONV_SHAPES = '''\
+    B, C_in, H, W = x.shape
+    C_out, _, K_h, K_w = w.shape
+    H_out = (H + 2 * pad - K_h) // stride + 1
+    W_out = (W + 2 * pad - K_w) // stride + 1
+'''
 VARIANTS = {
     "loops": {
         "conv_output_size": fill("conv_output_size", '''\
@@ -41,11 +49,7 @@ VARIANTS = {
                     y[bi, co, i, j] = conv_single_step(window, w[co], b[co])
     return y
 '''),
-        "conv2d_forward": fill("conv2d_forward", '''\
-    B, C_in, H, W = x.shape
-    C_out, _, K_h, K_w = w.shape
-    H_out = (H + 2 * pad - K_h) // stride + 1
-    W_out = (W + 2 * pad - K_w) // stride + 1
+        "conv2d_forward": fill("conv2d_forward", CONV_SHAPES + '''\
     x_pad = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
     windows = sliding_window_view(x_pad, (K_h, K_w), axis=(2, 3))[:, :, ::stride, ::stride]
     windows = windows[:, :, :H_out, :W_out]                       # (B, C_in, H_out, W_out, K_h, K_w)
@@ -126,11 +130,7 @@ VARIANTS = {
                     y[bi, co, i, j] = np.dot(window.ravel(), w64[co]) + b64[co]
     return y
 '''),
-        "conv2d_forward": fill("conv2d_forward", '''\
-    B, C_in, H, W = x.shape
-    C_out, _, K_h, K_w = w.shape
-    H_out = (H + 2 * pad - K_h) // stride + 1
-    W_out = (W + 2 * pad - K_w) // stride + 1
+        "conv2d_forward": fill("conv2d_forward", CONV_SHAPES + '''\
     x_pad = np.zeros((B, C_in, H + 2 * pad, W + 2 * pad), dtype=np.float64)
     x_pad[:, :, pad:pad + H, pad:pad + W] = x
     sb, sc, sh, sw = x_pad.strides
@@ -174,11 +174,7 @@ VARIANTS = {
                 y[bi, :, i, j] = np.tensordot(w, window, axes=3) + b   # all output channels at once
     return y
 '''),
-        "conv2d_forward": fill("conv2d_forward", '''\
-    B, C_in, H, W = x.shape
-    C_out, _, K_h, K_w = w.shape
-    H_out = (H + 2 * pad - K_h) // stride + 1
-    W_out = (W + 2 * pad - K_w) // stride + 1
+        "conv2d_forward": fill("conv2d_forward", CONV_SHAPES + '''\
     x_pad = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
     w = w.astype(x.dtype)
     y = np.zeros((B, H_out, W_out, C_out), dtype=x.dtype)

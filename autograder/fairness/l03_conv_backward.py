@@ -1,16 +1,12 @@
 """Independently written correct solutions of lesson 03, in several styles (fairness corpus)."""
-from autograder.fairness.l01_conv_forward import VARIANTS as LESSON01
+from autograder.fairness.l01_conv_forward import CONV_SHAPES, VARIANTS as LESSON01
 from autograder.fairness.stubs import filler
 
 LESSON = "03_conv_backward"
 fill = filler(LESSON)
 VARIANTS = {
     "im2col_recipe": {
-        "conv2d_forward": fill("conv2d_forward", '''\
-    B, C_in, H, W = x.shape
-    C_out, _, K_h, K_w = w.shape
-    H_out = (H + 2 * pad - K_h) // stride + 1
-    W_out = (W + 2 * pad - K_w) // stride + 1
+        "conv2d_forward": fill("conv2d_forward", CONV_SHAPES + '''\
     x_pad = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
     windows = sliding_window_view(x_pad, (K_h, K_w), axis=(2, 3))[:, :, ::stride, ::stride][:, :, :H_out, :W_out]
     cols = windows.transpose(1, 4, 5, 0, 2, 3).reshape(C_in * K_h * K_w, B * H_out * W_out)

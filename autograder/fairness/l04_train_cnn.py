@@ -1,4 +1,5 @@
 """Independently written correct solutions of lesson 04, in several styles (fairness corpus)."""
+from autograder.fairness.l01_conv_forward import CONV_SHAPES
 from autograder.fairness.stubs import filler
 
 LESSON = "04_train_cnn"
@@ -265,11 +266,7 @@ _SGD_B = fill("sgd_momentum_step", '''\
 # Variant "taps_float64": tap-by-tap accumulation in float64, cast back to the input dtype;
 # pooling by a stacked-taps argmax; float32 draws in he_init; momentum update by in-place operators on copies.
 # =============================================================================================
-_CONV_FWD_TAPS64 = fill("conv2d_forward", '''\
-    B, C_in, H, W = x.shape
-    C_out, _, K_h, K_w = w.shape
-    H_out = (H + 2 * pad - K_h) // stride + 1
-    W_out = (W + 2 * pad - K_w) // stride + 1
+_CONV_FWD_TAPS64 = fill("conv2d_forward", CONV_SHAPES + '''\
     x_pad = np.zeros((B, C_in, H + 2 * pad, W + 2 * pad), dtype=np.float64)
     x_pad[:, :, pad:pad + H, pad:pad + W] = x
     w64 = np.asarray(w, dtype=np.float64)
@@ -434,19 +431,19 @@ def _student(conv_fwd, conv_bwd, pool_fwd, pool_bwd, conv2d, relu, maxpool, flat
             "sgd_momentum_step": sgd}
 
 
+_IM2COL_MATMUL = _student(_CONV_FWD_IM2COL, _CONV_BWD_COL2IM, _POOL_FWD_TAPS, _POOL_BWD_TAKEN, _CONV2D_LAYER_A,
+                          _RELU_LAYER_A, _MAXPOOL_LAYER_A, _FLATTEN_LAYER_A, _DENSE_LAYER_A, _SOFTMAX_A, _HE_A, _SGD_A)
+_WINDOWS_EINSUM = _student(_CONV_FWD_WINDOWS, _CONV_BWD_ROTATED, _POOL_FWD_WINDOWS, _POOL_BWD_ADD_AT, _CONV2D_LAYER_B,
+                           _RELU_LAYER_B, _MAXPOOL_LAYER_B, _FLATTEN_LAYER_B, _DENSE_LAYER_B, _SOFTMAX_B, _HE_B, _SGD_B)
+_WINDOWS_FUNCTIONS = ("conv2d_forward", "conv2d_backward", "maxpool2d_forward", "maxpool2d_backward", "sgd_momentum_step")
+
 VARIANTS = {
-    "im2col_matmul": _student(_CONV_FWD_IM2COL, _CONV_BWD_COL2IM, _POOL_FWD_TAPS, _POOL_BWD_TAKEN,
-                              _CONV2D_LAYER_A, _RELU_LAYER_A, _MAXPOOL_LAYER_A, _FLATTEN_LAYER_A,
-                              _DENSE_LAYER_A, _SOFTMAX_A, _HE_A, _SGD_A),
-    "windows_einsum": _student(_CONV_FWD_WINDOWS, _CONV_BWD_ROTATED, _POOL_FWD_WINDOWS, _POOL_BWD_ADD_AT,
-                               _CONV2D_LAYER_B, _RELU_LAYER_B, _MAXPOOL_LAYER_B, _FLATTEN_LAYER_B,
-                               _DENSE_LAYER_B, _SOFTMAX_B, _HE_B, _SGD_B),
-    "windows_logaddexp": _student(_CONV_FWD_WINDOWS, _CONV_BWD_ROTATED, _POOL_FWD_WINDOWS, _POOL_BWD_ADD_AT,
-                                  _CONV2D_LAYER_A, _RELU_LAYER_A, _MAXPOOL_LAYER_A, _FLATTEN_LAYER_A,
-                                  _DENSE_LAYER_A, _SOFTMAX_D, _HE_A, _SGD_B),
-    "taps_float64": _student(_CONV_FWD_TAPS64, _CONV_BWD_TAPS64, _POOL_FWD_STACK, _POOL_BWD_STACK,
-                             _CONV2D_LAYER_C, _RELU_LAYER_C, _MAXPOOL_LAYER_C, _FLATTEN_LAYER_C,
-                             _DENSE_LAYER_C, _SOFTMAX_C, _HE_C, _SGD_C),
+    "im2col_matmul": _IM2COL_MATMUL,
+    "windows_einsum": _WINDOWS_EINSUM,
+    "windows_logaddexp": {**_IM2COL_MATMUL, **{name: _WINDOWS_EINSUM[name] for name in _WINDOWS_FUNCTIONS},
+                          "softmax_cross_entropy": _SOFTMAX_D},
+    "taps_float64": _student(_CONV_FWD_TAPS64, _CONV_BWD_TAPS64, _POOL_FWD_STACK, _POOL_BWD_STACK, _CONV2D_LAYER_C,
+                             _RELU_LAYER_C, _MAXPOOL_LAYER_C, _FLATTEN_LAYER_C, _DENSE_LAYER_C, _SOFTMAX_C, _HE_C, _SGD_C),
 }
 
 STYLES = {
