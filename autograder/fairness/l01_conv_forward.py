@@ -11,6 +11,13 @@ CONV_SHAPES = '''\
     H_out = (H + 2 * pad - K_h) // stride + 1
     W_out = (W + 2 * pad - K_w) // stride + 1
 '''
+# The opening lines of the looped convolution, from the functions written above it.
+NAIVE_SHAPES = '''\
+    B, C_in, H, W = x.shape
+    C_out, _, K_h, K_w = w.shape
+    H_out = conv_output_size(H, K_h, stride, pad)
+    W_out = conv_output_size(W, K_w, stride, pad)
+'''
 VARIANTS = {
     "loops": {
         "conv_output_size": fill("conv_output_size", '''\
@@ -33,11 +40,7 @@ VARIANTS = {
         "conv_single_step": fill("conv_single_step", '''\
     return float(np.sum(x_patch * w)) + float(b)
 '''),
-        "conv2d_forward_naive": fill("conv2d_forward_naive", '''\
-    B, C_in, H, W = x.shape
-    C_out, _, K_h, K_w = w.shape
-    H_out = conv_output_size(H, K_h, stride, pad)
-    W_out = conv_output_size(W, K_w, stride, pad)
+        "conv2d_forward_naive": fill("conv2d_forward_naive", NAIVE_SHAPES + '''\
     x_pad = zero_pad(x, pad)
     y = np.zeros((B, C_out, H_out, W_out), dtype=np.result_type(x, w, b))
     for bi in range(B):
@@ -113,11 +116,7 @@ VARIANTS = {
     products = np.asarray(x_patch, dtype=np.float64) * np.asarray(w, dtype=np.float64)
     return math.fsum(products.ravel().tolist() + [float(b)])    # exactly rounded float64 sum
 ''', before='import math\n\n\n'),
-        "conv2d_forward_naive": fill("conv2d_forward_naive", '''\
-    B, C_in, H, W = x.shape
-    C_out, _, K_h, K_w = w.shape
-    H_out = conv_output_size(H, K_h, stride, pad)
-    W_out = conv_output_size(W, K_w, stride, pad)
+        "conv2d_forward_naive": fill("conv2d_forward_naive", NAIVE_SHAPES + '''\
     x_pad = zero_pad(x.astype(np.float64), pad)
     w64 = w.astype(np.float64).reshape(C_out, -1)
     b64 = np.asarray(b, dtype=np.float64)
@@ -160,11 +159,7 @@ VARIANTS = {
     total = np.dot(np.ravel(x_patch), np.ravel(w)) + b
     return np.asarray(total).item()
 '''),
-        "conv2d_forward_naive": fill("conv2d_forward_naive", '''\
-    B, C_in, H, W = x.shape
-    C_out, _, K_h, K_w = w.shape
-    H_out = conv_output_size(H, K_h, stride, pad)
-    W_out = conv_output_size(W, K_w, stride, pad)
+        "conv2d_forward_naive": fill("conv2d_forward_naive", NAIVE_SHAPES + '''\
     x_pad = zero_pad(x, pad)
     y = np.zeros((B, C_out, H_out, W_out), dtype=x.dtype)
     for bi in range(B):

@@ -3,6 +3,11 @@ from autograder.fairness.stubs import filler
 
 LESSON = "02_relu_pooling"
 fill = filler(LESSON)
+# The opening lines of a pooling pass, from pool_output_size.
+POOL_SHAPES = '''\
+    B, C, H, W = x.shape
+    H_out, W_out = pool_output_size(H, pool, stride), pool_output_size(W, pool, stride)
+'''
 VARIANTS = {
     "loops": {
         "relu_forward": fill("relu_forward", '''\
@@ -18,9 +23,7 @@ VARIANTS = {
         start += stride
     return count
 '''),
-        "maxpool2d_forward_naive": fill("maxpool2d_forward_naive", '''\
-    B, C, H, W = x.shape
-    H_out, W_out = pool_output_size(H, pool, stride), pool_output_size(W, pool, stride)
+        "maxpool2d_forward_naive": fill("maxpool2d_forward_naive", POOL_SHAPES + '''\
     y = np.empty((B, C, H_out, W_out), dtype=x.dtype)
     for b in range(B):
         for c in range(C):
@@ -101,9 +104,7 @@ VARIANTS = {
         raise ValueError(f"a pooling window of {pool} does not fit in an axis of length {size}")
     return (size - pool) // stride + 1
 '''),
-        "maxpool2d_forward_naive": fill("maxpool2d_forward_naive", '''\
-    B, C, H, W = x.shape
-    H_out, W_out = pool_output_size(H, pool, stride), pool_output_size(W, pool, stride)
+        "maxpool2d_forward_naive": fill("maxpool2d_forward_naive", POOL_SHAPES + '''\
     y = np.zeros((B, C, H_out, W_out), dtype=x.dtype)
     for i in range(H_out):
         for j in range(W_out):
@@ -178,9 +179,7 @@ def avgpool2d_forward(x, pool=2, stride=2):
         "pool_output_size": fill("pool_output_size", '''\
     return len(range(0, size - pool + 1, stride))
 '''),
-        "maxpool2d_forward_naive": fill("maxpool2d_forward_naive", '''\
-    B, C, H, W = x.shape
-    H_out, W_out = pool_output_size(H, pool, stride), pool_output_size(W, pool, stride)
+        "maxpool2d_forward_naive": fill("maxpool2d_forward_naive", POOL_SHAPES + '''\
     y = np.empty((B, C, H_out, W_out), dtype=x.dtype)
     for i in range(H_out):
         for j in range(W_out):

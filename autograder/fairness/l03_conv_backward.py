@@ -4,6 +4,12 @@ from autograder.fairness.stubs import filler
 
 LESSON = "03_conv_backward"
 fill = filler(LESSON)
+# The opening lines of a convolution's backward pass: the sizes it reads off dy, w and x.
+BACKWARD_SHAPES = '''\
+    B, C_out, H_out, W_out = dy.shape
+    _, C_in, K_h, K_w = w.shape
+    H, W = x.shape[2], x.shape[3]
+'''
 VARIANTS = {
     "im2col_recipe": {
         "conv2d_forward": fill("conv2d_forward", CONV_SHAPES + '''\
@@ -60,10 +66,7 @@ VARIANTS = {
     dx_pad[:, :, :core.shape[2], :core.shape[3]] = core           # rows no window reached stay 0
     return dx_pad[:, :, pad:pad + H, pad:pad + W]
 '''),
-        "conv2d_backward": fill("conv2d_backward", '''\
-    B, C_out, H_out, W_out = dy.shape
-    _, C_in, K_h, K_w = w.shape
-    H, W = x.shape[2], x.shape[3]
+        "conv2d_backward": fill("conv2d_backward", BACKWARD_SHAPES + '''\
     x_pad = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
     windows = sliding_window_view(x_pad, (K_h, K_w), axis=(2, 3))[:, :, ::stride, ::stride][:, :, :H_out, :W_out]
     cols = windows.transpose(1, 4, 5, 0, 2, 3).reshape(C_in * K_h * K_w, B * H_out * W_out)
@@ -91,10 +94,7 @@ VARIANTS = {
     db = dy.sum()                                   # a numpy scalar
     return dx, dw, db
 '''),
-        "conv2d_backward_naive": fill("conv2d_backward_naive", '''\
-    B, C_out, H_out, W_out = dy.shape
-    _, C_in, K_h, K_w = w.shape
-    H, W = x.shape[2], x.shape[3]
+        "conv2d_backward_naive": fill("conv2d_backward_naive", BACKWARD_SHAPES + '''\
     x_pad = np.zeros((B, C_in, H + 2 * pad, W + 2 * pad), dtype=x.dtype)
     x_pad[:, :, pad:pad + H, pad:pad + W] = x
     dx_pad = np.zeros_like(x_pad)
@@ -130,10 +130,7 @@ VARIANTS = {
     dx_pad = np.pad(core, [(0, 0), (0, 0), (0, missing_h), (0, missing_w)])
     return dx_pad[:, :, pad:pad + H, pad:pad + W].astype(dy.dtype, copy=False)
 '''),
-        "conv2d_backward": fill("conv2d_backward", '''\
-    B, C_out, H_out, W_out = dy.shape
-    _, C_in, K_h, K_w = w.shape
-    H, W = x.shape[2], x.shape[3]
+        "conv2d_backward": fill("conv2d_backward", BACKWARD_SHAPES + '''\
     x_pad = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
     windows = sliding_window_view(x_pad, (K_h, K_w), axis=(2, 3))[:, :, ::stride, ::stride][:, :, :H_out, :W_out]
     dw = np.einsum("bcijmn,boij->ocmn", windows, dy, optimize=True).astype(w.dtype, copy=False)
@@ -159,10 +156,7 @@ VARIANTS = {
     db = np.add.reduce(dy).item()
     return dx, dw, db
 '''),
-        "conv2d_backward_naive": fill("conv2d_backward_naive", '''\
-    B, C_out, H_out, W_out = dy.shape
-    _, C_in, K_h, K_w = w.shape
-    H, W = x.shape[2], x.shape[3]
+        "conv2d_backward_naive": fill("conv2d_backward_naive", BACKWARD_SHAPES + '''\
     H_pad, W_pad = H + 2 * pad, W + 2 * pad
     x_pad = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
     # dw and db: scatter, visiting every output (bi, co, i, j) once
@@ -211,10 +205,7 @@ VARIANTS = {
     dx_pad = conv2d_forward(padded, rot180(w).transpose(1, 0, 2, 3), np.zeros(C_in, dtype=dy.dtype))
     return dx_pad[:, :, pad:pad + H, pad:pad + W]
 '''),
-        "conv2d_backward": fill("conv2d_backward", '''\
-    B, C_out, H_out, W_out = dy.shape
-    _, C_in, K_h, K_w = w.shape
-    H, W = x.shape[2], x.shape[3]
+        "conv2d_backward": fill("conv2d_backward", BACKWARD_SHAPES + '''\
     x_pad = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
     dx_pad = np.zeros(x_pad.shape, dtype=x.dtype)
     dw = np.empty(w.shape, dtype=w.dtype)
@@ -246,10 +237,7 @@ VARIANTS = {
     db = math.fsum(dy64)
     return dx.astype(x.dtype), dw.astype(w.dtype), db
 ''', before='import math\n\n\n'),
-        "conv2d_backward_naive": fill("conv2d_backward_naive", '''\
-    B, C_out, H_out, W_out = dy.shape
-    _, C_in, K_h, K_w = w.shape
-    H, W = x.shape[2], x.shape[3]
+        "conv2d_backward_naive": fill("conv2d_backward_naive", BACKWARD_SHAPES + '''\
     x_pad = np.pad(x.astype(np.float64), ((0, 0), (0, 0), (pad, pad), (pad, pad)))
     w64, dy64 = w.astype(np.float64), dy.astype(np.float64)
     dx_pad = np.zeros(x_pad.shape)                      # float64 accumulators
@@ -292,10 +280,7 @@ VARIANTS = {
     dx_pad[:, :, :core.shape[2], :core.shape[3]] = core
     return dx_pad[:, :, pad:H + pad, pad:W + pad].astype(dy.dtype)
 '''),
-        "conv2d_backward": fill("conv2d_backward", '''\
-    B, C_out, H_out, W_out = dy.shape
-    _, C_in, K_h, K_w = w.shape
-    H, W = x.shape[2], x.shape[3]
+        "conv2d_backward": fill("conv2d_backward", BACKWARD_SHAPES + '''\
     x_pad = np.zeros((B, C_in, H + 2 * pad, W + 2 * pad))          # float64 throughout, cast at the end
     x_pad[:, :, pad:pad + H, pad:pad + W] = x
     sb, sc, sh, sw = x_pad.strides
