@@ -11,6 +11,7 @@ CONV_SHAPES = '''\
     H_out = (H + 2 * pad - K_h) // stride + 1
     W_out = (W + 2 * pad - K_w) // stride + 1
 '''
+
 # The opening lines of the looped convolution, from the functions written above it.
 NAIVE_SHAPES = '''\
     B, C_in, H, W = x.shape
@@ -18,6 +19,7 @@ NAIVE_SHAPES = '''\
     H_out = conv_output_size(H, K_h, stride, pad)
     W_out = conv_output_size(W, K_w, stride, pad)
 '''
+
 VARIANTS = {
     "loops": {
         "conv_output_size": fill("conv_output_size", '''\

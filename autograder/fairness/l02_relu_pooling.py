@@ -3,11 +3,23 @@ from autograder.fairness.stubs import filler
 
 LESSON = "02_relu_pooling"
 fill = filler(LESSON)
+
+_SUM_OWN_ENTRIES = (" Sum each window's own pool**2\n    entries (prefix sums over the whole image would cancel other "
+                    "windows' values and lose float64 accuracy).")
+
+
+def _older_avgpool(body: str, before: str = "") -> str:
+    """avgpool2d_forward as these variants wrote it, on an older stub whose docstring did not yet ask
+    to sum each window's own entries."""
+    return fill("avgpool2d_forward", body, before=before).replace(_SUM_OWN_ENTRIES, "")
+
+
 # The opening lines of a pooling pass, from pool_output_size.
 POOL_SHAPES = '''\
     B, C, H, W = x.shape
     H_out, W_out = pool_output_size(H, pool, stride), pool_output_size(W, pool, stride)
 '''
+
 VARIANTS = {
     "loops": {
         "relu_forward": fill("relu_forward", '''\
@@ -67,12 +79,7 @@ VARIANTS = {
             pending &= ~winner
     return dx
 '''),
-        "avgpool2d_forward": '''def avgpool2d_forward(x, pool=2, stride=2):
-    """Average pooling, vectorized: y[bi, c, i, j] = mean of x[bi, c, stride*i : stride*i + pool, stride*j : stride*j + pool].
-
-    x: (B, C, H, W). Returns y: (B, C, H_out, W_out), same dtype as x.
-    Leaves its array arguments unchanged (works on copies).
-    """
+        "avgpool2d_forward": _older_avgpool('''\
     H_out, W_out = pool_output_size(x.shape[2], pool, stride), pool_output_size(x.shape[3], pool, stride)
     total = np.zeros((x.shape[0], x.shape[1], H_out, W_out), dtype=x.dtype)
     for m in range(pool):
@@ -80,7 +87,7 @@ VARIANTS = {
             rows, cols = tap_slices(m, n, stride, H_out, W_out)
             total += x[:, :, rows, cols]
     return total / (pool * pool)
-''',
+'''),
         "avgpool2d_backward": fill("avgpool2d_backward", '''\
     H_out, W_out = dy.shape[2], dy.shape[3]
     dx = np.zeros(x.shape, dtype=x.dtype)
@@ -140,18 +147,10 @@ VARIANTS = {
     np.add.at(dx, (b_idx, c_idx, rows, cols), dy.astype(x.dtype, copy=False))     # unbuffered scatter-add
     return dx
 ''', before='from numpy.lib.stride_tricks import sliding_window_view\n\n\n'),
-        "avgpool2d_forward": '''from numpy.lib.stride_tricks import sliding_window_view
-
-
-def avgpool2d_forward(x, pool=2, stride=2):
-    """Average pooling, vectorized: y[bi, c, i, j] = mean of x[bi, c, stride*i : stride*i + pool, stride*j : stride*j + pool].
-
-    x: (B, C, H, W). Returns y: (B, C, H_out, W_out), same dtype as x.
-    Leaves its array arguments unchanged (works on copies).
-    """
+        "avgpool2d_forward": _older_avgpool('''\
     windows = sliding_window_view(x, (pool, pool), axis=(2, 3))[:, :, ::stride, ::stride]
     return windows.mean(axis=(4, 5), dtype=x.dtype)
-''',
+''', before='from numpy.lib.stride_tricks import sliding_window_view\n\n\n'),
         "avgpool2d_backward": fill("avgpool2d_backward", '''\
     H, W = x.shape[2], x.shape[3]
     H_out, W_out = dy.shape[2], dy.shape[3]
@@ -224,14 +223,7 @@ def avgpool2d_forward(x, pool=2, stride=2):
         dx[:, :, rows, cols] += np.where(winner == t, dy64, 0.0)
     return dx.astype(x.dtype)
 '''),
-        "avgpool2d_forward": '''def avgpool2d_forward(x, pool=2, stride=2):
-    """Average pooling, vectorized: y[bi, c, i, j] = mean of x[bi, c, stride*i : stride*i + pool, stride*j : stride*j + pool].
-
-    x: (B, C, H, W). Returns y: (B, C, H_out, W_out), same dtype as x.
-    Leaves its array arguments unchanged (works on copies).
-    """
-    B, C, H, W = x.shape
-    H_out, W_out = pool_output_size(H, pool, stride), pool_output_size(W, pool, stride)
+        "avgpool2d_forward": _older_avgpool(POOL_SHAPES + '''\
     # separable window sums in float64: first the pool rows of every window, then its pool columns
     x64 = x.astype(np.float64)
     row_sums = np.zeros((B, C, H_out, W))
@@ -241,7 +233,7 @@ def avgpool2d_forward(x, pool=2, stride=2):
     for n in range(pool):
         sums += row_sums[:, :, :, n:n + stride * (W_out - 1) + 1:stride]
     return (sums / (pool * pool)).astype(x.dtype)
-''',
+'''),
         "avgpool2d_backward": fill("avgpool2d_backward", '''\
     H_out, W_out = dy.shape[2], dy.shape[3]
     i, j, m, n = np.ix_(np.arange(H_out), np.arange(W_out), np.arange(pool), np.arange(pool))

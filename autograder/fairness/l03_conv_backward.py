@@ -4,12 +4,14 @@ from autograder.fairness.stubs import filler
 
 LESSON = "03_conv_backward"
 fill = filler(LESSON)
+
 # The opening lines of a convolution's backward pass: the sizes it reads off dy, w and x.
 BACKWARD_SHAPES = '''\
     B, C_out, H_out, W_out = dy.shape
     _, C_in, K_h, K_w = w.shape
     H, W = x.shape[2], x.shape[3]
 '''
+
 VARIANTS = {
     "im2col_recipe": {
         "conv2d_forward": fill("conv2d_forward", CONV_SHAPES + '''\
