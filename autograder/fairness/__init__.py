@@ -33,15 +33,8 @@ def corpus(course: Course = Course()) -> dict[str, dict[str, Sample]]:
 
 def write_corpus(out: Path, course: Course = Course()) -> list[Path]:
     """Write out/fair_<name>/<lesson>/<lesson>.ipynb for every variant of every lesson."""
-    from autograder.samples import build_sample
-    written = []
-    for lesson, variants in corpus(course).items():
-        for name, sample in variants.items():
-            path = out / f"fair_{name}" / lesson / f"{lesson}.ipynb"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(build_sample(course, lesson, sample))
-            written.append(path)
-    return written
+    from autograder.samples import write_samples
+    return write_samples(out, corpus(course), course, prefix="fair_")
 
 
 def main(argv: list[str] | None = None) -> None:
