@@ -117,7 +117,7 @@ VARIANTS = {
         "conv_single_step": fill("conv_single_step", '''\
     products = np.asarray(x_patch, dtype=np.float64) * np.asarray(w, dtype=np.float64)
     return math.fsum(products.ravel().tolist() + [float(b)])    # exactly rounded float64 sum
-''', before='import math\n\n\n'),
+''', before="import math\n\n\n"),
         "conv2d_forward_naive": fill("conv2d_forward_naive", NAIVE_SHAPES + '''\
     x_pad = zero_pad(x.astype(np.float64), pad)
     w64 = w.astype(np.float64).reshape(C_out, -1)

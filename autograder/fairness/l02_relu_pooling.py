@@ -122,7 +122,7 @@ VARIANTS = {
         "maxpool2d_forward": fill("maxpool2d_forward", '''\
     windows = sliding_window_view(x, (pool, pool), axis=(2, 3))[:, :, ::stride, ::stride]
     return windows.max(axis=(4, 5))
-''', before='from numpy.lib.stride_tricks import sliding_window_view\n\n\n'),
+''', before="from numpy.lib.stride_tricks import sliding_window_view\n\n\n"),
         "maxpool2d_backward_naive": fill("maxpool2d_backward_naive", '''\
     B, C, H_out, W_out = dy.shape
     dx = np.zeros(x.shape, dtype=x.dtype)
@@ -146,11 +146,11 @@ VARIANTS = {
     dx = np.zeros(x.shape, dtype=x.dtype)
     np.add.at(dx, (b_idx, c_idx, rows, cols), dy.astype(x.dtype, copy=False))     # unbuffered scatter-add
     return dx
-''', before='from numpy.lib.stride_tricks import sliding_window_view\n\n\n'),
+''', before="from numpy.lib.stride_tricks import sliding_window_view\n\n\n"),
         "avgpool2d_forward": _older_avgpool('''\
     windows = sliding_window_view(x, (pool, pool), axis=(2, 3))[:, :, ::stride, ::stride]
     return windows.mean(axis=(4, 5), dtype=x.dtype)
-''', before='from numpy.lib.stride_tricks import sliding_window_view\n\n\n'),
+''', before="from numpy.lib.stride_tricks import sliding_window_view\n\n\n"),
         "avgpool2d_backward": fill("avgpool2d_backward", '''\
     H, W = x.shape[2], x.shape[3]
     H_out, W_out = dy.shape[2], dy.shape[3]

@@ -238,7 +238,7 @@ VARIANTS = {
     dw = np.array([math.fsum(dy64 * x64[m:m + N_out]) for m in range(K)])
     db = math.fsum(dy64)
     return dx.astype(x.dtype), dw.astype(w.dtype), db
-''', before='import math\n\n\n'),
+''', before="import math\n\n\n"),
         "conv2d_backward_naive": fill("conv2d_backward_naive", BACKWARD_SHAPES + '''\
     x_pad = np.pad(x.astype(np.float64), ((0, 0), (0, 0), (pad, pad), (pad, pad)))
     w64, dy64 = w.astype(np.float64), dy.astype(np.float64)
@@ -301,7 +301,7 @@ VARIANTS = {
                 dcols[:, :, m, n]
     dx = dx_pad[:, :, pad:pad + H, pad:pad + W]
     return dx.astype(x.dtype), dw.astype(w.dtype), db.astype(dy.dtype)
-''', before='from numpy.lib.stride_tricks import as_strided\n\n\n'),
+''', before="from numpy.lib.stride_tricks import as_strided\n\n\n"),
     },
 }
 STYLES = {

@@ -253,7 +253,7 @@ _SOFTMAX_B = fill("softmax_cross_entropy", '''\
 _HE_B = fill("he_init", '''\
     fan_in = math.prod(shape[1:])
     return rng.standard_normal(shape) * math.sqrt(2 / fan_in)
-''', before='import math\n\n\n')
+''', before="import math\n\n\n")
 
 _SGD_B = fill("sgd_momentum_step", '''\
     velocity = np.multiply(velocity, momentum)

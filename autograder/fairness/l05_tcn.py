@@ -111,7 +111,7 @@ _WINDOWS_FORWARD = fill("conv1d_causal_forward", '''\
     y = np.tensordot(taps, w.astype(np.float64), axes=([1, 3], [1, 2]))  # (B, T, C_out)
     y = y.transpose(0, 2, 1) + np.asarray(b, dtype=np.float64)[None, :, None]
     return y.astype(np.result_type(x, w, b), copy=False)
-''', before='from numpy.lib.stride_tricks import sliding_window_view\n\n\n')
+''', before="from numpy.lib.stride_tricks import sliding_window_view\n\n\n")
 
 _WINDOWS_BACKWARD = fill("conv1d_causal_backward", '''\
     B, C_in, T = x.shape
@@ -131,7 +131,7 @@ _WINDOWS_BACKWARD = fill("conv1d_causal_backward", '''\
     db = dy64.sum(axis=(0, 2))
     return (dx.astype(np.result_type(dy, w), copy=False), dw.astype(np.result_type(dy, x), copy=False),
             db.astype(np.asarray(dy).dtype, copy=False))
-''', before='from numpy.lib.stride_tricks import sliding_window_view\n\n\n')
+''', before="from numpy.lib.stride_tricks import sliding_window_view\n\n\n")
 
 _NUMPY_RF = fill("receptive_field", '''\
     reach = (kernel_size - 1) * np.asarray(dilations, dtype=np.int64).sum()

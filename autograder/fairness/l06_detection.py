@@ -179,7 +179,7 @@ _ROI_LOOPS = fill("roi_max_pool", '''\
                 if top < bottom and left < right:
                     pooled[r, :, p, q] = feature_map[:, top:bottom, left:right].max(axis=(1, 2))
     return pooled
-''', before='import math\n\n\n')
+''', before="import math\n\n\n")
 
 _ANCHORS_LOOPS = fill("generate_anchors", '''\
     H_f, W_f = feature_shape
@@ -191,7 +191,7 @@ _ANCHORS_LOOPS = fill("generate_anchors", '''\
             for w, h in shapes:
                 rows.append((cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2))
     return np.array(rows, dtype=np.float64).reshape(-1, 4)
-''', before='import math\n\n\n')
+''', before="import math\n\n\n")
 
 _MATCH_SCAN = fill("match_detections", '''\
     D, G = len(det_boxes), len(gt_boxes)
