@@ -1,4 +1,6 @@
-"""Independently written correct solutions of lesson 04, in several styles (fairness corpus)."""
+"""Independently written correct solutions of lesson 04, in several styles (fairness corpus); the
+layer classes each style wrote are in _l04_layers."""
+from autograder.fairness._l04_layers import LAYERS
 from autograder.fairness.l01_conv_forward import CONV_SHAPES
 from autograder.fairness.stubs import filler
 
@@ -94,45 +96,6 @@ _POOL_BWD_TAKEN = _TAP_SLICES + fill("maxpool2d_backward", '''\
     return dx
 ''')
 
-_CONV2D_LAYER_A = fill("Conv2D", '''\
-        self.x = x
-        return conv2d_forward(x, self.params["w"], self.params["b"], stride=self.stride, pad=self.pad)
-''', '''\
-        dx, self.grads["w"], self.grads["b"] = conv2d_backward(dy, self.x, self.params["w"],
-                                                               stride=self.stride, pad=self.pad)
-        return dx
-''')
-
-_RELU_LAYER_A = fill("ReLU", '''\
-        self.x = x
-        return np.maximum(x, 0)
-''', '''\
-        return np.where(self.x > 0, dy, 0)
-''')
-
-_MAXPOOL_LAYER_A = fill("MaxPool2D", '''\
-        self.x = x
-        return maxpool2d_forward(x, self.pool, self.stride)
-''', '''\
-        return maxpool2d_backward(dy, self.x, self.pool, self.stride)
-''')
-
-_FLATTEN_LAYER_A = fill("Flatten", '''\
-        self.shape = x.shape
-        return x.reshape(x.shape[0], -1)
-''', '''\
-        return dy.reshape(self.shape)
-''')
-
-_DENSE_LAYER_A = fill("Dense", '''\
-        self.x = x
-        return x @ self.params["W"].T + self.params["b"]
-''', '''\
-        self.grads["W"] = dy.T @ self.x
-        self.grads["b"] = dy.sum(axis=0)
-        return dy @ self.params["W"]
-''')
-
 _SOFTMAX_A = fill("softmax_cross_entropy", '''\
     N = logits.shape[0]
     shifted = logits - logits.max(axis=1, keepdims=True)
@@ -198,46 +161,6 @@ _POOL_BWD_ADD_AT = fill("maxpool2d_backward", '''\
     dx = np.zeros(x.shape, dtype=x.dtype)
     np.add.at(dx, (bi, ci, stride * i + first // pool, stride * j + first % pool), dy)
     return dx
-''')
-
-_CONV2D_LAYER_B = fill("Conv2D", '''\
-        self.cache = (x, self.params["w"])
-        return conv2d_forward(x, self.params["w"], self.params["b"], self.stride, self.pad)
-''', '''\
-        x, w = self.cache
-        dx, dw, db = conv2d_backward(dy, x, w, self.stride, self.pad)
-        self.grads = {"w": dw, "b": db}
-        return dx
-''')
-
-_RELU_LAYER_B = fill("ReLU", '''\
-        self.mask = x > 0
-        return x * self.mask
-''', '''\
-        return dy * self.mask
-''')
-
-_MAXPOOL_LAYER_B = fill("MaxPool2D", '''\
-        self.input = x.copy()
-        return maxpool2d_forward(self.input, pool=self.pool, stride=self.stride)
-''', '''\
-        return maxpool2d_backward(dy, self.input, pool=self.pool, stride=self.stride)
-''')
-
-_FLATTEN_LAYER_B = fill("Flatten", '''\
-        N, C, H, W = x.shape
-        self.input_shape = (N, C, H, W)
-        return np.reshape(x, (N, C * H * W))
-''', '''\
-        return np.reshape(dy, self.input_shape)
-''')
-
-_DENSE_LAYER_B = fill("Dense", '''\
-        self.x = x
-        return np.einsum("ni,oi->no", x, self.params["W"]) + self.params["b"][None, :]
-''', '''\
-        self.grads = {"W": np.einsum("no,ni->oi", dy, self.x), "b": np.einsum("no->o", dy)}
-        return np.einsum("no,oi->ni", dy, self.params["W"])
 ''')
 
 _SOFTMAX_B = fill("softmax_cross_entropy", '''\
@@ -319,53 +242,6 @@ _POOL_BWD_STACK = fill("maxpool2d_backward", '''\
     return dx.astype(x.dtype)
 ''')
 
-_CONV2D_LAYER_C = fill("Conv2D", '''\
-        self._input = np.array(x, copy=True)
-        w, b = self.params["w"], self.params["b"]
-        return conv2d_forward(self._input, w, b, self.stride, self.pad)
-''', '''\
-        grads = conv2d_backward(dy, self._input, self.params["w"], self.stride, self.pad)
-        self.grads["w"], self.grads["b"] = grads[1], grads[2]
-        return grads[0]
-''').replace("        self.stride, self.pad = stride, pad\n",       # the student also sets the cache up front
-             "        self.stride, self.pad = stride, pad\n        self._input = None\n", 1)
-
-_RELU_LAYER_C = fill("ReLU", '''\
-        self.positive = np.greater(x, 0)
-        return np.where(self.positive, x, np.zeros_like(x))
-''', '''\
-        dx = np.zeros_like(dy)
-        dx[self.positive] = dy[self.positive]
-        return dx
-''')
-
-_MAXPOOL_LAYER_C = fill("MaxPool2D", '''\
-        self.saved = x
-        y = maxpool2d_forward(x, self.pool, self.stride)
-        return y
-''', '''\
-        dx = maxpool2d_backward(dy, self.saved, self.pool, self.stride)
-        self.saved = None
-        return dx
-''')
-
-_FLATTEN_LAYER_C = fill("Flatten", '''\
-        self.shape = tuple(x.shape)
-        return np.ascontiguousarray(x).reshape(self.shape[0], int(np.prod(self.shape[1:])))
-''', '''\
-        return np.asarray(dy).reshape(self.shape)
-''')
-
-_DENSE_LAYER_C = fill("Dense", '''\
-        self.x = x
-        return np.dot(x, self.params["W"].T) + self.params["b"]
-''', '''\
-        W = self.params["W"]
-        self.grads["W"] = np.tensordot(dy, self.x, axes=([0], [0]))
-        self.grads["b"] = np.add.reduce(dy, axis=0)
-        return np.dot(dy, W)
-''')
-
 _SOFTMAX_C = fill("softmax_cross_entropy", '''\
     z = np.asarray(logits, dtype=np.float64)
     labels = np.asarray(y)
@@ -410,17 +286,16 @@ _SOFTMAX_D = fill("softmax_cross_entropy", '''\
 ''')
 
 
-def _student(conv_fwd, conv_bwd, pool_fwd, pool_bwd, conv2d, relu, maxpool, flatten, dense, softmax, he, sgd):
+def _student(conv_fwd, conv_bwd, pool_fwd, pool_bwd, layers, softmax, he, sgd):
     return {"conv2d_forward": conv_fwd, "conv2d_backward": conv_bwd, "maxpool2d_forward": pool_fwd,
-            "maxpool2d_backward": pool_bwd, "Conv2D": conv2d, "ReLU": relu, "MaxPool2D": maxpool,
-            "Flatten": flatten, "Dense": dense, "softmax_cross_entropy": softmax, "he_init": he,
+            "maxpool2d_backward": pool_bwd, **layers, "softmax_cross_entropy": softmax, "he_init": he,
             "sgd_momentum_step": sgd}
 
 
-_IM2COL_MATMUL = _student(_CONV_FWD_IM2COL, _CONV_BWD_COL2IM, _POOL_FWD_TAPS, _POOL_BWD_TAKEN, _CONV2D_LAYER_A,
-                          _RELU_LAYER_A, _MAXPOOL_LAYER_A, _FLATTEN_LAYER_A, _DENSE_LAYER_A, _SOFTMAX_A, _HE_A, _SGD_A)
-_WINDOWS_EINSUM = _student(_CONV_FWD_WINDOWS, _CONV_BWD_ROTATED, _POOL_FWD_WINDOWS, _POOL_BWD_ADD_AT, _CONV2D_LAYER_B,
-                           _RELU_LAYER_B, _MAXPOOL_LAYER_B, _FLATTEN_LAYER_B, _DENSE_LAYER_B, _SOFTMAX_B, _HE_B, _SGD_B)
+_IM2COL_MATMUL = _student(_CONV_FWD_IM2COL, _CONV_BWD_COL2IM, _POOL_FWD_TAPS, _POOL_BWD_TAKEN, LAYERS["im2col_matmul"],
+                          _SOFTMAX_A, _HE_A, _SGD_A)
+_WINDOWS_EINSUM = _student(_CONV_FWD_WINDOWS, _CONV_BWD_ROTATED, _POOL_FWD_WINDOWS, _POOL_BWD_ADD_AT,
+                           LAYERS["windows_einsum"], _SOFTMAX_B, _HE_B, _SGD_B)
 _WINDOWS_FUNCTIONS = ("conv2d_forward", "conv2d_backward", "maxpool2d_forward", "maxpool2d_backward", "sgd_momentum_step")
 
 VARIANTS = {
@@ -428,8 +303,8 @@ VARIANTS = {
     "windows_einsum": _WINDOWS_EINSUM,
     "windows_logaddexp": {**_IM2COL_MATMUL, **{name: _WINDOWS_EINSUM[name] for name in _WINDOWS_FUNCTIONS},
                           "softmax_cross_entropy": _SOFTMAX_D},
-    "taps_float64": _student(_CONV_FWD_TAPS64, _CONV_BWD_TAPS64, _POOL_FWD_STACK, _POOL_BWD_STACK, _CONV2D_LAYER_C,
-                             _RELU_LAYER_C, _MAXPOOL_LAYER_C, _FLATTEN_LAYER_C, _DENSE_LAYER_C, _SOFTMAX_C, _HE_C, _SGD_C),
+    "taps_float64": _student(_CONV_FWD_TAPS64, _CONV_BWD_TAPS64, _POOL_FWD_STACK, _POOL_BWD_STACK,
+                             LAYERS["taps_float64"], _SOFTMAX_C, _HE_C, _SGD_C),
 }
 
 STYLES = {
