@@ -15,11 +15,10 @@ from __future__ import annotations
 
 import numpy as np
 
-import functools
-
-from autograder.checks.l01_conv_forward import conv_tol, diagnose_conv
+from autograder.checks.common.conv import diagnose_forward, forward_case
 from autograder.grader.spec import Case, Part, Raised, Tol, compare, tol_for
 from convlab import conv_bugs
+from convlab.diagnosis import first_matching_bug
 
 LESSON = "03_conv_backward"
 GRADIENTS = ("dx", "dw", "db")
@@ -176,8 +175,7 @@ def _diagnose_rot180(case: Case, actual) -> str | None:
         bugs[:0] = [("all axes reversed, the channel axes too: flip only the last two, w[..., ::-1, ::-1]", np.flip(w)),
                     ("the first two axes reversed (np.rot90 and w[::-1, ::-1] act on axes 0 and 1): reverse the "
                      "last two, w[..., ::-1, ::-1] or np.rot90(w, 2, axes=(-2, -1))", w[::-1, ::-1])]
-    return next((bug for bug, variant in bugs if _close(actual, variant, case.tol)
-                 and not _close(actual, case.expected, case.tol)), None)
+    return None if _close(actual, case.expected, case.tol) else first_matching_bug(actual, bugs, case.tol)
 
 
 def _diagnose_dilate(case: Case, actual) -> str | None:
@@ -235,10 +233,7 @@ def parts(ref, rng) -> list[Part]:
     forward_cases = []
     for stride, pad, dtype in [(1, 0, np.float64), (2, 1, np.float64), (3, 2, np.float32), (1, 1, np.float64)]:
         _, x, w, b, label = _problem(rng, stride, pad, dtype, divisible=False, k_min=2)
-        kwargs = {"stride": stride, "pad": pad}
-        forward_cases.append(Case("conv2d_forward", (x, w, b), kwargs, label=label,
-                                  expected=_expected(lambda: ref.conv2d_forward(*_f64(x, w, b), **kwargs), dtype),
-                                  tol=conv_tol(ref, x, w, b, **kwargs)))
+        forward_cases.append(forward_case(ref, "conv2d_forward", x, w, b, stride, pad, label))
 
     conv1d_cases = []
     for N, K in [(int(rng.integers(5, 12)), 3), (int(rng.integers(4, 9)), int(rng.integers(2, 5))),
@@ -270,7 +265,7 @@ def parts(ref, rng) -> list[Part]:
 
     backward_diagnose = _diagnose_backward(ref)
     return [
-        Part("test_conv2d_forward", forward_cases, diagnose=functools.partial(diagnose_conv, ref)),
+        Part("test_conv2d_forward", forward_cases, diagnose=diagnose_forward(ref)),
         Part("test_conv1d_backward", conv1d_cases, diagnose=_diagnose_conv1d),
         Part("test_conv2d_backward_naive", _backward_cases(ref, rng, "conv2d_backward_naive", NAIVE_SPECS),
              diagnose=backward_diagnose),
