@@ -243,6 +243,42 @@ def conv2d_forward_naive(x, w, b, stride=1, pad=0):
     return y
 '''
 
+# The reference's conv2d_forward_naive with the {placeholders} filled in: correct by default, one bug each.
+_NAIVE = '''\
+def conv2d_forward_naive(x, w, b, stride=1, pad=0):
+    B, C_in, H, W = x.shape
+    C_out, _, {kernel} = w.shape
+    H_out = {H_out}
+    W_out = {W_out}
+    x_pad = {x_pad}
+    y = np.zeros(({y_shape}))
+    for bi in range(B):
+        for co in range(C_out):
+            for i in range(H_out):
+                for j in range(W_out):
+                    top, left = {top_left}
+                    x_patch = x_pad[bi, :, top:top + K_h, left:left + K_w]
+                    y[{y_index}] = {value}
+    return y
+'''
+_CORRECT_NAIVE = {"kernel": "K_h, K_w", "H_out": "conv_output_size(H, K_h, stride, pad)",
+                  "W_out": "conv_output_size(W, K_w, stride, pad)", "x_pad": "zero_pad(x, pad)",
+                  "y_shape": "B, C_out, H_out, W_out", "top_left": "stride * i, stride * j", "y_index": "bi, co, i, j",
+                  "value": "conv_single_step(x_patch, w[co], b[co])"}
+
+
+def _naive(**bug: str) -> dict[str, str]:
+    """lesson 01's conv2d_forward_naive with one bug filled in."""
+    return {"conv2d_forward_naive": _NAIVE.format(**(_CORRECT_NAIVE | bug))}
+
+def _size(body: str) -> dict[str, str]:
+    return {"conv_output_size": f"def conv_output_size(in_size, kernel_size, stride=1, pad=0):\n    return {body}\n"}
+
+
+def _step(body: str) -> dict[str, str]:
+    return {"conv_single_step": f"def conv_single_step(x_patch, w, b):\n    return {body}\n"}
+
+
 BUGS = {   # autograder.grader.bugs: each bug as students write it, and the cells it must fail
     "stride_ignored": Bug({"conv2d_forward": _STRIDE_IGNORED}, fails={"test_conv2d_forward": "stride ignored"}),
     "padded_twice": Bug({"conv2d_forward": _PADDED_TWICE}, fails={"test_conv2d_forward": "padding applied twice"}),
@@ -264,4 +300,37 @@ BUGS = {   # autograder.grader.bugs: each bug as students write it, and the cell
         {"conv_output_size": "def conv_output_size(in_size, kernel_size, stride=1, pad=0):\n"
                              "    return (in_size + 2 * pad - kernel_size) // stride\n"},
         fails={"test_conv_output_size": "the + 1 is missing", "test_conv2d_forward_naive": "off by one"}),
+    # Tested in process only (shipped=False). conv2d_forward_naive calls the three small functions.
+    "naive_stride_ignored": Bug(_naive(top_left="i, j"), shipped=False,
+                                fails={"test_conv2d_forward_naive": "stride ignored"}),
+    "naive_padding_ignored": Bug(_naive(H_out="conv_output_size(H, K_h, stride)", W_out="conv_output_size(W, K_w, stride)",
+                                        x_pad="x"), shipped=False, fails={"test_conv2d_forward_naive": "padding ignored"}),
+    "naive_padded_twice": Bug(_naive(x_pad="zero_pad(zero_pad(x, pad), pad)"), shipped=False,
+                              fails={"test_conv2d_forward_naive": "padding applied twice"}),
+    "naive_bias_per_input_channel": Bug(
+        _naive(value="sum(conv_single_step(x_patch[ci], w[co, ci], b[co]) for ci in range(C_in))"), shipped=False,
+        fails={"test_conv2d_forward_naive": "bias added once per input channel"}),
+    "naive_first_channel_only": Bug(_naive(value="conv_single_step(x_patch[0], w[co, 0], b[co])"), shipped=False,
+                                    fails={"test_conv2d_forward_naive": "only the first input channel"}),
+    "naive_size_off_by_one": Bug(_naive(H_out="(H + 2 * pad - K_h) // stride", W_out="(W + 2 * pad - K_w) // stride"),
+                                 shipped=False, fails={"test_conv2d_forward_naive": "off by one"}),
+    "naive_height_width_swapped": Bug(_naive(y_shape="B, C_out, W_out, H_out", y_index="bi, co, j, i"), shipped=False,
+                                      fails={"test_conv2d_forward_naive": "height and width swapped"}),
+    # K_h, K_w unpacked in the wrong order, and the kernel reshaped to the patch to silence the error
+    "naive_kernel_axes_swapped": Bug(
+        _naive(kernel="K_w, K_h", value="conv_single_step(x_patch, w[co].reshape(x_patch.shape), b[co])"),
+        shipped=False, fails={"test_conv2d_forward_naive": "kernel height and width swapped"}),
+    "size_stride_ignored": Bug(_size("in_size + 2 * pad - kernel_size + 1"), shipped=False,
+                               fails={"test_conv_output_size": "stride ignored", "test_conv2d_forward_naive": ""}),
+    "size_true_division": Bug(_size("(in_size + 2 * pad - kernel_size) / stride + 1"), shipped=False,
+                              fails={"test_conv_output_size": "use floor division", "test_conv2d_forward_naive": ""}),
+    "size_plus_two": Bug(_size("(in_size + 2 - kernel_size) // stride + 1"), shipped=False,
+                         fails={"test_conv_output_size": "both sides", "test_conv2d_forward_naive": ""}),
+    "step_kernel_flipped": Bug(_step("float(np.sum(x_patch * w[:, ::-1, ::-1]) + b)"), shipped=False,
+                               fails={"test_conv_single_step": "kernel flipped", "test_conv2d_forward_naive": "kernel flipped"}),
+    "step_bias_every_product": Bug(_step("float(np.sum(x_patch * w + b))"), shipped=False,
+                                   fails={"test_conv_single_step": "bias added to every product",
+                                          "test_conv2d_forward_naive": ""}),
+    "pad_all_axes": Bug({"zero_pad": "def zero_pad(x, pad):\n    return np.pad(x, pad)\n"}, shipped=False,
+                        fails={"test_zero_pad": "all four axes", "test_conv2d_forward_naive": ""}),
 }

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from autograder.checks.common import pooling
+from autograder.grader.bugs import Bug
 from autograder.grader.spec import Case, Part, Tol, compare, same_dtype
 from convlab.diagnosis import first_matching_bug
 
@@ -162,3 +163,218 @@ def parts(ref, rng: np.random.Generator) -> list[Part]:
         Part("test_avgpool2d_forward", pooled["avg_fwd"], diagnose=pooling.diagnose_forward(ref, "avg")),
         Part("test_avgpool2d_backward", pooled["avg_bwd"], diagnose=pooling.diagnose_avg_backward),
     ]
+
+
+# ---------------------------------------------------------------- typical bugs
+# Vectorized with fancy indexing: `dx[idx] += dy` is buffered, so when windows overlap and share
+# a winner only the last window's gradient survives. Correct whenever stride >= pool.
+_MAX_BACKWARD_FANCY_INDEX = '''\
+def maxpool2d_backward(dy, x, pool=2, stride=2):
+    B, C, H_out, W_out = dy.shape
+    windows = np.lib.stride_tricks.sliding_window_view(x, (pool, pool), axis=(2, 3))[:, :, ::stride, ::stride]
+    k = windows.reshape(B, C, H_out, W_out, pool * pool).argmax(axis=-1)
+    rows = stride * np.arange(H_out)[:, None] + k // pool
+    cols = stride * np.arange(W_out) + k % pool
+    dx = np.zeros_like(x)
+    dx[np.arange(B)[:, None, None, None], np.arange(C)[:, None, None], rows, cols] += dy
+    return dx
+'''
+
+# Splits the gradient of a tied window equally among its maxima (a valid subgradient, not our rule).
+_MAX_BACKWARD_NAIVE_SPLIT_TIES = '''\
+def maxpool2d_backward_naive(dy, x, pool=2, stride=2):
+    B, C, H_out, W_out = dy.shape
+    dx = np.zeros_like(x)
+    for b in range(B):
+        for c in range(C):
+            for i in range(H_out):
+                for j in range(W_out):
+                    window = x[b, c, stride * i:stride * i + pool, stride * j:stride * j + pool]
+                    is_max = window == window.max()
+                    dx[b, c, stride * i:stride * i + pool, stride * j:stride * j + pool] += \\
+                        dy[b, c, i, j] * is_max / is_max.sum()
+    return dx
+'''
+
+# Spreads dy over the window but forgets to divide it by the window's pool**2 cells.
+_AVG_BACKWARD_NO_SCALE = '''\
+def avgpool2d_backward(dy, x, pool=2, stride=2):
+    H_out, W_out = dy.shape[2:]
+    dx = np.zeros_like(x)
+    for m in range(pool):
+        for n in range(pool):
+            rows, cols = tap_slices(m, n, stride, H_out, W_out)
+            dx[:, :, rows, cols] += dy
+    return dx
+'''
+
+_RELU_BACKWARD_MASK_FROM_DY = '''\
+def relu_backward(dy, x):
+    return np.where(dy > 0, dy, 0)
+'''
+
+_RELU_BACKWARD_MASK_INCLUDES_ZERO = '''\
+def relu_backward(dy, x):
+    return dy * (x >= 0)
+'''
+
+# Loops over output pixels but starts window (i, j) at (i, j) instead of (stride * i, stride * j).
+_MAX_FORWARD_NAIVE_STRIDE_IGNORED = '''\
+def maxpool2d_forward_naive(x, pool=2, stride=2):
+    B, C, H, W = x.shape
+    H_out, W_out = pool_output_size(H, pool, stride), pool_output_size(W, pool, stride)
+    y = np.zeros((B, C, H_out, W_out), dtype=x.dtype)
+    for i in range(H_out):
+        for j in range(W_out):
+            y[:, :, i, j] = x[:, :, i:i + pool, j:j + pool].max(axis=(2, 3))
+    return y
+'''
+
+# Tested in process only (shipped=False): each names its bug or its in-place write.
+_MAX_BACKWARD_ALL_MAXIMA = '''\
+def maxpool2d_backward(dy, x, pool=2, stride=2):
+    H_out, W_out = dy.shape[2:]
+    y = maxpool2d_forward(x, pool, stride)
+    dx = np.zeros_like(x)
+    for m in range(pool):
+        for n in range(pool):
+            rows, cols = tap_slices(m, n, stride, H_out, W_out)
+            dx[:, :, rows, cols] += dy * (x[:, :, rows, cols] == y)
+    return dx
+'''
+_MAX_BACKWARD_LAST_MAXIMUM = '''\
+def maxpool2d_backward(dy, x, pool=2, stride=2):
+    H_out, W_out = dy.shape[2:]
+    y = maxpool2d_forward(x, pool, stride)
+    dx = np.zeros_like(x)
+    pending = np.ones(y.shape, dtype=bool)
+    for m in reversed(range(pool)):             # scanning from the end: ties go to the last maximum
+        for n in reversed(range(pool)):
+            rows, cols = tap_slices(m, n, stride, H_out, W_out)
+            winner = pending & (x[:, :, rows, cols] == y)
+            dx[:, :, rows, cols] += dy * winner
+            pending &= ~winner
+    return dx
+'''
+_MAX_BACKWARD_NAIVE_STRIDE_IGNORED = '''\
+def maxpool2d_backward_naive(dy, x, pool=2, stride=2):
+    B, C, H_out, W_out = dy.shape
+    dx = np.zeros_like(x)
+    for b in range(B):
+        for c in range(C):
+            for i in range(H_out):
+                for j in range(W_out):
+                    window = x[b, c, i:i + pool, j:j + pool]
+                    m, n = np.unravel_index(np.argmax(window), window.shape)
+                    dx[b, c, i + m, j + n] += dy[b, c, i, j]
+    return dx
+'''
+_AVG_BACKWARD_OVERWRITES = '''\
+def avgpool2d_backward(dy, x, pool=2, stride=2):
+    B, C, H_out, W_out = dy.shape
+    dx = np.zeros_like(x)
+    for i in range(H_out):
+        for j in range(W_out):
+            dx[:, :, stride * i:stride * i + pool, stride * j:stride * j + pool] = dy[:, :, i:i + 1, j:j + 1] / pool**2
+    return dx
+'''
+_AVG_FORWARD_SUM = '''\
+def avgpool2d_forward(x, pool=2, stride=2):
+    B, C, H, W = x.shape
+    H_out, W_out = pool_output_size(H, pool, stride), pool_output_size(W, pool, stride)
+    total = np.zeros((B, C, H_out, W_out), dtype=x.dtype)
+    for m in range(pool):
+        for n in range(pool):
+            rows, cols = tap_slices(m, n, stride, H_out, W_out)
+            total += x[:, :, rows, cols]
+    return total
+'''
+_MAX_FORWARD_ZERO_START = '''\
+def maxpool2d_forward(x, pool=2, stride=2):
+    B, C, H, W = x.shape
+    H_out, W_out = pool_output_size(H, pool, stride), pool_output_size(W, pool, stride)
+    y = np.zeros((B, C, H_out, W_out), dtype=x.dtype)
+    for m in range(pool):
+        for n in range(pool):
+            rows, cols = tap_slices(m, n, stride, H_out, W_out)
+            np.maximum(y, x[:, :, rows, cols], out=y)
+    return y
+'''
+_MAX_FORWARD_FLOAT64 = '''\
+def maxpool2d_forward(x, pool=2, stride=2):
+    B, C, H, W = x.shape
+    H_out, W_out = pool_output_size(H, pool, stride), pool_output_size(W, pool, stride)
+    y = np.full((B, C, H_out, W_out), -np.inf)
+    for m in range(pool):
+        for n in range(pool):
+            rows, cols = tap_slices(m, n, stride, H_out, W_out)
+            np.maximum(y, x[:, :, rows, cols], out=y)
+    return y
+'''
+_MAX_FORWARD_ON_A_VIEW = '''\
+def maxpool2d_forward(x, pool=2, stride=2):
+    B, C, H, W = x.shape
+    H_out, W_out = pool_output_size(H, pool, stride), pool_output_size(W, pool, stride)
+    rows, cols = tap_slices(0, 0, stride, H_out, W_out)
+    y = x[:, :, rows, cols]                     # the first tap, a view of x
+    for m in range(pool):
+        for n in range(pool):
+            rows, cols = tap_slices(m, n, stride, H_out, W_out)
+            np.maximum(y, x[:, :, rows, cols], out=y)     # y is a view of x: this writes into x
+    return y
+'''
+_AVG_FORWARD_SUM_ON_A_VIEW = '''\
+def avgpool2d_forward(x, pool=2, stride=2):
+    B, C, H, W = x.shape
+    H_out, W_out = pool_output_size(H, pool, stride), pool_output_size(W, pool, stride)
+    rows, cols = tap_slices(0, 0, stride, H_out, W_out)
+    total = x[:, :, rows, cols]                 # the first tap, a view of x: += writes into x
+    for m in range(pool):
+        for n in range(pool):
+            if (m, n) != (0, 0):
+                rows, cols = tap_slices(m, n, stride, H_out, W_out)
+                total += x[:, :, rows, cols]
+    return total / pool**2
+'''
+BUGS = {   # autograder.grader.bugs: each bug as students write it, and the cells it must fail
+    "max_backward_overwrites_overlaps": Bug({"maxpool2d_backward": _MAX_BACKWARD_FANCY_INDEX},
+                                            fails={"test_maxpool2d_backward": "overwrite each other's gradient"}),
+    "max_backward_naive_splits_ties": Bug({"maxpool2d_backward_naive": _MAX_BACKWARD_NAIVE_SPLIT_TIES},
+                                          fails={"test_maxpool2d_backward_naive": "split among them"}),
+    "avg_backward_missing_scale": Bug({"avgpool2d_backward": _AVG_BACKWARD_NO_SCALE},
+                                      fails={"test_avgpool2d_backward": "missing the 1/pool**2 factor"}),
+    "relu_backward_mask_from_dy": Bug({"relu_backward": _RELU_BACKWARD_MASK_FROM_DY},
+                                      fails={"test_relu_backward": "the mask uses dy > 0"}),
+    "relu_backward_mask_includes_zero": Bug({"relu_backward": _RELU_BACKWARD_MASK_INCLUDES_ZERO},
+                                            fails={"test_relu_backward": "the mask includes x == 0"}),
+    "max_forward_naive_stride_ignored": Bug({"maxpool2d_forward_naive": _MAX_FORWARD_NAIVE_STRIDE_IGNORED},
+                                            fails={"test_maxpool2d_forward_naive": "stride ignored"}),
+    "max_backward_all_maxima": Bug({"maxpool2d_backward": _MAX_BACKWARD_ALL_MAXIMA}, shipped=False,
+                                   fails={"test_maxpool2d_backward": "every tied maximum"}),
+    "max_backward_last_maximum": Bug({"maxpool2d_backward": _MAX_BACKWARD_LAST_MAXIMUM}, shipped=False,
+                                     fails={"test_maxpool2d_backward": "last maximum"}),
+    "max_backward_naive_stride_ignored": Bug({"maxpool2d_backward_naive": _MAX_BACKWARD_NAIVE_STRIDE_IGNORED},
+                                             shipped=False, fails={"test_maxpool2d_backward_naive": "stride ignored"}),
+    "avg_backward_overwrites": Bug({"avgpool2d_backward": _AVG_BACKWARD_OVERWRITES}, shipped=False,
+                                   fails={"test_avgpool2d_backward": "overwrite"}),
+    "avg_forward_sums": Bug({"avgpool2d_forward": _AVG_FORWARD_SUM}, shipped=False,
+                            fails={"test_avgpool2d_forward": "divide by pool**2"}),
+    # maxpool2d_backward calls maxpool2d_forward: a forward bug costs its points too
+    "max_forward_starts_at_zero": Bug({"maxpool2d_forward": _MAX_FORWARD_ZERO_START}, shipped=False,
+                                      fails={"test_maxpool2d_forward": "starts at 0", "test_maxpool2d_backward": ""}),
+    "max_forward_float64": Bug({"maxpool2d_forward": _MAX_FORWARD_FLOAT64}, shipped=False,
+                               fails={"test_maxpool2d_forward": "keep the input's dtype"}),
+    "max_forward_on_a_view": Bug({"maxpool2d_forward": _MAX_FORWARD_ON_A_VIEW}, shipped=False,
+                                 fails={"test_maxpool2d_forward": "changed its argument x in place",
+                                        "test_maxpool2d_backward": "changed its argument x in place"}),
+    "avg_forward_on_a_view": Bug({"avgpool2d_forward": _AVG_FORWARD_SUM_ON_A_VIEW}, shipped=False,
+                                 fails={"test_avgpool2d_forward": "changed its argument x in place"}),
+    "relu_forward_returns_mask": Bug({"relu_forward": "def relu_forward(x):\n    return (x > 0).astype(x.dtype)\n"},
+                                     shipped=False, fails={"test_relu_forward": "mask x > 0"}),
+    # every pooling function sizes its output with pool_output_size
+    "pool_output_size_rounds_up": Bug(
+        {"pool_output_size": "def pool_output_size(size, pool, stride):\n"
+                             "    return int(np.ceil((size - pool) / stride)) + 1\n"}, shipped=False,
+        fails={"test_pool_output_size": "rounded up", "test_maxpool2d_forward_naive": "", "test_maxpool2d_forward": "",
+               "test_maxpool2d_backward": "", "test_avgpool2d_forward": ""}),
+}

@@ -11,8 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from autograder.checks.common import pooling
-from autograder.checks.common.conv import conv_tol, diagnose_forward, forward_case
-from autograder.checks.l03_conv_backward import backward_tol
+from autograder.checks.common.conv import backward_tol, conv_tol, diagnose_forward, forward_case
 from autograder.grader.spec import Case, Part, Raised, Tol, compare, tol_for
 from convlab.tolerance import sensitivity
 from convlab.data import load_digits_split

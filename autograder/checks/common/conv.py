@@ -1,4 +1,5 @@
-"""conv2d_forward, graded in lessons 01, 03 and 04: its case, its rounding bound and its diagnosis.
+"""conv2d_forward, graded in lessons 01, 03, 04 and 07: its case, its rounding bound and its diagnosis;
+and conv2d_backward's rounding bound (lessons 03, 04, 07).
 
 A lesson draws its own inputs (x, w, b, stride, pad) and labels them; `forward_case` turns them into a
 Case judged against the reference, `diagnose_forward` names the classic bug the student's output
@@ -22,6 +23,16 @@ def conv_tol(ref, x, w, b, stride, pad) -> Tol:
     magnitude = ref.conv2d_forward(*(np.abs(np.asarray(a, dtype=np.float64)) for a in (x, w, b)),
                                    stride=stride, pad=pad)
     return Tol(magnitude, int(np.prod(w.shape[1:])) + 1)
+
+
+def backward_tol(ref, dy, x, w, stride, pad) -> tuple[Tol, Tol, Tol]:
+    """Rounding bounds of conv2d_backward's (dx, dw, db): the backward pass of |dy|, |x|, |w| is each sum's
+    magnitude; dx[bi, ci, h, w_] sums at most C_out*K_h*K_w products, dw and db sum over B*H_out*W_out positions."""
+    magnitudes = ref.conv2d_backward(*(np.abs(np.asarray(a, dtype=np.float64)) for a in (dy, x, w)),
+                                     stride=stride, pad=pad)
+    C_out, _, K_h, K_w = w.shape
+    positions = int(np.prod(dy.shape)) // C_out
+    return Tol(magnitudes[0], C_out * K_h * K_w), Tol(magnitudes[1], positions), Tol(magnitudes[2], positions)
 
 
 def forward_case(ref, func: str, x, w, b, stride: int, pad: int, label: str, timeout: float = 10.0,
