@@ -231,111 +231,70 @@ def maxpool2d_forward_naive(x, pool=2, stride=2):
 '''
 
 # Tested in process only (shipped=False): each names its bug or its in-place write.
-_MAX_BACKWARD_ALL_MAXIMA = '''\
+_MAX_BACKWARD = '''\
 def maxpool2d_backward(dy, x, pool=2, stride=2):
     H_out, W_out = dy.shape[2:]
     y = maxpool2d_forward(x, pool, stride)
     dx = np.zeros_like(x)
-    for m in range(pool):
-        for n in range(pool):
-            rows, cols = tap_slices(m, n, stride, H_out, W_out)
-            dx[:, :, rows, cols] += dy * (x[:, :, rows, cols] == y)
+    pending = np.ones(y.shape, dtype=bool)      # windows whose gradient has not been routed yet
+    for m, n in {taps}:
+        rows, cols = tap_slices(m, n, stride, H_out, W_out)
+        winner = {winner}
+        dx[:, :, rows, cols] += dy * winner
+        pending &= ~winner
     return dx
 '''
-_MAX_BACKWARD_LAST_MAXIMUM = '''\
-def maxpool2d_backward(dy, x, pool=2, stride=2):
-    H_out, W_out = dy.shape[2:]
-    y = maxpool2d_forward(x, pool, stride)
-    dx = np.zeros_like(x)
-    pending = np.ones(y.shape, dtype=bool)
-    for m in reversed(range(pool)):             # scanning from the end: ties go to the last maximum
-        for n in reversed(range(pool)):
-            rows, cols = tap_slices(m, n, stride, H_out, W_out)
-            winner = pending & (x[:, :, rows, cols] == y)
-            dx[:, :, rows, cols] += dy * winner
-            pending &= ~winner
-    return dx
-'''
+_MAX_BACKWARD_ALL_MAXIMA = _MAX_BACKWARD.format(taps="np.ndindex(pool, pool)", winner="x[:, :, rows, cols] == y")
+_MAX_BACKWARD_LAST_MAXIMUM = _MAX_BACKWARD.format(taps="reversed(list(np.ndindex(pool, pool)))",
+                                                  winner="pending & (x[:, :, rows, cols] == y)")
 _MAX_BACKWARD_NAIVE_STRIDE_IGNORED = '''\
 def maxpool2d_backward_naive(dy, x, pool=2, stride=2):
-    B, C, H_out, W_out = dy.shape
     dx = np.zeros_like(x)
-    for b in range(B):
-        for c in range(C):
-            for i in range(H_out):
-                for j in range(W_out):
-                    window = x[b, c, i:i + pool, j:j + pool]
-                    m, n = np.unravel_index(np.argmax(window), window.shape)
-                    dx[b, c, i + m, j + n] += dy[b, c, i, j]
+    for b, c, i, j in np.ndindex(*dy.shape):
+        window = x[b, c, i:i + pool, j:j + pool]
+        m, n = np.unravel_index(np.argmax(window), window.shape)
+        dx[b, c, i + m, j + n] += dy[b, c, i, j]
     return dx
 '''
 _AVG_BACKWARD_OVERWRITES = '''\
 def avgpool2d_backward(dy, x, pool=2, stride=2):
-    B, C, H_out, W_out = dy.shape
     dx = np.zeros_like(x)
-    for i in range(H_out):
-        for j in range(W_out):
-            dx[:, :, stride * i:stride * i + pool, stride * j:stride * j + pool] = dy[:, :, i:i + 1, j:j + 1] / pool**2
+    for i, j in np.ndindex(*dy.shape[2:]):
+        dx[:, :, stride * i:stride * i + pool, stride * j:stride * j + pool] = dy[:, :, i:i + 1, j:j + 1] / pool**2
     return dx
 '''
-_AVG_FORWARD_SUM = '''\
-def avgpool2d_forward(x, pool=2, stride=2):
-    B, C, H, W = x.shape
-    H_out, W_out = pool_output_size(H, pool, stride), pool_output_size(W, pool, stride)
-    total = np.zeros((B, C, H_out, W_out), dtype=x.dtype)
-    for m in range(pool):
-        for n in range(pool):
-            rows, cols = tap_slices(m, n, stride, H_out, W_out)
-            total += x[:, :, rows, cols]
-    return total
-'''
-_MAX_FORWARD_ZERO_START = '''\
+
+# lesson 02's tap loops with the {placeholders} filled in, one bug each
+_MAX_FORWARD = '''\
 def maxpool2d_forward(x, pool=2, stride=2):
     B, C, H, W = x.shape
     H_out, W_out = pool_output_size(H, pool, stride), pool_output_size(W, pool, stride)
-    y = np.zeros((B, C, H_out, W_out), dtype=x.dtype)
+    {start}
     for m in range(pool):
         for n in range(pool):
             rows, cols = tap_slices(m, n, stride, H_out, W_out)
             np.maximum(y, x[:, :, rows, cols], out=y)
     return y
 '''
-_MAX_FORWARD_FLOAT64 = '''\
-def maxpool2d_forward(x, pool=2, stride=2):
-    B, C, H, W = x.shape
-    H_out, W_out = pool_output_size(H, pool, stride), pool_output_size(W, pool, stride)
-    y = np.full((B, C, H_out, W_out), -np.inf)
-    for m in range(pool):
-        for n in range(pool):
-            rows, cols = tap_slices(m, n, stride, H_out, W_out)
-            np.maximum(y, x[:, :, rows, cols], out=y)
-    return y
-'''
-_MAX_FORWARD_ON_A_VIEW = '''\
-def maxpool2d_forward(x, pool=2, stride=2):
-    B, C, H, W = x.shape
-    H_out, W_out = pool_output_size(H, pool, stride), pool_output_size(W, pool, stride)
-    rows, cols = tap_slices(0, 0, stride, H_out, W_out)
-    y = x[:, :, rows, cols]                     # the first tap, a view of x
-    for m in range(pool):
-        for n in range(pool):
-            rows, cols = tap_slices(m, n, stride, H_out, W_out)
-            np.maximum(y, x[:, :, rows, cols], out=y)     # y is a view of x: this writes into x
-    return y
-'''
-_AVG_FORWARD_SUM_ON_A_VIEW = '''\
+_AVG_FORWARD = '''\
 def avgpool2d_forward(x, pool=2, stride=2):
     B, C, H, W = x.shape
     H_out, W_out = pool_output_size(H, pool, stride), pool_output_size(W, pool, stride)
-    rows, cols = tap_slices(0, 0, stride, H_out, W_out)
-    total = x[:, :, rows, cols]                 # the first tap, a view of x: += writes into x
-    for m in range(pool):
-        for n in range(pool):
-            if (m, n) != (0, 0):
-                rows, cols = tap_slices(m, n, stride, H_out, W_out)
-                total += x[:, :, rows, cols]
-    return total / pool**2
+    {start}
+    for m, n in {taps}:
+        rows, cols = tap_slices(m, n, stride, H_out, W_out)
+        total += x[:, :, rows, cols]
+    return {result}
 '''
+_FIRST_TAP_VIEW = "rows, cols = tap_slices(0, 0, stride, H_out, W_out)\n    {} = x[:, :, rows, cols]        # the first tap, a view of x"
+_MAX_FORWARD_ZERO_START = _MAX_FORWARD.format(start="y = np.zeros((B, C, H_out, W_out), dtype=x.dtype)")
+_MAX_FORWARD_FLOAT64 = _MAX_FORWARD.format(start="y = np.full((B, C, H_out, W_out), -np.inf)")
+_MAX_FORWARD_ON_A_VIEW = _MAX_FORWARD.format(start=_FIRST_TAP_VIEW.format("y"))
+_AVG_FORWARD_SUM = _AVG_FORWARD.format(start="total = np.zeros((B, C, H_out, W_out), dtype=x.dtype)",
+                                       taps="np.ndindex(pool, pool)", result="total")
+_AVG_FORWARD_SUM_ON_A_VIEW = _AVG_FORWARD.format(start=_FIRST_TAP_VIEW.format("total"),
+                                                 taps="list(np.ndindex(pool, pool))[1:]", result="total / pool**2")
+
 BUGS = {   # autograder.grader.bugs: each bug as students write it, and the cells it must fail
     "max_backward_overwrites_overlaps": Bug({"maxpool2d_backward": _MAX_BACKWARD_FANCY_INDEX},
                                             fails={"test_maxpool2d_backward": "overwrite each other's gradient"}),
