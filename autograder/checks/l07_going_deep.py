@@ -18,6 +18,7 @@ from autograder.checks.l01_conv_forward import conv_tol, diagnose_conv
 from autograder.checks.l03_conv_backward import backward_tol
 from autograder.checks.l04_train_cnn import _softmax_part
 from autograder.grader.spec import Case, Part, Raised, Tol, compare, tol_for
+from autograder.checks._l07_bugs import BUGS  # noqa: F401  (the lesson's typical bugs, as students write them)
 
 LESSON = "07_going_deep"
 AXES = (0, 2, 3)
