@@ -314,4 +314,3 @@ def _block_part(ref, rng) -> Part:
 def parts(ref, rng) -> list[Part]:
     return [_forward_part(ref, rng), _causality_part(ref, rng), _backward_part(ref, rng),
             _receptive_field_part(ref, rng), _block_part(ref, rng)]
-
