@@ -58,6 +58,17 @@ _CAP_SHORTEST_PATH = '''def cap_depth(architecture):
     return depth
 '''
 
+_BLOCK_RELU_AFTER_THE_SUM = '''def residual_block_forward(x, params):
+    h = conv2d_forward(x, params["w1"], params["b1"], pad=1)
+    f = conv2d_forward(np.maximum(h, 0), params["w2"], params["b2"], pad=1)
+    if "w_proj" in params:
+        x = conv2d_forward(x, params["w_proj"], params["b_proj"])
+    return np.maximum(x + f, 0)                 # a ReLU after the sum, as in the original ResNet
+'''
+
+_CAP_COUNTS_BATCH_NORM = (_CAP_SHORTEST_PATH.replace("min(", "max(")     # the longest path, but bn counted as a layer
+                          .replace('("conv", "dense")', '("conv", "dense", "bn")'))
+
 BUGS = {
     "blank": Bug(base="release", fails_every=True, fails={"test_spatial_batchnorm_forward": "not implemented yet",
                                                           "test_cap_depth": "not implemented yet"}),
@@ -70,4 +81,9 @@ BUGS = {
     "identity_gradient_missing": Bug({"residual_block_backward": _IDENTITY_GRADIENT_MISSING},
                                      fails={"test_residual_block_backward": "missing the shortcut's gradient"}),
     "cap_shortest_path": Bug({"cap_depth": _CAP_SHORTEST_PATH}, fails={"test_cap_depth": "shortest path is counted"}),
+    "block_relu_after_the_sum": Bug({"residual_block_forward": _BLOCK_RELU_AFTER_THE_SUM},
+                                    fails={"test_residual_block_forward": "a ReLU is applied after the sum"},
+                                    shipped=False),
+    "cap_counts_batch_norm": Bug({"cap_depth": _CAP_COUNTS_BATCH_NORM},
+                                 fails={"test_cap_depth": "batch norm is counted"}, shipped=False),
 }
