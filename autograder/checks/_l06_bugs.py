@@ -160,6 +160,31 @@ def count_crossings(ids, centres_x, line_x):
     return rightwards, leftwards
 '''
 
+_IOU_NOT_CLIPPED = '''\
+def iou(boxes_a, boxes_b):
+    x1 = np.maximum(boxes_a[:, None, 0], boxes_b[None, :, 0])
+    y1 = np.maximum(boxes_a[:, None, 1], boxes_b[None, :, 1])
+    x2 = np.minimum(boxes_a[:, None, 2], boxes_b[None, :, 2])
+    y2 = np.minimum(boxes_a[:, None, 3], boxes_b[None, :, 3])
+    inter = (x2 - x1) * (y2 - y1)              # disjoint boxes: two negative sides make a positive overlap
+    area_a = (boxes_a[:, 2] - boxes_a[:, 0]) * (boxes_a[:, 3] - boxes_a[:, 1])
+    area_b = (boxes_b[:, 2] - boxes_b[:, 0]) * (boxes_b[:, 3] - boxes_b[:, 1])
+    union = area_a[:, None] + area_b[None, :] - inter
+    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+'''
+
+# The swapped-anchors sample with width and height right, but centred on the cell's corner.
+_ANCHORS_ON_THE_CELL_CORNER = (_ANCHORS_WH_SWAPPED.replace("s * np.sqrt(r), s / np.sqrt(r)", "s / np.sqrt(r), s * np.sqrt(r)")
+                               .replace("(j + 0.5) * stride, (i + 0.5) * stride", "j * stride, i * stride"))
+
+_ENCODE_CORNER_SHIFT = '''\
+def encode_boxes(anchors, gt):
+    _, _, w_a, h_a = centre_size(anchors)
+    _, _, w_g, h_g = centre_size(gt)
+    shift = (gt[:, :2] - anchors[:, :2]) / np.stack([w_a, h_a], axis=1)      # top-left corners, not centres
+    return np.concatenate([shift, np.log(np.stack([w_g / w_a, h_g / h_a], axis=1))], axis=1)
+'''
+
 BUGS = {   # base "solution": every other function is the instructor's
     "iou_union_not_subtracted": Bug({"iou": _IOU_UNION_NOT_SUBTRACTED}, fails={
         "test_iou": "counts the intersection twice", "test_non_max_suppression": "fix iou",
@@ -184,4 +209,11 @@ BUGS = {   # base "solution": every other function is the instructor's
     "count_not_grouped_by_id": Bug({"count_crossings": _COUNT_NOT_GROUPED_BY_ID},
                                    fails={"test_count_crossings": "same track"}),
     "ap_without_envelope": Bug({"average_precision": _AP_NO_ENVELOPE}, fails={"test_average_precision": "envelope"}),
+    "iou_not_clipped": Bug({"iou": _IOU_NOT_CLIPPED}, fails={"test_iou": "not clipped at 0", **dict.fromkeys(
+        ("test_non_max_suppression", "test_match_detections", "test_associate", "test_update_tracks"), "")},
+        shipped=False),
+    "anchors_on_the_cell_corner": Bug({"generate_anchors": _ANCHORS_ON_THE_CELL_CORNER},
+                                      fails={"test_generate_anchors": "centred on the cell's corner"}, shipped=False),
+    "encode_corner_shift": Bug({"encode_boxes": _ENCODE_CORNER_SHIFT},
+                               fails={"test_encode_boxes": "use the box centres"}, shipped=False),
 }
