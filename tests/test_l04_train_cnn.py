@@ -293,7 +293,7 @@ def test_training_checks_report_the_accuracy_gap_and_the_loss_trend(parts):
     assert "should be an array of 360 predicted labels" in feedback
 
 
-# ---- the typical bugs are BUGS in autograder/checks/l04_train_cnn.py (tests/test_samples_inprocess.py) ----
+# ---- the typical bugs are BUGS in autograder/checks/_l04_bugs.py (tests/test_samples_inprocess.py) ----
 def test_the_earlier_lessons_functions_pasted_in_earn_full_marks():
     """What the paste cells ask for: lessons 01-03's own solutions (with their helpers) work here."""
     from autograder.grader.reference import SOLUTIONS, reference_cells

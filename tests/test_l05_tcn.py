@@ -155,7 +155,7 @@ def test_hidden_checks_cover_every_graded_cell_and_the_required_ranges(ref):
 
 
 # The typical bugs (a look-ahead, a conv ignoring the present or the padding, a block conv without the
-# dilation, ...) are BUGS in autograder/checks/l05_tcn.py, judged by tests/test_samples_inprocess.py.
+# dilation, ...) are BUGS in autograder/checks/_l05_bugs.py, judged by tests/test_samples_inprocess.py.
 
 
 # ---- widget ------------------------------------------------------------------------------------------
