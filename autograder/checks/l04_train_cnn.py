@@ -15,6 +15,7 @@ from autograder.checks.common.conv import backward_tol, conv_tol, diagnose_forwa
 from autograder.grader.spec import Case, Part, Raised, Tol, compare, tol_for
 from convlab.tolerance import sensitivity
 from convlab.data import load_digits_split
+from autograder.checks._l04_bugs import BUGS  # noqa: F401  (the lesson's typical bugs, as students write them)
 
 LESSON = "04_train_cnn"
 _GRADER_EVENTS = {"Timeout", "Unsupported", "Crashed", "NotRun"}   # Raised types the sandbox sets itself

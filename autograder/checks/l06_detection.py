@@ -22,6 +22,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 
 from autograder.grader.spec import Case, Part, Raised, Tol, compare, same_dtype
+from autograder.checks._l06_bugs import BUGS  # noqa: F401  (the lesson's typical bugs, as students write them)
 from convlab.diagnosis import first_matching_bug
 from convlab.tolerance import sensitivity
 

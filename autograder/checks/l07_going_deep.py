@@ -15,6 +15,7 @@ import numpy as np
 from autograder.checks.common.conv import backward_tol, diagnose_forward, forward_case
 from autograder.checks.l04_train_cnn import _softmax_part
 from autograder.grader.spec import Case, Part, Raised, Tol, compare, tol_for
+from autograder.checks._l07_bugs import BUGS  # noqa: F401  (the lesson's typical bugs, as students write them)
 
 LESSON = "07_going_deep"
 AXES = (0, 2, 3)
