@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -132,3 +133,14 @@ def test_the_font_list_is_bound_read_only_inside_the_sandboxs_own_tmp(tmp_path):
     assert argv[tmpfs + 8] == "/tmp/.matplotlib/fontlist-v3.json"
     without = command(3, tmp_path, tmp_path, 0, set(), 30, 60, Limits())
     assert "/tmp/.matplotlib/fontlist-v3.json" not in without and os.fspath(font_list) not in without
+
+
+def test_a_font_list_that_cannot_be_built_leaves_each_sandbox_to_build_its_own(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+
+    def bwrap_fails(argv, **kwargs):
+        raise subprocess.CalledProcessError(1, argv[0])
+
+    monkeypatch.setattr(startup.subprocess, "run", bwrap_fails)
+    assert startup._find_or_build(Mode("uid", 0)) is None
+    assert list((tmp_path / "convlab" / "matplotlib").iterdir()) == []   # nothing half-built is kept
