@@ -116,7 +116,6 @@ def _find_or_build(mode: Mode) -> Path | None:
         return None
 
 
-
 def compile_course_package() -> None:
     """Write the bytecode of the `convlab` package beside its sources (what the sandbox's Python
     reads but, with -B on a read-only bind, never writes). Silently nothing where the checkout is
