@@ -128,6 +128,11 @@ def goals(results: dict) -> list[dict]:
     if "met" in grading:
         found.append({"goal": f"autograding >= {grading['goal_ratio']:g}x serial nbgrader (submissions/min)",
                       "measured": f"{grading['ratio']:.2f}x", "met": grading["met"]})
+    if "startup_seconds" in grading:
+        seconds = grading["startup_seconds"][grading["lesson"]]["with"]
+        limit = grading["startup_goal_seconds"]
+        found.append({"goal": f"sandbox start-up per {grading['lesson']} submission <= {limit:g} s",
+                      "measured": f"{seconds:.2f} s", "met": seconds <= limit})
     if "met" in lesson04:
         found.append({"goal": f"lesson 04 CNN: {lesson04['goal']}", "met": lesson04["met"],
                       "measured": f"{lesson04['test_accuracy']:.1%} in {lesson04['cpu_seconds']:.0f} s CPU"})

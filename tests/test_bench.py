@@ -237,3 +237,19 @@ def test_measurement_environment_unsets_the_blas_override_and_re_executes_once(m
     monkeypatch.setenv(environment.MARK, env[environment.MARK])
     environment.reexec_unless_ready(["--only", "conv"])  # already in it: no second re-execution
     assert len(calls) == 1 and environment.applied()["unset"]["OPENBLAS_CORETYPE"] == "Haswell"
+
+
+def test_goals_include_the_sandbox_start_up_of_the_graded_lesson():
+    grading = {"ratio": 11.0, "goal_ratio": 10.0, "met": True, "lesson": "01_conv_forward", "startup_goal_seconds": 0.5,
+               "startup_seconds": {"01_conv_forward": {"without": 0.9, "with": 0.6}, "02_relu_pooling": {"with": 0.1}}}
+    rows = bench_main.goals({"grading": grading})
+    assert [(r["measured"], r["met"]) for r in rows] == [("11.00x", True), ("0.60 s", False)]
+    grading["startup_seconds"]["01_conv_forward"]["with"] = 0.5
+    assert bench_main.goals({"grading": grading})[1]["met"] is True
+
+
+def test_the_start_up_cell_holds_every_import_of_the_lesson_once():
+    from bench.startup import import_cell
+    source = import_cell("01_conv_forward").source.splitlines()
+    assert "import numpy as np" in source and "from convlab.widgets.conv_slider import conv_slider" in source
+    assert len(source) == len(set(source)) and all(line.startswith(("import ", "from ")) for line in source)

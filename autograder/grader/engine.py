@@ -31,7 +31,7 @@ from typing import Any, Callable
 
 from tqdm import tqdm
 
-from autograder.grader import report, resume
+from autograder.grader import report, resume, startup
 from autograder.grader.course import Course, LessonPlan
 from autograder.grader.notebook import Cell, Unreadable, grade_id, read_submission, reconstruct
 from autograder.grader.runner import WALL_FACTOR
@@ -168,6 +168,7 @@ def execute(plan: LessonPlan, code: list[Cell], job_dir: Path, probes_dir: Path,
     """Run the cells and the needed checks, restarting the sandbox after a crash or a hang."""
     ex = Execution(code, plan.cell_timeout, limits.memory)
     skip: set[int] = set()
+    font_list = startup.prepare(mode)   # built once per machine, before this submission's clock starts
     end = time.monotonic() + plan.notebook_timeout
     released = job_dir.parent / f"{job_dir.name}-probes"
     for _ in range(limits.attempts):
@@ -176,7 +177,7 @@ def execute(plan: LessonPlan, code: list[Cell], job_dir: Path, probes_dir: Path,
         released.chmod(0o755)
         argv = functools.partial(command, job_dir=job_dir, probes_dir=released, slot=slot, skip=skip,
                                  cell_timeout=plan.cell_timeout, cpu_seconds=int(plan.notebook_timeout) + 10,
-                                 limits=limits, mode=mode)
+                                 limits=limits, mode=mode, font_list=font_list)
         with Sandbox(argv, BASE_UID + slot, limits, mode) as box:
             stop = _drive(box, plan, ex, end, limits, functools.partial(_release, probes_dir, released))
         ex.console = box.console_text()

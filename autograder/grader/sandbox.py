@@ -40,6 +40,7 @@ from autograder.grader.wire import Malformed, parse_event
 BASE_UID = 60000
 MAX_SLOTS = 1000                        # sandbox uids BASE_UID .. BASE_UID + MAX_SLOTS - 1
 RUNNER = Path(__file__).with_name("runner.py")
+MPLCONFIGDIR = "/tmp/.matplotlib"       # matplotlib's config and cache folder in the sandbox (startup.py)
 
 
 @dataclass(frozen=True)
@@ -192,14 +193,15 @@ def _options_through_pipe(argv: list[str]) -> tuple[list[str], int]:
 
 def command(channel_fd: int, job_dir: Path, probes_dir: Path, slot: int, skip: set[int],
             cell_timeout: float, cpu_seconds: int, limits: Limits, mode: Mode = Mode("uid", 0),
-            status_fd: int | None = None) -> list[str]:
+            status_fd: int | None = None, font_list: Path | None = None) -> list[str]:
     """The sandboxed runner's command line: prlimit -> bwrap -> setpriv -> python runner.py (mode
     "uid"), or prlimit -> bwrap --unshare-user -> prlimit --nproc -> python runner.py (mode "userns").
-    bwrap reports the sandbox's pid namespace on status_fd (see Sandbox.kill)."""
+    bwrap reports the sandbox's pid namespace on status_fd (see Sandbox.kill). `font_list`
+    (startup.prepare): matplotlib's font list, bound read-only into the sandbox's own MPLCONFIGDIR."""
     uid = BASE_UID + slot
     python = sys.executable
     env = {"PATH": f"{Path(python).parent}:/usr/bin:/bin", "HOME": "/tmp", "USER": "student", "LANG": "C.UTF-8",
-           "MPLBACKEND": "Agg", "MPLCONFIGDIR": "/tmp/.matplotlib", "IPYTHONDIR": "/tmp/.ipython",
+           "MPLBACKEND": "Agg", "MPLCONFIGDIR": MPLCONFIGDIR, "IPYTHONDIR": "/tmp/.ipython",
            "CONVLAB_FAST": "1", "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     if mode.name == "uid":
         # RLIMIT_NPROC counts processes per uid: set outside, it counts this slot's uid only
@@ -214,11 +216,13 @@ def command(channel_fd: int, job_dir: Path, probes_dir: Path, slot: int, skip: s
         outer_nproc, user = [], ["prlimit", f"--nproc={limits.processes}", "--"]
     namespaces = ["--unshare-user", "--disable-userns", *_NAMESPACES] if mode.name == "userns" else _NAMESPACES
     status = ["--json-status-fd", str(status_fd)] if status_fd is not None else []
+    fonts = [] if font_list is None else [   # a folder of the sandbox's own, holding the one read-only file
+        "--perms", "1777", "--dir", MPLCONFIGDIR, "--ro-bind", str(font_list), f"{MPLCONFIGDIR}/{font_list.name}"]
     return [
         "prlimit", f"--as={limits.memory}", *outer_nproc, f"--fsize={limits.file_size}",
         f"--nofile={limits.open_files}", f"--cpu={cpu_seconds}", "--core=0", "--",
         # /tmp first: binds that follow land on top of it, so a checkout under /tmp stays visible
-        "bwrap", "--perms", "1777", "--size", str(limits.scratch), "--tmpfs", "/tmp", *_mounts(),
+        "bwrap", "--perms", "1777", "--size", str(limits.scratch), "--tmpfs", "/tmp", *fonts, *_mounts(),
         "--ro-bind", str(job_dir), "/job", "--ro-bind", str(probes_dir), "/probes",
         *namespaces, *status, "--die-with-parent", "--new-session", "--hostname", "sandbox",
         "--proc", "/proc", "--dev", "/dev", "--chdir", "/tmp", "--clearenv", *[a for k, v in env.items() for a in ("--setenv", k, v)],
