@@ -236,9 +236,13 @@ def train_cnn_detector(video, det: CNNDetector, layers: dict, ops: dict, steps: 
     return det
 
 
-def detect_cnn(det: CNNDetector, frame: np.ndarray, ops: dict, score_threshold: float = 0.05,
-               nms_threshold: float = 0.45, proposals: int = 60) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Both stages on one frame -> boxes (D, 4), scores (D,), labels (D,), best score first."""
+def detect_cnn(det: CNNDetector, frame: np.ndarray, ops: dict, score_threshold: float = 0.01,
+               nms_threshold: float = 0.35, proposals: int = 100) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Both stages on one frame -> boxes (D, 4), scores (D,), labels (D,), best score first.
+    Against the fixed detector's 0.05, 0.45 and 60 proposals, these defaults raised the mAP@0.5 of
+    the detector trained 4500 steps from 0.948 to 0.966 (easy) and 0.897 to 0.933 (hard) on 100
+    frames of a validation video (seed 3; bench/detector06.py): a lower score threshold ranks more
+    true boxes, a stricter NMS removes the duplicates in queues, more proposals miss fewer vehicles."""
     H, W = frame.shape[:2]
     features = backbone_features(det, frame)
     logits, deltas = _rpn(det, features)
