@@ -1488,15 +1488,15 @@ for (name, kind), (value, ms) in scores.items():
 # same trained filters scored 0.88 and 0.86. A lower score threshold ranks more true boxes, a
 # stricter NMS leaves one box per vehicle in queues, and more proposals miss fewer vehicles; on a
 # separate validation video (seed 3) they raised the mAP from 0.95 to 0.97 (easy) and 0.90 to 0.93
-# (hard), so they are not fitted to the test frames. Accuracy is still limited by training time:
-# after 600 steps the learned detector scored about 0.64 on both videos, after 2000 about 0.83 and
-# 0.77 (on the first 60 frames of each, with the old settings), and its losses are still falling
-# at the end of the run, while it starts from random filters, not from ImageNet. What did not help
-# (all 4500 steps, new settings): a box-regression weight of 2 (0.89 easy, 0.84 hard), up to half
-# vehicles among the head's RoIs instead of a quarter (0.90, 0.84). Wider layers (`widths=(16, 32)`
-# in `build_detector`) learn faster per step but each step costs about twice as much: 2800 steps
-# (88 s) gave 0.89 easy and 0.86 hard with the old settings; a learning rate of 0.08 instead of
-# 0.05 gave 0.76 and 0.72.
+# (hard), so they are not fitted to the test frames. Training: after 600 steps the learned
+# detector scored about 0.64 on both videos, after 2000 about 0.83 and 0.77 (on the first 60 frames
+# of each, with the old settings); it starts from random filters, not from ImageNet. Beyond 4500
+# steps the figures move by a few hundredths either way, run to run. What did not help (new
+# settings): 6000 steps (104 s: 0.86 easy, 0.87 hard), a box-regression weight of 2 (0.89, 0.84),
+# up to half vehicles among the head's RoIs instead of a quarter (0.90, 0.84). Wider layers
+# (`widths=(16, 32)` in `build_detector`) learn faster per step but each step costs about twice as
+# much: 2800 steps (88 s) gave 0.89 easy and 0.86 hard with the old settings; a learning rate of
+# 0.08 instead of 0.05 gave 0.76 and 0.72.
 
 # %% [markdown]
 # What did the backbone learn? Pick a frame (the first half of the list is the easy held-out video,
