@@ -116,16 +116,8 @@ def _clip(boxes: np.ndarray, height: int, width: int) -> np.ndarray:
     return np.clip(boxes, 0, [width, height, width, height])
 
 
-def _top(scores: np.ndarray, k: int) -> np.ndarray:
-    """Indices of the k highest scores, highest first (ties: lower index first), without sorting all."""
-    if k < len(scores):
-        candidates = np.argpartition(-scores, k - 1)[:k]
-        return candidates[np.lexsort((candidates, -scores[candidates]))]
-    return np.argsort(-scores, kind="stable")
-
-
 def _proposals(det, logits, deltas, ops, shape, pre_nms=600, post_nms=60):
-    order = _top(logits, pre_nms)
+    order = np.argsort(-logits, kind="stable")[:pre_nms]
     boxes = _clip(np.asarray(ops["decode_boxes"](det.anchors[order], np.clip(deltas[order], -4, 4))), *shape)
     valid = (boxes[:, 2] - boxes[:, 0] > 1) & (boxes[:, 3] - boxes[:, 1] > 1)
     boxes, scores = boxes[valid], logits[order][valid]
