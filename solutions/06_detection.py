@@ -1483,7 +1483,8 @@ for (name, kind), (value, ms) in scores.items():
 # and 0.88 on the hard one, in about 19 ms of CPU per frame. So learning the features pays where the
 # fixed channels fail (the learned detector loses 0.03 on the hard video, the baseline 0.09) but
 # does not yet beat them on the easy video, which those channels were designed for. Another seed
-# (initial filters and sampling) gave 0.90 and 0.90. How the detector is *read* matters as much as
+# (initial filters and sampling) gave 0.90 and 0.90, and training is chaotic: a run that differed
+# only in the order of exactly tied proposal scores ended at 0.85 and 0.85. How the detector is *read* matters as much as
 # a longer training: with the baseline's settings (scores from 0.05, NMS at 0.45, 60 proposals) the
 # same trained filters scored 0.88 and 0.86. A lower score threshold ranks more true boxes, a
 # stricter NMS leaves one box per vehicle in queues, and more proposals miss fewer vehicles; on a
