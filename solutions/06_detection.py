@@ -1477,10 +1477,10 @@ for (name, kind), (value, ms) in scores.items():
     print(f"{name:16s} {kind:16s} {value:8.3f} {ms:9.0f}")
 
 # %% [markdown]
-# **What the reference measured** (full run: 4500 one-frame steps, 74 s of CPU time with one BLAS
-# thread, `OPENBLAS_NUM_THREADS=1`, on a shared 2-core machine; `bench/detector06.py` repeats it):
-# the baseline 0.94 on the easy and 0.85 on the hard video; the learned detector 0.91 on the easy
-# and 0.88 on the hard one, in about 19 ms of CPU per frame. So learning the features pays where the
+# **What the reference measured** (full run: 4500 one-frame steps, 54 s of training on an idle
+# 2-core machine with one BLAS thread, `OPENBLAS_NUM_THREADS=1`, 74 s of CPU time when 6 other jobs
+# shared it; `bench/detector06.py` repeats it): the baseline 0.94 on the easy and 0.85 on the hard
+# video; the learned detector 0.91 on the easy and 0.88 on the hard one, in 12 ms per frame. So learning the features pays where the
 # fixed channels fail (the learned detector loses 0.03 on the hard video, the baseline 0.09) but
 # does not yet beat them on the easy video, which those channels were designed for. Another seed
 # (initial filters and sampling) gave 0.90 and 0.90, and training is chaotic: a run that differed
