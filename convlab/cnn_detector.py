@@ -131,16 +131,22 @@ def _sample(rng, positive, negative, size, max_positive):
     return positive, negative
 
 
-def _rpn_targets(det, gt, ops, rng, batch=128):
-    """Sampled anchor indices, their 0/1 labels, and the positives' regression targets (section 6's rules)."""
+def anchor_labels(det, gt, ops):
+    """A frame's anchors by section 6's rules -> (positive indices, negative indices, each anchor's
+    best-matching box). Depends only on the frame's boxes: training computes it once per frame."""
     overlaps = np.asarray(ops["iou"](det.anchors, gt)) if len(gt) else np.zeros((len(det.anchors), 1))
     best = overlaps.max(axis=1)
     positive = best >= 0.5
     if len(gt):
         positive[overlaps.argmax(axis=0)] = True                         # every box gets its best anchor
-    pos, neg = _sample(rng, np.flatnonzero(positive), np.flatnonzero(best < 0.3), batch, batch // 2)
-    targets = (np.asarray(ops["encode_boxes"](det.anchors[pos], gt[overlaps[pos].argmax(axis=1)]))
-               if len(pos) else np.zeros((0, 4)))
+    return np.flatnonzero(positive), np.flatnonzero(best < 0.3), overlaps.argmax(axis=1)
+
+
+def _rpn_targets(det, gt, ops, rng, labels, batch=128):
+    """Sampled anchor indices, their 0/1 labels, and the positives' regression targets."""
+    positive, negative, match = labels
+    pos, neg = _sample(rng, positive, negative, batch, batch // 2)
+    targets = np.asarray(ops["encode_boxes"](det.anchors[pos], gt[match[pos]])) if len(pos) else np.zeros((0, 4))
     return pos, neg, targets
 
 
@@ -154,12 +160,13 @@ def _head_targets(rois, gt, gt_labels, ops, rng, batch=64, fg_fraction=0.25):
     return rois[chosen], labels, targets
 
 
-def _step(det: CNNDetector, frame, gt, gt_labels, ops, rng, box_weight=1.0, head_batch=64, fg_fraction=0.25):
-    """Forward, the multi-task losses, and one backward pass filling every layer's grads."""
+def _step(det: CNNDetector, frame, gt, gt_labels, ops, rng, labels, box_weight=1.0, head_batch=64, fg_fraction=0.25):
+    """Forward, the multi-task losses, and one backward pass filling every layer's grads.
+    `labels`: the frame's anchor_labels."""
     features = backbone_features(det, frame)
     shape = features.shape[1:]
     logits, deltas = _rpn(det, features)
-    pos, neg, rpn_t = _rpn_targets(det, gt, ops, rng)
+    pos, neg, rpn_t = _rpn_targets(det, gt, ops, rng, labels)
     sampled = np.concatenate([pos, neg])
     y = np.concatenate([np.ones(len(pos)), np.zeros(len(neg))])
     p = 1.0 / (1.0 + np.exp(-logits[sampled]))
@@ -205,8 +212,12 @@ def train_cnn_detector(video, det: CNNDetector, layers: dict, ops: dict, steps: 
     all_layers = det.layers()
     velocities = [{name: np.zeros_like(v) for name, v in layer.params.items()} for layer in all_layers]
     order = np.concatenate([rng.permutation(len(video)) for _ in range(-(-steps // len(video)))])[:steps]
+    labels = {}
     for step, t in enumerate(order):
-        rpn_loss, head_loss = _step(det, video.frames[t], video.boxes[t], video.labels[t], ops, rng, **step_options)
+        if t not in labels:
+            labels[t] = anchor_labels(det, video.boxes[t], ops)
+        rpn_loss, head_loss = _step(det, video.frames[t], video.boxes[t], video.labels[t], ops, rng, labels[t],
+                                    **step_options)
         det.losses["rpn"].append(rpn_loss)
         det.losses["head"].append(head_loss)
         rate = lr * (1.0 - step / steps)
@@ -217,13 +228,17 @@ def train_cnn_detector(video, det: CNNDetector, layers: dict, ops: dict, steps: 
     return det
 
 
-def detect_cnn(det: CNNDetector, frame: np.ndarray, ops: dict, score_threshold: float = 0.05,
-               nms_threshold: float = 0.45) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Both stages on one frame -> boxes (D, 4), scores (D,), labels (D,), best score first."""
+def detect_cnn(det: CNNDetector, frame: np.ndarray, ops: dict, score_threshold: float = 0.01,
+               nms_threshold: float = 0.35, proposals: int = 100) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Both stages on one frame -> boxes (D, 4), scores (D,), labels (D,), best score first.
+    Against the fixed detector's 0.05, 0.45 and 60 proposals, these defaults raised the mAP@0.5 of
+    the detector trained 4500 steps from 0.948 to 0.966 (easy) and 0.897 to 0.933 (hard) on 100
+    frames of a validation video (seed 3; bench/detector06.py): a lower score threshold ranks more
+    true boxes, a stricter NMS removes the duplicates in queues, more proposals miss fewer vehicles."""
     H, W = frame.shape[:2]
     features = backbone_features(det, frame)
     logits, deltas = _rpn(det, features)
-    proposals = _proposals(det, logits, deltas, ops, (H, W))
+    proposals = _proposals(det, logits, deltas, ops, (H, W), post_nms=proposals)
     if not len(proposals):
         return np.zeros((0, 4)), np.zeros(0), np.zeros(0, dtype=int)
     class_logits, reg = _head(det, features, proposals, ops)

@@ -54,12 +54,33 @@ def _roi_backward(d_pooled, fmap, rois, output_size, scale, route="argmax", accu
     return d_map
 
 
+def _roi_backward_last_region_per_bin(d_pooled, fmap, rois, output_size, scale):
+    """The bin loop vectorised over regions with a fancy-index `d_map[ch, rows, cols] += g`: within one
+    bin (p, q) a cell that is the arg-max for several regions keeps the last region's gradient
+    (numpy buffers the writes of repeated indices), while the bins still add up."""
+    C, H, W = fmap.shape
+    d_map = np.zeros((C, H, W))
+    for p, q in np.ndindex(*output_size):
+        writes = np.zeros((C, H, W))                    # one `+=` call: the last write of an index wins
+        for r, p_r, q_r, top, bottom, left, right in _bins(rois, output_size, scale, H, W):
+            if (p_r, q_r) != (p, q) or top >= bottom or left >= right:
+                continue
+            for ch in range(C):
+                flat = int(np.argmax(fmap[ch, top:bottom, left:right]))
+                writes[ch, top + flat // (right - left), left + flat % (right - left)] = d_pooled[r, ch, p, q]
+        d_map += writes
+    return d_map
+
+
 def _roi_backward_bugs(d_pooled, fmap, rois, output_size, scale) -> BugList:
     args = (d_pooled, fmap, rois, output_size, scale)
     yield ("each bin's gradient goes to the first cell of the bin: route it to the cell holding the bin's "
            "maximum (np.argmax over the bin)", lambda: _roi_backward(*args, route="first"))
     yield ("a cell that wins several bins or regions keeps only one of their gradients: add them up "
            "(np.add.at; a fancy-index += keeps one of repeated indices)", lambda: _roi_backward(*args, accumulate=False))
+    yield ("in one bin, a cell that is the arg-max for several regions keeps only the last region's gradient: "
+           "a fancy-index d_map[ch, rows, cols] += g keeps one of repeated indices; add with np.add.at",
+           lambda: _roi_backward_last_region_per_bin(*args))
     yield ("each bin's gradient is copied to every cell of the bin: only its arg-max cell receives it",
            lambda: _roi_backward(*args, route="spread"))
     yield ("of equal values in a bin the last one gets the gradient: the first in row-major order wins "
