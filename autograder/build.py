@@ -3,13 +3,13 @@
     python -m autograder.build release   # solutions/*.py -> course/<lesson>/<lesson>.ipynb
     python -m autograder.build check     # fail, naming the lessons, if course/ is not a fresh build
 
-Pipeline: jupytext (percent .py -> .ipynb, deterministic cell ids) -> nbgrader generate_assignment
-(solutions replaced by stubs, test cells locked) -> normalised JSON in course/.
+Pipeline: autograder.coursedir.source_notebook (percent .py -> .ipynb as written, deterministic cell
+ids) -> nbgrader generate_assignment (solutions replaced by stubs, test cells locked) -> normalised
+JSON in course/. The layout (paths, lessons, kernelspec) belongs to autograder.coursedir.
 """
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import shutil
@@ -18,32 +18,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-import jupytext
 import nbformat
 
-from autograder.grader.notebook import grade_id
-
-ROOT = Path(__file__).resolve().parent.parent
-SOLUTIONS = ROOT / "solutions"
-COURSE = ROOT / "course"
-KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
-
-
-def lessons(solutions: Path | None = None) -> list[str]:
-    """Lesson ids in course order, e.g. ['01_conv_forward', ...], of `solutions` (default: SOLUTIONS)."""
-    return sorted(p.stem for p in (solutions or SOLUTIONS).glob("[0-9][0-9]_*.py"))
-
-
-def source_notebook(lesson: str) -> nbformat.NotebookNode:
-    """The instructor notebook (with solutions) for `lesson`, with stable cell ids."""
-    nb = jupytext.read(SOLUTIONS / f"{lesson}.py")
-    for index, cell in enumerate(nb.cells):
-        cell.metadata.pop("lines_to_next_cell", None)
-        cell["id"] = grade_id(cell) or hashlib.sha1(f"{lesson}-{index}".encode()).hexdigest()[:8]
-        if cell.cell_type == "code":
-            cell.outputs, cell.execution_count = [], None
-    nb.metadata = {"kernelspec": KERNELSPEC, "language_info": {"name": "python"}}
-    return nb
+from autograder.coursedir import COURSE, KERNELSPEC, ROOT, lessons, source_notebook
 
 
 def _normalise(nb: dict) -> str:
