@@ -28,18 +28,19 @@ def _normalise(nb: dict) -> str:
     return json.dumps(nb, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
 
 
-def build_release(out_dir: Path, only: list[str] | None = None) -> list[Path]:
-    """Write each lesson's student notebook (all, or `only` these) under out_dir/<lesson>/<lesson>.ipynb."""
+def build_release(out_dir: Path, only: list[str] | None = None, solutions: Path | None = None) -> list[Path]:
+    """Write each lesson's student notebook (all, or `only` these) under out_dir/<lesson>/<lesson>.ipynb,
+    built from `solutions` (default: the course's solutions/)."""
     written = []
     with tempfile.TemporaryDirectory(prefix="convlab-nbgrader-") as root:
         # nbgrader reads nbgrader_config.py from its working directory and calls `alembic` by name.
         shutil.copy(ROOT / "autograder" / "nbgrader_config.py", root)
         env = dict(os.environ, CONVLAB_NBGRADER_ROOT=root,
                    PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
-        for lesson in only or lessons():
+        for lesson in only or lessons(solutions):
             src = Path(root, "source", lesson, f"{lesson}.ipynb")
             src.parent.mkdir(parents=True)
-            nbformat.write(source_notebook(lesson), src)
+            nbformat.write(source_notebook(lesson, solutions), src)
             proc = subprocess.run(
                 [sys.executable, "-m", "nbgrader", "generate_assignment", lesson, "--force",
                  "--log-level=WARN"],
