@@ -13,6 +13,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from convlab.diagnosis import first_matching_bug
 from convlab.gradcheck import relative_error
 
 Backward = Callable[[np.ndarray, np.ndarray, np.ndarray, int, int], tuple]
@@ -86,7 +87,7 @@ def dx_bug(backward: Backward, dy, x, w, stride: int, pad: int, got: Any, matche
     bugs += [(ONE_AXIS, lambda: dx_of(w[..., ::-1, :])), (ONE_AXIS, lambda: dx_of(w[..., :, ::-1]))]
     if C_in == C_out:
         bugs.append((CHANNELS_NOT_SWAPPED, lambda: dx_of(w.transpose(1, 0, 2, 3))))
-    return next((bug for bug, variant in bugs if matches(got, variant())), None)
+    return first_matching_bug(got, bugs, matches)
 
 
 def dw_bug(backward: Backward, dy, x, w, stride: int, pad: int, got: Any, matches: Matches = numerical_match):
@@ -105,7 +106,7 @@ def dw_bug(backward: Backward, dy, x, w, stride: int, pad: int, got: Any, matche
              lambda: dw[..., ::-1, ::-1]),
             (STRIDE_IGNORED_DW, lambda: backward(dy, corner, w, 1, 0)[1]),
             (DW_AVERAGED, lambda: dw / dy.shape[0])]
-    return next((bug for bug, variant in bugs if matches(got, variant())), None)
+    return first_matching_bug(got, bugs, matches)
 
 
 def db_bug(dy, got: Any, matches: Matches = numerical_match):

@@ -138,7 +138,13 @@ def _notebook_page(browser, base: str, token: str, relpath: Path, name: str):
 
 def _assert_first_widget_reacts_to_a_slider(page, name: str) -> None:
     widget = page.locator(".convlab-widget").first
-    widget.wait_for(state="visible", timeout=30_000)
+    try:
+        widget.wait_for(state="visible", timeout=30_000)
+    except Exception as exc:  # playwright TimeoutError; imported lazily, as the browser fixture does
+        if type(exc).__name__ != "TimeoutError":
+            raise
+        raise AssertionError(f"{name}: no convlab widget became visible within 30 s: rule 'a widget' "
+                             "(docs/authoring.md) asks every lesson to show one, with a slider") from None
     widget.scroll_into_view_if_needed()
     before = widget.evaluate(_RENDERED)
     assert before.strip(), f"{name}: the widget renders nothing"

@@ -1,6 +1,7 @@
 """Lesson 02 (ReLU and pooling): the reference against independent oracles (scalar loops written
-here, numerical gradients, PyTorch when installed), the tie rule, the hidden checks' diagnoses,
-the sample scores, and the pooling widget's logic."""
+here, numerical gradients, PyTorch when installed), the tie rule, the hidden checks' coverage, and the
+pooling widget's logic. The typical bugs and their diagnoses are declared once, as BUGS in
+autograder/checks/l02_relu_pooling.py, and judged by tests/test_samples_inprocess.py."""
 from __future__ import annotations
 
 import numpy as np
@@ -166,87 +167,6 @@ def test_parts_cover_every_graded_cell_with_the_required_cases(ref):
     assert any(np.any(c.args[1] == 0) for c in relu)
     for part in built:   # the reference passes its own checks
         assert judge_part(part, [call_in_process(ref, case) for case in part.cases]) is None, part.grade_id
-
-
-BUGS = [   # (part, function, buggy implementation, words the feedback must contain)
-    ("test_maxpool2d_backward", "maxpool2d_backward", "all_maxima", "every tied maximum"),
-    ("test_maxpool2d_backward", "maxpool2d_backward", "last_maximum", "last maximum"),
-    ("test_maxpool2d_backward_naive", "maxpool2d_backward_naive", "stride_ignored", "stride ignored"),
-    ("test_avgpool2d_backward", "avgpool2d_backward", "overwrite", "overwrite"),
-    ("test_avgpool2d_forward", "avgpool2d_forward", "sum", "divide by pool**2"),
-    ("test_maxpool2d_forward", "maxpool2d_forward", "zero_start", "starts at 0"),
-    ("test_relu_forward", "relu_forward", "mask", "mask x > 0"),
-    ("test_pool_output_size", "pool_output_size", "ceil", "rounded up"),
-    ("test_maxpool2d_forward", "maxpool2d_forward", "float64", "keep the input's dtype"),
-    ("test_maxpool2d_forward", "maxpool2d_forward", "max_on_a_view", "changed its argument x in place"),
-    ("test_avgpool2d_forward", "avgpool2d_forward", "sum_on_a_view", "changed its argument x in place"),
-    ("test_maxpool2d_backward", "maxpool2d_backward", "forward_on_a_view", "changed its argument x in place"),
-]
-
-
-def buggy(ref, bug):
-    def max_backward(dy, x, pool=2, stride=2, tie="all", step=None):
-        step = step or stride
-        dx = np.zeros_like(x)
-        for b, c, i, j in np.ndindex(*dy.shape):
-            window = x[b, c, step * i:step * i + pool, step * j:step * j + pool]
-            winners = np.argwhere(window == window.max())
-            for m, n in (winners if tie == "all" else winners[-1:] if tie == "last" else winners[:1]):
-                dx[b, c, step * i + m, step * j + n] += dy[b, c, i, j]
-        return dx
-
-    def avg_overwrite(dy, x, pool=2, stride=2):
-        dx = np.zeros_like(x)
-        for b, c, i, j in np.ndindex(*dy.shape):
-            dx[b, c, stride * i:stride * i + pool, stride * j:stride * j + pool] = dy[b, c, i, j] / pool**2
-        return dx
-
-    def on_a_view(x, pool=2, stride=2, kind="max"):
-        """The tap loop with its running max/sum started as the view x[:, :, ::stride, ::stride] (cropped)."""
-        H_out, W_out = ((size - pool) // stride + 1 for size in x.shape[2:])
-
-        def tap(m, n):
-            return x[:, :, m:m + stride * (H_out - 1) + 1:stride, n:n + stride * (W_out - 1) + 1:stride]
-
-        running = tap(0, 0)
-        for m, n in list(np.ndindex(pool, pool))[1:]:
-            if kind == "max":
-                np.maximum(running, tap(m, n), out=running)
-            else:
-                running += tap(m, n)
-        return running if kind == "max" else running / pool**2
-
-    def backward_after_view_forward(dy, x, pool=2, stride=2):   # the reference's tap loop, the buggy forward
-        y = on_a_view(x, pool, stride)
-        dx, pending = np.zeros_like(x), np.ones(y.shape, dtype=bool)
-        for m, n in np.ndindex(pool, pool):
-            rows, cols = ref.tap_slices(m, n, stride, *y.shape[2:])
-            winner = pending & (x[:, :, rows, cols] == y)
-            dx[:, :, rows, cols] += dy * winner
-            pending &= ~winner
-        return dx
-
-    return {
-        "max_on_a_view": on_a_view,
-        "sum_on_a_view": lambda x, pool=2, stride=2: on_a_view(x, pool, stride, kind="avg"),
-        "forward_on_a_view": backward_after_view_forward,
-        "all_maxima": max_backward,
-        "last_maximum": lambda dy, x, pool=2, stride=2: max_backward(dy, x, pool, stride, tie="last"),
-        "stride_ignored": lambda dy, x, pool=2, stride=2: max_backward(dy, x, pool, stride, tie="first", step=1),
-        "overwrite": avg_overwrite,
-        "sum": lambda x, pool=2, stride=2: ref.avgpool2d_forward(x, pool, stride) * pool**2,
-        "zero_start": lambda x, pool=2, stride=2: np.maximum(ref.maxpool2d_forward(x, pool, stride), 0),
-        "mask": lambda x: (x > 0).astype(x.dtype),
-        "ceil": lambda size, pool, stride: -(-(size - pool) // stride) + 1,
-        "float64": lambda x, pool=2, stride=2: ref.maxpool2d_forward(x, pool, stride).astype(np.float64),
-    }[bug]
-
-
-@pytest.mark.parametrize("grade_id,func,bug,words", BUGS, ids=[b[2] for b in BUGS])
-def test_diagnose_names_the_bug(ref, grade_id, func, bug, words):
-    part = next(p for p in parts(ref, np.random.default_rng(0)) if p.grade_id == grade_id)
-    message = judge_part(part, [call_in_process({func: buggy(ref, bug)}, case) for case in part.cases])
-    assert message is not None and words in message, message
 
 
 # ---------------------------------------------------------------- the widget's logic

@@ -1,5 +1,7 @@
 """Lesson 03 (convolution backward): the reference against independent oracles, the hidden checks'
-bug diagnoses, the sample scores, and the gradient-flow widget's logic.
+coverage and gradient judging, and the gradient-flow widget's logic. The typical bugs and their
+diagnoses are declared once, as BUGS in autograder/checks/l03_conv_backward.py, and judged by
+tests/test_samples_inprocess.py.
 
 Oracles: loops written here straight from the index formulas (forward and backward), central
 differences (convlab.gradcheck), numpy's own convolve/correlate for 1-D, and PyTorch autograd when
@@ -16,9 +18,10 @@ from autograder.checks import l03_conv_backward as checks
 from autograder.grader.reference import load_reference
 from autograder.grader.reference import test_points as graded_points
 from autograder.grader.spec import Case, Raised
-from autograder.samples.l03_conv_backward import LESSON, SAMPLES
 from convlab.gradcheck import numerical_gradient_array, relative_error
 from convlab.widgets import gradflow
+
+LESSON = "03_conv_backward"
 
 
 @pytest.fixture(scope="module")
@@ -151,11 +154,10 @@ def test_against_torch_autograd(ref, dtype):
             np.testing.assert_allclose(got, want.numpy(), **tol)
 
 
-# ---- hidden checks: every graded cell has a part; every named bug is recognised --------------------
+# ---- hidden checks: every graded cell has a part; gradients are judged as tuples --------------------
 def test_parts_cover_the_graded_cells(ref):
     parts = checks.parts(ref, np.random.default_rng(0))
     assert [p.grade_id for p in parts] == list(graded_points(LESSON))
-    assert sum(graded_points(LESSON).values()) == SAMPLES["full"].score
 
 
 def _bug_case(ref, config, func="conv2d_backward"):
@@ -167,49 +169,7 @@ def _bug_case(ref, config, func="conv2d_backward"):
     return case, expected
 
 
-@pytest.mark.parametrize("bug, phrase", [
-    (lambda r, dy, x, w, s, p, g: (r.conv2d_backward(dy, x, w[..., ::-1, ::-1], stride=s, pad=p)[0], g[1], g[2]),
-     "kernel not flipped in dX"),
-    (lambda r, dy, x, w, s, p, g: (r.conv2d_backward(dy, x, w[..., ::-1, :], stride=s, pad=p)[0], g[1], g[2]),
-     "one axis only"),
-    (lambda r, dy, x, w, s, p, g: (r.conv2d_backward(dy, x, w.transpose(1, 0, 2, 3), stride=s, pad=p)[0], g[1], g[2]),
-     "channel axes not swapped"),
-    (lambda r, dy, x, w, s, p, g: (r.conv2d_backward(dy, np.pad(x, ((0, 0), (0, 0), (p, p), (p, p))), w, stride=s)[0]
-                                   [:, :, :x.shape[2], :x.shape[3]], g[1], g[2]), "cropped at the wrong offset"),
-    (lambda r, dy, x, w, s, p, g: (r.conv2d_backward(dy, np.pad(x, ((0, 0), (0, 0), (p, p), (p, p))), w, stride=s)[0],
-                                   g[1], g[2]), "padding not cropped"),
-    (lambda r, dy, x, w, s, p, g: (r.conv2d_dx_rotated(dy, w, x.shape, stride=1, pad=p), g[1], g[2]),
-     "stride ignored in dX"),
-    (lambda r, dy, x, w, s, p, g: (g[0][:, :, :-1], g[1], g[2]), "no window reached"),
-    (lambda r, dy, x, w, s, p, g: (g[0], g[1][..., ::-1, ::-1], g[2]), "rotated by 180"),
-    (lambda r, dy, x, w, s, p, g: (g[0], g[1].transpose(0, 1, 3, 2), g[2]), "K_h and K_w axes swapped"),
-    (lambda r, dy, x, w, s, p, g: (g[0], g[1] / dy.shape[0], g[2]), "divided by the batch size"),
-    (lambda r, dy, x, w, s, p, g: (g[0], g[1], dy.mean(axis=(0, 2, 3))), "averaged instead of summed"),
-    (lambda r, dy, x, w, s, p, g: (g[0], g[1], dy.sum(axis=(1, 2, 3))), "db summed over the wrong axes"),
-    (lambda r, dy, x, w, s, p, g: (g[0], g[1], dy.sum()), "db summed over the wrong axes"),
-])
-def test_diagnose_names_each_bug(ref, bug, phrase):
-    # 2 images, 3 -> 3 channels, 8x6 input (row 9 of x_pad in no window), 3x2 kernel, stride 2, pad 1
-    case, expected = _bug_case(ref, (2, 3, 3, 8, 6, 3, 2, 2, 1))
-    dy, x, w = case.args
-    actual = bug(ref, dy, x, w, 2, 1, expected)
-    assert case.judge(actual) is not None
-    assert phrase in checks._diagnose_backward(ref)(case, actual)
-
-
-@pytest.mark.parametrize("bug, phrase", [
-    (lambda w: w.swapaxes(-1, -2), "swapped K_h and K_w"),
-    (lambda w: np.flip(w), "all axes reversed"),
-    (lambda w: np.rot90(w, 2), "first two axes reversed"),
-    (lambda w: w[..., ::-1, :], "only the rows reversed"),
-])
-def test_rot180_diagnoses(ref, bug, phrase):
-    w = np.random.default_rng(9).standard_normal((2, 3, 2, 3))
-    case = Case("rot180", (w,), expected=np.array(ref.rot180(w)))
-    assert case.judge(bug(w)) is not None
-    assert phrase in checks._diagnose_rot180(case, bug(w))
-
-
+# judges crafted results (a NaN, a bare array, an exception, float64 for float32), not a student's function
 def test_check_gradients_messages(ref):
     case, expected = _bug_case(ref, (1, 2, 2, 5, 5, 3, 3, 2, 1))
     assert case.judge(expected) is None

@@ -1,7 +1,8 @@
 """Lesson 06 (object detection): the reference against independent oracles (loops, brute-force NMS
 over all subsets, AP by enumerating score thresholds, exact-fraction RoI bins, PyTorch's adaptive max
-pooling when installed), the road video, the detector's helpers, the widgets' logic, the hidden
-checks and the sample scores."""
+pooling when installed), the road video, the detector's helpers, the widgets' logic and the hidden
+checks' coverage (the typical bugs are BUGS in autograder/checks/_l06_bugs.py, judged by
+tests/test_samples_inprocess.py)."""
 from __future__ import annotations
 
 import itertools
@@ -402,7 +403,7 @@ def _descendants(widget):
         yield from _descendants(child)
 
 
-# ---- hidden checks, samples and the release ---------------------------------------------------------
+# ---- hidden checks -----------------------------------------------------------------------------------
 def test_hidden_checks_cover_every_graded_cell_and_pass_the_reference(ref):
     parts = check_module(LESSON).parts(ref, np.random.default_rng(0))
     assert sorted(p.grade_id for p in parts) == sorted(graded_points(LESSON))

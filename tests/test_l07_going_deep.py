@@ -231,7 +231,8 @@ def test_cap_depth_rejects_unknown_entries(ref, bad):
         ref.cap_depth(bad)
 
 
-# ---- the hidden checks' bug models and the samples ----------------------------------------------------
+# ---- the hidden checks' bug models (the typical bugs themselves are BUGS in autograder/checks/_l07_bugs.py) --
+# A property of the diagnoses' bug models, not a bug: no whole-notebook Bug can state it.
 def test_bug_models_without_a_bug_are_the_reference(ref):
     rng = np.random.default_rng(2)
     args = checks._bn_inputs(rng, 3, 2, 4, 4, 1.0, np.float64)

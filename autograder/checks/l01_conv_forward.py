@@ -7,12 +7,12 @@ by comparing the student's output with the reference run on buggy variants of th
 """
 from __future__ import annotations
 
-import functools
-
 import numpy as np
 
+from autograder.checks.common.conv import diagnose_forward, forward_case
 from autograder.grader.bugs import Bug
 from autograder.grader.spec import Case, Part, Raised, Tol, compare, same_dtype
+from convlab.diagnosis import first_matching_bug
 
 LESSON = "01_conv_forward"
 _KEEP_DTYPE = same_dtype("convert w and b with .astype(x.dtype)")
@@ -31,7 +31,7 @@ _CONV_CONFIGS = [
 
 
 def parts(ref, rng: np.random.Generator) -> list[Part]:
-    diagnose = functools.partial(diagnose_conv, ref)
+    diagnose = diagnose_forward(ref)
     conv_cases = [_random_conv(rng, *config) for config in _CONV_CONFIGS]
     forward_cases = [_conv_case(ref, "conv2d_forward", *args) for args in conv_cases]
     forward_cases.append(_speed_case(ref, rng))
@@ -83,13 +83,13 @@ def _diagnose_size(case: Case, actual) -> str | None:
     if case.expected is None:                 # the case that must raise: its message says it all
         return None
     (in_size, kernel), stride, pad = case.args, case.kwargs["stride"], case.kwargs["pad"]
-    bugs = [(in_size + 2 * pad - kernel + 1, "stride ignored: divide by the stride"),
-            ((in_size + 2 * pad - kernel) // stride, "the + 1 is missing: position 0 counts too"),
-            ((in_size + pad - kernel) // stride + 1,
-             "padding counted on one side only (or in_size + 2 for in_size + 2 * pad): pad zeros go on both sides"),
-            ((in_size - kernel) // stride + 1, "padding ignored"),
-            (-(-(in_size + 2 * pad - kernel) // stride) + 1, "rounded up instead of down: use floor division //")]
-    return next((bug for value, bug in bugs if value != case.expected and _same_number(actual, value)), None)
+    bugs = [("stride ignored: divide by the stride", in_size + 2 * pad - kernel + 1),
+            ("the + 1 is missing: position 0 counts too", (in_size + 2 * pad - kernel) // stride),
+            ("padding counted on one side only (or in_size + 2 for in_size + 2 * pad): pad zeros go on both sides",
+             (in_size + pad - kernel) // stride + 1),
+            ("padding ignored", (in_size - kernel) // stride + 1),
+            ("rounded up instead of down: use floor division //", -(-(in_size + 2 * pad - kernel) // stride) + 1)]
+    return first_matching_bug(actual, bugs, _same_number, correct=case.expected)
 
 
 def _same_number(actual, value, tol: Tol = Tol()) -> bool:
@@ -139,15 +139,15 @@ def _step_cases(ref, rng) -> list[Case]:
 def _diagnose_step(case: Case, actual) -> str | None:
     x_patch, w, b = case.args
     products = float(np.sum(x_patch * w))
-    bugs = [(products, "bias missing"),
-            (float(np.sum(x_patch * w[:, ::-1, ::-1])) + b, "kernel flipped: do not flip w (cross-correlation)"),
-            (products + b * x_patch.size, "bias added to every product instead of once"),
-            (float(np.mean(x_patch * w)) + b, "mean instead of sum"),
-            (float(np.sum(x_patch[0] * w[0])) + b, "only the first input channel summed")]
+    bugs = [("bias missing", products),
+            ("kernel flipped: do not flip w (cross-correlation)", float(np.sum(x_patch * w[:, ::-1, ::-1])) + b),
+            ("bias added to every product instead of once", products + b * x_patch.size),
+            ("mean instead of sum", float(np.mean(x_patch * w)) + b),
+            ("only the first input channel summed", float(np.sum(x_patch[0] * w[0])) + b)]
     if x_patch.shape[-1] == w.shape[-2]:
-        bugs.append((float(np.sum(x_patch @ w)) + b, "matrix product @ instead of the elementwise product *"))
-    return next((bug for value, bug in bugs if not case.tol.matches(value, case.expected)
-                 and _same_number(actual, value, case.tol)), None)
+        bugs.append(("matrix product @ instead of the elementwise product *", float(np.sum(x_patch @ w)) + b))
+    return first_matching_bug(actual, bugs, lambda got, value: _same_number(got, value, case.tol),
+                              correct=case.expected)
 
 
 # ---- conv2d_forward_naive and conv2d_forward -------------------------------------------------------
@@ -169,21 +169,11 @@ def _random_conv(rng, B, C_in, C_out, kernel, stride, pad, dtype):
     return x, w, b, stride, pad
 
 
-def conv_tol(ref, x, w, b, stride, pad) -> Tol:
-    """The rounding bound of a convolution: each output sums C_in*K_h*K_w products and the bias, so its
-    magnitude is the same convolution of |x|, |w|, |b| (convlab.tolerance)."""
-    magnitude = ref.conv2d_forward(*(np.abs(np.asarray(a, dtype=np.float64)) for a in (x, w, b)),
-                                   stride=stride, pad=pad)
-    return Tol(magnitude, int(np.prod(w.shape[1:])) + 1)
-
-
 def _conv_case(ref, func, x, w, b, stride, pad, timeout=10.0, extra="") -> Case:
-    expected = ref.conv2d_forward(x.astype(np.float64), w.astype(np.float64), b.astype(np.float64),
-                                  stride=stride, pad=pad).astype(x.dtype)
     label = (f"B={x.shape[0]}, C_in={x.shape[1]} -> C_out={w.shape[0]}, {x.shape[2]}x{x.shape[3]} input, "
              f"{w.shape[2]}x{w.shape[3]} kernel, stride {stride}, pad {pad}, {x.dtype.name}{extra}")
-    return Case(func, (x, w, b), {"stride": stride, "pad": pad}, expected=expected, label=label, timeout=timeout,
-                check=_KEEP_DTYPE if func == "conv2d_forward" else None, tol=conv_tol(ref, x, w, b, stride, pad))
+    return forward_case(ref, func, x, w, b, stride, pad, label, timeout=timeout,
+                        check=_KEEP_DTYPE if func == "conv2d_forward" else None)
 
 
 def _speed_case(ref, rng) -> Case:
@@ -193,71 +183,6 @@ def _speed_case(ref, rng) -> Case:
     b = rng.standard_normal(16).astype(np.float32)
     return _conv_case(ref, "conv2d_forward", x, w, b, 1, 1, timeout=5.0,
                       extra=" (speed check: must be vectorized, no Python loop over pixels)")
-
-
-def diagnose_conv(ref, case: Case, actual) -> str | None:
-    if not isinstance(actual, np.ndarray):
-        return None
-    x, w, b = (a.astype(np.float64) for a in case.args)
-    stride, pad = case.kwargs["stride"], case.kwargs["pad"]
-    expected = case.expected.astype(np.float64)
-    B, C_out, H_out, W_out = expected.shape
-    C_in, K_h, K_w = w.shape[1:]
-    kernel_axes = "kernel height and width swapped: w has shape (C_out, C_in, K_h, K_w), K_h goes with the rows"
-    swapped_fits = K_h != K_w and K_w <= x.shape[2] + 2 * pad and K_h <= x.shape[3] + 2 * pad
-
-    def conv(x_=x, w_=w, b_=b, stride_=stride, pad_=pad):
-        return ref.conv2d_forward(x_, w_, b_, stride=stride_, pad=pad_)
-
-    def crop(y):
-        return y[:, :, :H_out, :W_out]
-
-    bugs = [
-        (lambda: conv(stride_=1), "stride ignored: the window must move `stride` pixels at a time"),
-        (lambda: crop(conv(stride_=1)), "stride ignored: window (i, j) starts at row stride*i, column stride*j"),
-        (lambda: conv(pad_=0), "padding ignored: pad the input with zeros first"),
-        (lambda: conv(pad_=2 * pad), "padding applied twice"),
-        (lambda: crop(conv(pad_=2 * pad)), "padding applied twice"),
-        (lambda: conv(w_=w[:, :, ::-1, ::-1]),
-         "kernel flipped: deep-learning convolution is cross-correlation, use w without flipping it"),
-        (lambda: conv(b_=np.zeros_like(b)), "bias missing"),
-        (lambda: expected + (C_in - 1) * b[None, :, None, None],
-         "bias added once per input channel: add b[co] once per output value"),
-        (lambda: conv(x_=x[:, :1], w_=w[:, :1]), "channels summed wrongly: only the first input channel is used"),
-        (lambda: conv(w_=np.repeat(w[:1], C_out, axis=0), b_=np.repeat(b[:1], C_out)),
-         "channels summed wrongly: every output channel uses the first kernel w[0]"),
-        (lambda: conv(w_=w.transpose(1, 0, 2, 3)) if C_in == C_out else None,
-         "channels summed wrongly: w indexed as w[ci, co] instead of w[co, ci]"),
-        (lambda: conv(w_=w.reshape(C_out, C_in, K_w, K_h)) if swapped_fits else None, kernel_axes),
-        (lambda: conv(w_=w.transpose(0, 1, 3, 2)) if swapped_fits else None, kernel_axes),
-    ]
-    for variant, bug in bugs:
-        try:
-            y = variant()
-        except ValueError:                              # the buggy setting has no valid output
-            continue
-        if y is not None and y.shape == actual.shape and not _close(y, expected, case) and _close(actual, y, case):
-            return bug
-    return _diagnose_conv_shape(actual.shape, expected.shape, C_in)
-
-
-def _close(a, b, case: Case) -> bool:
-    return case.tol.matches(a, b)
-
-
-def _diagnose_conv_shape(shape, expected_shape, C_in) -> str | None:
-    if len(shape) != 4:
-        return "the output must be 4-D: (B, C_out, H_out, W_out)"
-    B, C_out, H_out, W_out = expected_shape
-    if shape == (B, C_out, W_out, H_out) and H_out != W_out:
-        return "height and width swapped"
-    if shape != expected_shape and shape[:2] == (B, C_out) and max(abs(shape[2] - H_out), abs(shape[3] - W_out)) == 1:
-        return "output size off by one: check the + 1 and the rounding down in the output-size formula"
-    if shape[:2] == (C_out, B):
-        return "batch and channel axes swapped: the output is (B, C_out, H_out, W_out)"
-    if shape[0] == B and shape[1] == C_in != C_out:
-        return "one output channel per input channel: the output has C_out = w.shape[0] channels"
-    return None
 
 
 # ---- typical bugs -------------------------------------------------------------------------------
@@ -318,6 +243,42 @@ def conv2d_forward_naive(x, w, b, stride=1, pad=0):
     return y
 '''
 
+# The reference's conv2d_forward_naive with the {placeholders} filled in: correct by default, one bug each.
+_NAIVE = '''\
+def conv2d_forward_naive(x, w, b, stride=1, pad=0):
+    B, C_in, H, W = x.shape
+    C_out, _, {kernel} = w.shape
+    H_out = {H_out}
+    W_out = {W_out}
+    x_pad = {x_pad}
+    y = np.zeros(({y_shape}))
+    for bi in range(B):
+        for co in range(C_out):
+            for i in range(H_out):
+                for j in range(W_out):
+                    top, left = {top_left}
+                    x_patch = x_pad[bi, :, top:top + K_h, left:left + K_w]
+                    y[{y_index}] = {value}
+    return y
+'''
+_CORRECT_NAIVE = {"kernel": "K_h, K_w", "H_out": "conv_output_size(H, K_h, stride, pad)",
+                  "W_out": "conv_output_size(W, K_w, stride, pad)", "x_pad": "zero_pad(x, pad)",
+                  "y_shape": "B, C_out, H_out, W_out", "top_left": "stride * i, stride * j", "y_index": "bi, co, i, j",
+                  "value": "conv_single_step(x_patch, w[co], b[co])"}
+
+
+def _naive(**bug: str) -> dict[str, str]:
+    """lesson 01's conv2d_forward_naive with one bug filled in."""
+    return {"conv2d_forward_naive": _NAIVE.format(**(_CORRECT_NAIVE | bug))}
+
+def _size(body: str) -> dict[str, str]:
+    return {"conv_output_size": f"def conv_output_size(in_size, kernel_size, stride=1, pad=0):\n    return {body}\n"}
+
+
+def _step(body: str) -> dict[str, str]:
+    return {"conv_single_step": f"def conv_single_step(x_patch, w, b):\n    return {body}\n"}
+
+
 BUGS = {   # autograder.grader.bugs: each bug as students write it, and the cells it must fail
     "stride_ignored": Bug({"conv2d_forward": _STRIDE_IGNORED}, fails={"test_conv2d_forward": "stride ignored"}),
     "padded_twice": Bug({"conv2d_forward": _PADDED_TWICE}, fails={"test_conv2d_forward": "padding applied twice"}),
@@ -339,4 +300,37 @@ BUGS = {   # autograder.grader.bugs: each bug as students write it, and the cell
         {"conv_output_size": "def conv_output_size(in_size, kernel_size, stride=1, pad=0):\n"
                              "    return (in_size + 2 * pad - kernel_size) // stride\n"},
         fails={"test_conv_output_size": "the + 1 is missing", "test_conv2d_forward_naive": "off by one"}),
+    # Tested in process only (shipped=False). conv2d_forward_naive calls the three small functions.
+    "naive_stride_ignored": Bug(_naive(top_left="i, j"), shipped=False,
+                                fails={"test_conv2d_forward_naive": "stride ignored"}),
+    "naive_padding_ignored": Bug(_naive(H_out="conv_output_size(H, K_h, stride)", W_out="conv_output_size(W, K_w, stride)",
+                                        x_pad="x"), shipped=False, fails={"test_conv2d_forward_naive": "padding ignored"}),
+    "naive_padded_twice": Bug(_naive(x_pad="zero_pad(zero_pad(x, pad), pad)"), shipped=False,
+                              fails={"test_conv2d_forward_naive": "padding applied twice"}),
+    "naive_bias_per_input_channel": Bug(
+        _naive(value="sum(conv_single_step(x_patch[ci], w[co, ci], b[co]) for ci in range(C_in))"), shipped=False,
+        fails={"test_conv2d_forward_naive": "bias added once per input channel"}),
+    "naive_first_channel_only": Bug(_naive(value="conv_single_step(x_patch[0], w[co, 0], b[co])"), shipped=False,
+                                    fails={"test_conv2d_forward_naive": "only the first input channel"}),
+    "naive_size_off_by_one": Bug(_naive(H_out="(H + 2 * pad - K_h) // stride", W_out="(W + 2 * pad - K_w) // stride"),
+                                 shipped=False, fails={"test_conv2d_forward_naive": "off by one"}),
+    "naive_height_width_swapped": Bug(_naive(y_shape="B, C_out, W_out, H_out", y_index="bi, co, j, i"), shipped=False,
+                                      fails={"test_conv2d_forward_naive": "height and width swapped"}),
+    # K_h, K_w unpacked in the wrong order, and the kernel reshaped to the patch to silence the error
+    "naive_kernel_axes_swapped": Bug(
+        _naive(kernel="K_w, K_h", value="conv_single_step(x_patch, w[co].reshape(x_patch.shape), b[co])"),
+        shipped=False, fails={"test_conv2d_forward_naive": "kernel height and width swapped"}),
+    "size_stride_ignored": Bug(_size("in_size + 2 * pad - kernel_size + 1"), shipped=False,
+                               fails={"test_conv_output_size": "stride ignored", "test_conv2d_forward_naive": ""}),
+    "size_true_division": Bug(_size("(in_size + 2 * pad - kernel_size) / stride + 1"), shipped=False,
+                              fails={"test_conv_output_size": "use floor division", "test_conv2d_forward_naive": ""}),
+    "size_plus_two": Bug(_size("(in_size + 2 - kernel_size) // stride + 1"), shipped=False,
+                         fails={"test_conv_output_size": "both sides", "test_conv2d_forward_naive": ""}),
+    "step_kernel_flipped": Bug(_step("float(np.sum(x_patch * w[:, ::-1, ::-1]) + b)"), shipped=False,
+                               fails={"test_conv_single_step": "kernel flipped", "test_conv2d_forward_naive": "kernel flipped"}),
+    "step_bias_every_product": Bug(_step("float(np.sum(x_patch * w + b))"), shipped=False,
+                                   fails={"test_conv_single_step": "bias added to every product",
+                                          "test_conv2d_forward_naive": ""}),
+    "pad_all_axes": Bug({"zero_pad": "def zero_pad(x, pad):\n    return np.pad(x, pad)\n"}, shipped=False,
+                        fails={"test_zero_pad": "all four axes", "test_conv2d_forward_naive": ""}),
 }

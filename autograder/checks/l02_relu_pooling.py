@@ -5,7 +5,8 @@ Cases: randomized shapes; pool/stride combinations that tile, overlap (3/2, 3/1,
 kept); all-negative inputs; inputs full of ties (small whole numbers) for the max-pooling tie rule;
 exact zeros for ReLU. Upstream gradients `dy` take both signs.
 
-Each diagnose() recomputes typical bugs (with loops written here, or from `ref`) and names the one
+Each diagnosis (the pooling ones in autograder.checks.common.pooling, shared with lesson 04)
+recomputes typical bugs (with loops, or from `ref`) and names the one
 the student's output matches: ties split or sent to every maximum, overlapping windows overwriting
 instead of accumulating, stride ignored, the 1/pool**2 factor missing, the ReLU mask taken from dy
 or including x == 0, ... A function that writes into its input (a running max or sum started on a
@@ -13,18 +14,19 @@ view of x) is caught before any diagnosis: the runner reports which argument cha
 """
 from __future__ import annotations
 
-import functools
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import numpy as np
 
+from autograder.checks.common import pooling
+from autograder.grader.bugs import Bug
 from autograder.grader.spec import Case, Part, Tol, compare, same_dtype
+from convlab.diagnosis import first_matching_bug
 
 LESSON = "02_relu_pooling"
 _KEEP_DTYPE = same_dtype("np.zeros_like(x) rather than np.zeros(x.shape)")
 
 POOLINGS = [(2, 2), (3, 2), (3, 1), (2, 1), (2, 3), (1, 1)]     # (pool, stride)
-FIRST_MAX = "send it whole to the first maximum in row-major order (what np.argmax of the flattened window gives)"
 
 
 # ---------------------------------------------------------------- inputs
@@ -69,77 +71,6 @@ def _label(shape: tuple, dtype, kind: str, pool: int | None = None, stride: int 
     return text + {"negative": ", all negative", "ties": ", with tied maxima", "zeros": ", with exact zeros"}.get(kind, "")
 
 
-def _first_match(actual: Any, bugs: Iterator[tuple[str, Callable[[], Any]]], tol: Tol) -> str | None:
-    """The name of the first bug whose output `actual` matches (shape, and values within the case's bound)."""
-    if not isinstance(actual, np.ndarray) or actual.dtype.kind not in "biuf":
-        return None
-    for name, output in bugs:
-        candidate = output()
-        if isinstance(candidate, np.ndarray) and tol.matches(actual, candidate):
-            return name
-    return None
-
-
-# ---------------------------------------------------------------- typical bugs, written out with loops
-def _max_routes(dy, x, pool, stride, tie="first", accumulate=True, step=None, upstream=True):
-    """Max-pooling backward with a chosen (possibly wrong) rule; None where the rule is undefined."""
-    step = stride if step is None else step
-    dx = np.zeros(x.shape)
-    for b, c, i, j in np.ndindex(*dy.shape):
-        window = x[b, c, step * i:step * i + pool, step * j:step * j + pool]
-        if window.shape != (pool, pool):
-            return None
-        winners = np.argwhere(window == window.max())             # row-major order
-        winners = {"first": winners[:1], "last": winners[-1:]}.get(tie, winners)
-        grad = dy[b, c, i, j] if upstream else 1.0
-        for m, n in winners:
-            share = grad / len(winners) if tie == "split" else grad
-            if accumulate:
-                dx[b, c, step * i + m, step * j + n] += share
-            else:
-                dx[b, c, step * i + m, step * j + n] = share
-    return dx
-
-
-def _avg_spreads(dy, x, pool, stride, accumulate=True, step=None):
-    """Average-pooling backward with overwrite or a wrong window step; None where undefined."""
-    step = stride if step is None else step
-    dx = np.zeros(x.shape)
-    for b, c, i, j in np.ndindex(*dy.shape):
-        rows, cols = slice(step * i, step * i + pool), slice(step * j, step * j + pool)
-        if dx[b, c, rows, cols].shape != (pool, pool):
-            return None
-        if accumulate:
-            dx[b, c, rows, cols] += dy[b, c, i, j] / pool**2
-        else:
-            dx[b, c, rows, cols] = dy[b, c, i, j] / pool**2
-    return dx
-
-
-STRIDE_IGNORED = "stride ignored: window (i, j) starts at row stride * i and column stride * j"
-STEPPED_BY_POOL = "the windows were stepped by pool instead of stride"
-
-
-def _shape_bugs(x, pool, stride, forward, H_out, W_out) -> Iterator[tuple[str, Callable]]:
-    """Forward bugs about where windows sit: stride ignored, output size rounded up."""
-    if stride != 1:
-        yield STRIDE_IGNORED, lambda: forward(x, pool, 1)
-        yield "stride ignored inside the loop: window (i, j) starts at row stride * i and column stride * j", \
-            lambda: forward(x, pool, 1)[:, :, :H_out, :W_out]
-    if pool != stride and pool <= min(x.shape[2:]):
-        yield STEPPED_BY_POOL, lambda: forward(x, pool, pool)
-
-
-def _step_bugs(pool, stride, backward: Callable[..., np.ndarray]) -> list[tuple[str, Callable]]:
-    """Backward bugs about where windows sit; backward(step=...) routes with windows `step` apart."""
-    bugs = []
-    if stride != 1:
-        bugs.append((STRIDE_IGNORED, lambda: backward(step=1)))
-    if pool != stride:
-        bugs.append((STEPPED_BY_POOL, lambda: backward(step=pool)))
-    return bugs
-
-
 def _diagnose_pool_output_size(case: Case, actual: Any) -> str | None:
     size, pool, stride = case.args
     if isinstance(actual, (float, np.floating)) and float(actual).is_integer():
@@ -163,74 +94,21 @@ def _int_check(actual: Any, case: Case) -> str | None:
 def parts(ref, rng: np.random.Generator) -> list[Part]:
     def relu_bugs_forward(case, actual):
         (x,) = case.args
-        return _first_match(actual, iter([
+        return first_matching_bug(actual, [
             ("returned the mask x > 0 instead of the values max(0, x)", lambda: (x > 0).astype(x.dtype)),
             ("kept the negative part min(0, x): ReLU keeps the positive part", lambda: np.minimum(x, 0)),
             ("returned |x|: negative inputs must become 0", lambda: np.abs(x)),
-        ]), case.tol)
+        ], case.tol)
 
     def relu_bugs_backward(case, actual):
         dy, x = case.args
-        return _first_match(actual, iter([
+        return first_matching_bug(actual, [
             ("the mask uses dy > 0: it must come from the forward input, x > 0", lambda: dy * (dy > 0)),
             ("the mask includes x == 0: the gradient at 0 is 0 by convention, so use x > 0", lambda: dy * (x >= 0)),
             ("returned the mask x > 0 without multiplying it by dy", lambda: (x > 0).astype(x.dtype)),
             ("multiplied dy by relu(x) instead of by the mask x > 0", lambda: dy * np.maximum(x, 0)),
             ("returned dy unchanged: block it where x <= 0", lambda: dy),
-        ]), case.tol)
-
-    def pool_bugs_forward(kind):
-        forward = ref.maxpool2d_forward if kind == "max" else ref.avgpool2d_forward
-
-        def diagnose(case, actual):
-            (x,), pool, stride = case.args, case.kwargs["pool"], case.kwargs["stride"]
-            H_out, W_out = case.expected.shape[2:]
-            rounded_up = tuple(-(-(size - pool) // stride) + 1 for size in x.shape[2:])
-            if rounded_up != (H_out, W_out) and getattr(actual, "shape", ())[2:] == rounded_up:
-                return "windows that do not fit entirely were kept: H_out = floor((H - pool) / stride) + 1"
-            bugs = list(_shape_bugs(x, pool, stride, forward, H_out, W_out))
-            if kind == "max":
-                bugs += [("the running maximum starts at 0, so windows of negative values give 0",
-                          lambda: np.maximum(case.expected, 0)),
-                         ("computed the mean of each window instead of its maximum",
-                          lambda: ref.avgpool2d_forward(x, pool, stride))]
-            else:
-                if pool > 1:                                  # a 1x1 window's sum is its mean
-                    bugs += [("summed each window instead of averaging: divide by pool**2",
-                              lambda: case.expected * pool**2),
-                             ("divided by pool instead of pool**2", lambda: case.expected * pool)]
-                bugs += [("computed the maximum of each window instead of its mean",
-                          lambda: ref.maxpool2d_forward(x, pool, stride))]
-            return _first_match(actual, iter(bugs), case.tol)
-        return diagnose
-
-    def max_bugs_backward(case, actual):
-        (dy, x), pool, stride = case.args, case.kwargs["pool"], case.kwargs["stride"]
-        bugs = [(f"the gradient of a window with tied maxima was split among them: {FIRST_MAX}",
-                 lambda: _max_routes(dy, x, pool, stride, tie="split")),
-                (f"the whole gradient went to every tied maximum of a window: {FIRST_MAX}",
-                 lambda: _max_routes(dy, x, pool, stride, tie="all")),
-                (f"ties went to the last maximum of the window: {FIRST_MAX}",
-                 lambda: _max_routes(dy, x, pool, stride, tie="last")),
-                ("overlapping windows overwrite each other's gradient (dx[...] = ..., or a fancy-indexed +=, "
-                 "keeps only the last write): accumulate with += per window, or np.add.at",
-                 lambda: _max_routes(dy, x, pool, stride, accumulate=False)),
-                ("routed 1 instead of the upstream gradient dy[b, c, i, j]",
-                 lambda: _max_routes(dy, x, pool, stride, upstream=False)),
-                ("every cell of the window received dy: only the maximum should",
-                 lambda: ref.avgpool2d_backward(dy, x, pool, stride) * pool**2)]
-        bugs += _step_bugs(pool, stride, functools.partial(_max_routes, dy, x, pool, stride))
-        return _first_match(actual, iter(bugs), case.tol)
-
-    def avg_bugs_backward(case, actual):
-        (dy, x), pool, stride = case.args, case.kwargs["pool"], case.kwargs["stride"]
-        bugs = [("missing the 1/pool**2 factor: each cell of a window receives dy / pool**2",
-                 lambda: case.expected * pool**2),
-                ("divided by pool instead of pool**2", lambda: case.expected * pool),
-                ("overlapping windows overwrite each other's gradient (dx[...] = ...): accumulate with +=",
-                 lambda: _avg_spreads(dy, x, pool, stride, accumulate=False))]
-        bugs += _step_bugs(pool, stride, functools.partial(_avg_spreads, dy, x, pool, stride))
-        return _first_match(actual, iter(bugs), case.tol)
+        ], case.tol)
 
     # ReLU: 4-D batches and one 2-D array (lesson 04 applies ReLU to dense layers too)
     relu_configs = [((2, 3, 5, 4), np.float64, "zeros"), ((2, 3, 6, 6), np.float32, "zeros"),
@@ -256,12 +134,12 @@ def parts(ref, rng: np.random.Generator) -> list[Part]:
                      dtype, "normal")
         kwargs, label = {"pool": pool, "stride": stride}, _label((B, C, H, W), dtype, kind, pool, stride)
         x64, dy64 = x.astype(np.float64), dy.astype(np.float64)
-        overlap = -(-pool // stride) ** 2            # the most windows one input pixel lies in
+        overlap = pooling.overlap(pool, stride)
         # Expected values: the reference in float64 on the same inputs, cast to the case's dtype. The max
         # and its routing involve no rounding; a sum of `overlap` gradients or pool**2 inputs does.
         y_max = ref.maxpool2d_forward(x64, pool, stride).astype(dtype)
         dx_max = ref.maxpool2d_backward(dy64, x64, pool, stride).astype(dtype)
-        max_bwd_tol = Tol(ref.maxpool2d_backward(np.abs(dy64), x64, pool, stride), overlap)
+        max_bwd_tol = pooling.max_backward_tol(ref, dy64, x64, pool, stride)
         for key, func, args, expected, tol in [
                 ("max_fwd_naive", "maxpool2d_forward_naive", (x,), y_max, Tol()),
                 ("max_fwd", "maxpool2d_forward", (x,), y_max, Tol()),
@@ -273,14 +151,189 @@ def parts(ref, rng: np.random.Generator) -> list[Part]:
                  Tol(ref.avgpool2d_backward(np.abs(dy64), x64, pool, stride), overlap + 1))]:
             pooled[key].append(Case(func, args, kwargs, expected=expected, check=_KEEP_DTYPE, label=label, tol=tol))
 
+    max_backward = pooling.diagnose_max_backward(ref)
     return [
         Part("test_relu_forward", relu_forward, diagnose=relu_bugs_forward),
         Part("test_relu_backward", relu_backward, diagnose=relu_bugs_backward),
         Part("test_pool_output_size", output_size, diagnose=_diagnose_pool_output_size),
-        Part("test_maxpool2d_forward_naive", pooled["max_fwd_naive"], diagnose=pool_bugs_forward("max")),
-        Part("test_maxpool2d_forward", pooled["max_fwd"], diagnose=pool_bugs_forward("max")),
-        Part("test_maxpool2d_backward_naive", pooled["max_bwd_naive"], diagnose=max_bugs_backward),
-        Part("test_maxpool2d_backward", pooled["max_bwd"], diagnose=max_bugs_backward),
-        Part("test_avgpool2d_forward", pooled["avg_fwd"], diagnose=pool_bugs_forward("avg")),
-        Part("test_avgpool2d_backward", pooled["avg_bwd"], diagnose=avg_bugs_backward),
+        Part("test_maxpool2d_forward_naive", pooled["max_fwd_naive"], diagnose=pooling.diagnose_forward(ref, "max")),
+        Part("test_maxpool2d_forward", pooled["max_fwd"], diagnose=pooling.diagnose_forward(ref, "max")),
+        Part("test_maxpool2d_backward_naive", pooled["max_bwd_naive"], diagnose=max_backward),
+        Part("test_maxpool2d_backward", pooled["max_bwd"], diagnose=max_backward),
+        Part("test_avgpool2d_forward", pooled["avg_fwd"], diagnose=pooling.diagnose_forward(ref, "avg")),
+        Part("test_avgpool2d_backward", pooled["avg_bwd"], diagnose=pooling.diagnose_avg_backward),
     ]
+
+
+# ---------------------------------------------------------------- typical bugs
+# Vectorized with fancy indexing: `dx[idx] += dy` is buffered, so when windows overlap and share
+# a winner only the last window's gradient survives. Correct whenever stride >= pool.
+_MAX_BACKWARD_FANCY_INDEX = '''\
+def maxpool2d_backward(dy, x, pool=2, stride=2):
+    B, C, H_out, W_out = dy.shape
+    windows = np.lib.stride_tricks.sliding_window_view(x, (pool, pool), axis=(2, 3))[:, :, ::stride, ::stride]
+    k = windows.reshape(B, C, H_out, W_out, pool * pool).argmax(axis=-1)
+    rows = stride * np.arange(H_out)[:, None] + k // pool
+    cols = stride * np.arange(W_out) + k % pool
+    dx = np.zeros_like(x)
+    dx[np.arange(B)[:, None, None, None], np.arange(C)[:, None, None], rows, cols] += dy
+    return dx
+'''
+
+# Splits the gradient of a tied window equally among its maxima (a valid subgradient, not our rule).
+_MAX_BACKWARD_NAIVE_SPLIT_TIES = '''\
+def maxpool2d_backward_naive(dy, x, pool=2, stride=2):
+    B, C, H_out, W_out = dy.shape
+    dx = np.zeros_like(x)
+    for b in range(B):
+        for c in range(C):
+            for i in range(H_out):
+                for j in range(W_out):
+                    window = x[b, c, stride * i:stride * i + pool, stride * j:stride * j + pool]
+                    is_max = window == window.max()
+                    dx[b, c, stride * i:stride * i + pool, stride * j:stride * j + pool] += \\
+                        dy[b, c, i, j] * is_max / is_max.sum()
+    return dx
+'''
+
+# Spreads dy over the window but forgets to divide it by the window's pool**2 cells.
+_AVG_BACKWARD_NO_SCALE = '''\
+def avgpool2d_backward(dy, x, pool=2, stride=2):
+    H_out, W_out = dy.shape[2:]
+    dx = np.zeros_like(x)
+    for m in range(pool):
+        for n in range(pool):
+            rows, cols = tap_slices(m, n, stride, H_out, W_out)
+            dx[:, :, rows, cols] += dy
+    return dx
+'''
+
+_RELU_BACKWARD_MASK_FROM_DY = '''\
+def relu_backward(dy, x):
+    return np.where(dy > 0, dy, 0)
+'''
+
+_RELU_BACKWARD_MASK_INCLUDES_ZERO = '''\
+def relu_backward(dy, x):
+    return dy * (x >= 0)
+'''
+
+# Loops over output pixels but starts window (i, j) at (i, j) instead of (stride * i, stride * j).
+_MAX_FORWARD_NAIVE_STRIDE_IGNORED = '''\
+def maxpool2d_forward_naive(x, pool=2, stride=2):
+    B, C, H, W = x.shape
+    H_out, W_out = pool_output_size(H, pool, stride), pool_output_size(W, pool, stride)
+    y = np.zeros((B, C, H_out, W_out), dtype=x.dtype)
+    for i in range(H_out):
+        for j in range(W_out):
+            y[:, :, i, j] = x[:, :, i:i + pool, j:j + pool].max(axis=(2, 3))
+    return y
+'''
+
+# Tested in process only (shipped=False): each names its bug or its in-place write.
+_MAX_BACKWARD = '''\
+def maxpool2d_backward(dy, x, pool=2, stride=2):
+    H_out, W_out = dy.shape[2:]
+    y = maxpool2d_forward(x, pool, stride)
+    dx = np.zeros_like(x)
+    pending = np.ones(y.shape, dtype=bool)      # windows whose gradient has not been routed yet
+    for m, n in {taps}:
+        rows, cols = tap_slices(m, n, stride, H_out, W_out)
+        winner = {winner}
+        dx[:, :, rows, cols] += dy * winner
+        pending &= ~winner
+    return dx
+'''
+_MAX_BACKWARD_ALL_MAXIMA = _MAX_BACKWARD.format(taps="np.ndindex(pool, pool)", winner="x[:, :, rows, cols] == y")
+_MAX_BACKWARD_LAST_MAXIMUM = _MAX_BACKWARD.format(taps="reversed(list(np.ndindex(pool, pool)))",
+                                                  winner="pending & (x[:, :, rows, cols] == y)")
+_MAX_BACKWARD_NAIVE_STRIDE_IGNORED = '''\
+def maxpool2d_backward_naive(dy, x, pool=2, stride=2):
+    dx = np.zeros_like(x)
+    for b, c, i, j in np.ndindex(*dy.shape):
+        window = x[b, c, i:i + pool, j:j + pool]
+        m, n = np.unravel_index(np.argmax(window), window.shape)
+        dx[b, c, i + m, j + n] += dy[b, c, i, j]
+    return dx
+'''
+_AVG_BACKWARD_OVERWRITES = '''\
+def avgpool2d_backward(dy, x, pool=2, stride=2):
+    dx = np.zeros_like(x)
+    for i, j in np.ndindex(*dy.shape[2:]):
+        dx[:, :, stride * i:stride * i + pool, stride * j:stride * j + pool] = dy[:, :, i:i + 1, j:j + 1] / pool**2
+    return dx
+'''
+
+# lesson 02's tap loops with the {placeholders} filled in, one bug each
+_MAX_FORWARD = '''\
+def maxpool2d_forward(x, pool=2, stride=2):
+    B, C, H, W = x.shape
+    H_out, W_out = pool_output_size(H, pool, stride), pool_output_size(W, pool, stride)
+    {start}
+    for m in range(pool):
+        for n in range(pool):
+            rows, cols = tap_slices(m, n, stride, H_out, W_out)
+            np.maximum(y, x[:, :, rows, cols], out=y)
+    return y
+'''
+_AVG_FORWARD = '''\
+def avgpool2d_forward(x, pool=2, stride=2):
+    B, C, H, W = x.shape
+    H_out, W_out = pool_output_size(H, pool, stride), pool_output_size(W, pool, stride)
+    {start}
+    for m, n in {taps}:
+        rows, cols = tap_slices(m, n, stride, H_out, W_out)
+        total += x[:, :, rows, cols]
+    return {result}
+'''
+_FIRST_TAP_VIEW = "rows, cols = tap_slices(0, 0, stride, H_out, W_out)\n    {} = x[:, :, rows, cols]        # the first tap, a view of x"
+_MAX_FORWARD_ZERO_START = _MAX_FORWARD.format(start="y = np.zeros((B, C, H_out, W_out), dtype=x.dtype)")
+_MAX_FORWARD_FLOAT64 = _MAX_FORWARD.format(start="y = np.full((B, C, H_out, W_out), -np.inf)")
+_MAX_FORWARD_ON_A_VIEW = _MAX_FORWARD.format(start=_FIRST_TAP_VIEW.format("y"))
+_AVG_FORWARD_SUM = _AVG_FORWARD.format(start="total = np.zeros((B, C, H_out, W_out), dtype=x.dtype)",
+                                       taps="np.ndindex(pool, pool)", result="total")
+_AVG_FORWARD_SUM_ON_A_VIEW = _AVG_FORWARD.format(start=_FIRST_TAP_VIEW.format("total"),
+                                                 taps="list(np.ndindex(pool, pool))[1:]", result="total / pool**2")
+
+BUGS = {   # autograder.grader.bugs: each bug as students write it, and the cells it must fail
+    "max_backward_overwrites_overlaps": Bug({"maxpool2d_backward": _MAX_BACKWARD_FANCY_INDEX},
+                                            fails={"test_maxpool2d_backward": "overwrite each other's gradient"}),
+    "max_backward_naive_splits_ties": Bug({"maxpool2d_backward_naive": _MAX_BACKWARD_NAIVE_SPLIT_TIES},
+                                          fails={"test_maxpool2d_backward_naive": "split among them"}),
+    "avg_backward_missing_scale": Bug({"avgpool2d_backward": _AVG_BACKWARD_NO_SCALE},
+                                      fails={"test_avgpool2d_backward": "missing the 1/pool**2 factor"}),
+    "relu_backward_mask_from_dy": Bug({"relu_backward": _RELU_BACKWARD_MASK_FROM_DY},
+                                      fails={"test_relu_backward": "the mask uses dy > 0"}),
+    "relu_backward_mask_includes_zero": Bug({"relu_backward": _RELU_BACKWARD_MASK_INCLUDES_ZERO},
+                                            fails={"test_relu_backward": "the mask includes x == 0"}),
+    "max_forward_naive_stride_ignored": Bug({"maxpool2d_forward_naive": _MAX_FORWARD_NAIVE_STRIDE_IGNORED},
+                                            fails={"test_maxpool2d_forward_naive": "stride ignored"}),
+    "max_backward_all_maxima": Bug({"maxpool2d_backward": _MAX_BACKWARD_ALL_MAXIMA}, shipped=False,
+                                   fails={"test_maxpool2d_backward": "every tied maximum"}),
+    "max_backward_last_maximum": Bug({"maxpool2d_backward": _MAX_BACKWARD_LAST_MAXIMUM}, shipped=False,
+                                     fails={"test_maxpool2d_backward": "last maximum"}),
+    "max_backward_naive_stride_ignored": Bug({"maxpool2d_backward_naive": _MAX_BACKWARD_NAIVE_STRIDE_IGNORED},
+                                             shipped=False, fails={"test_maxpool2d_backward_naive": "stride ignored"}),
+    "avg_backward_overwrites": Bug({"avgpool2d_backward": _AVG_BACKWARD_OVERWRITES}, shipped=False,
+                                   fails={"test_avgpool2d_backward": "overwrite"}),
+    "avg_forward_sums": Bug({"avgpool2d_forward": _AVG_FORWARD_SUM}, shipped=False,
+                            fails={"test_avgpool2d_forward": "divide by pool**2"}),
+    # maxpool2d_backward calls maxpool2d_forward: a forward bug costs its points too
+    "max_forward_starts_at_zero": Bug({"maxpool2d_forward": _MAX_FORWARD_ZERO_START}, shipped=False,
+                                      fails={"test_maxpool2d_forward": "starts at 0", "test_maxpool2d_backward": ""}),
+    "max_forward_float64": Bug({"maxpool2d_forward": _MAX_FORWARD_FLOAT64}, shipped=False,
+                               fails={"test_maxpool2d_forward": "keep the input's dtype"}),
+    "max_forward_on_a_view": Bug({"maxpool2d_forward": _MAX_FORWARD_ON_A_VIEW}, shipped=False,
+                                 fails={"test_maxpool2d_forward": "changed its argument x in place",
+                                        "test_maxpool2d_backward": "changed its argument x in place"}),
+    "avg_forward_on_a_view": Bug({"avgpool2d_forward": _AVG_FORWARD_SUM_ON_A_VIEW}, shipped=False,
+                                 fails={"test_avgpool2d_forward": "changed its argument x in place"}),
+    "relu_forward_returns_mask": Bug({"relu_forward": "def relu_forward(x):\n    return (x > 0).astype(x.dtype)\n"},
+                                     shipped=False, fails={"test_relu_forward": "mask x > 0"}),
+    # every pooling function sizes its output with pool_output_size
+    "pool_output_size_rounds_up": Bug(
+        {"pool_output_size": "def pool_output_size(size, pool, stride):\n"
+                             "    return int(np.ceil((size - pool) / stride)) + 1\n"}, shipped=False,
+        fails={"test_pool_output_size": "rounded up", "test_maxpool2d_forward_naive": "", "test_maxpool2d_forward": "",
+               "test_maxpool2d_backward": "", "test_avgpool2d_forward": ""}),
+}

@@ -9,17 +9,18 @@ on a layer too big for Python loops over pixels (5 s limit, as lesson 01's forwa
 Expected values are computed by the reference in float64 and cast to the case's dtype. Each
 gradient is a sum of products, judged by convlab.tolerance's rounding bound: its magnitude is the
 same backward pass of |dy|, |x|, |w|, its length C_out*K_h*K_w for dx and B*H_out*W_out for dw and db
-(`backward_tol`). The forward pass is judged, and diagnosed, as in lesson 01.
+(autograder.checks.common.conv.backward_tol). The forward pass is judged, and diagnosed, as in
+lessons 01 and 04 (common.conv).
 """
 from __future__ import annotations
 
 import numpy as np
 
-import functools
-
-from autograder.checks.l01_conv_forward import conv_tol, diagnose_conv
+from autograder.checks.common.conv import backward_tol, diagnose_forward, forward_case
+from autograder.grader.bugs import Bug
 from autograder.grader.spec import Case, Part, Raised, Tol, compare, tol_for
 from convlab import conv_bugs
+from convlab.diagnosis import first_matching_bug
 
 LESSON = "03_conv_backward"
 GRADIENTS = ("dx", "dw", "db")
@@ -53,15 +54,6 @@ def _problem(rng, stride, pad, dtype=np.float64, divisible=None, k_min=1, same_c
 
 def _f64(*arrays):
     return tuple(np.asarray(a, dtype=np.float64) for a in arrays)
-
-
-def backward_tol(ref, dy, x, w, stride, pad) -> tuple[Tol, Tol, Tol]:
-    """Rounding bounds of (dx, dw, db): the backward pass of |dy|, |x|, |w| is each sum's magnitude;
-    dx[bi, ci, h, w_] sums at most C_out*K_h*K_w products, dw and db sum over B*H_out*W_out positions."""
-    magnitudes = ref.conv2d_backward(*(np.abs(a) for a in _f64(dy, x, w)), stride=stride, pad=pad)
-    C_out, _, K_h, K_w = w.shape
-    positions = int(np.prod(dy.shape)) // C_out
-    return Tol(magnitudes[0], C_out * K_h * K_w), Tol(magnitudes[1], positions), Tol(magnitudes[2], positions)
 
 
 # ---- judging a (dx, dw, db) tuple ---------------------------------------------------------------
@@ -176,8 +168,7 @@ def _diagnose_rot180(case: Case, actual) -> str | None:
         bugs[:0] = [("all axes reversed, the channel axes too: flip only the last two, w[..., ::-1, ::-1]", np.flip(w)),
                     ("the first two axes reversed (np.rot90 and w[::-1, ::-1] act on axes 0 and 1): reverse the "
                      "last two, w[..., ::-1, ::-1] or np.rot90(w, 2, axes=(-2, -1))", w[::-1, ::-1])]
-    return next((bug for bug, variant in bugs if _close(actual, variant, case.tol)
-                 and not _close(actual, case.expected, case.tol)), None)
+    return None if _close(actual, case.expected, case.tol) else first_matching_bug(actual, bugs, case.tol)
 
 
 def _diagnose_dilate(case: Case, actual) -> str | None:
@@ -235,10 +226,7 @@ def parts(ref, rng) -> list[Part]:
     forward_cases = []
     for stride, pad, dtype in [(1, 0, np.float64), (2, 1, np.float64), (3, 2, np.float32), (1, 1, np.float64)]:
         _, x, w, b, label = _problem(rng, stride, pad, dtype, divisible=False, k_min=2)
-        kwargs = {"stride": stride, "pad": pad}
-        forward_cases.append(Case("conv2d_forward", (x, w, b), kwargs, label=label,
-                                  expected=_expected(lambda: ref.conv2d_forward(*_f64(x, w, b), **kwargs), dtype),
-                                  tol=conv_tol(ref, x, w, b, **kwargs)))
+        forward_cases.append(forward_case(ref, "conv2d_forward", x, w, b, stride, pad, label))
 
     conv1d_cases = []
     for N, K in [(int(rng.integers(5, 12)), 3), (int(rng.integers(4, 9)), int(rng.integers(2, 5))),
@@ -270,7 +258,7 @@ def parts(ref, rng) -> list[Part]:
 
     backward_diagnose = _diagnose_backward(ref)
     return [
-        Part("test_conv2d_forward", forward_cases, diagnose=functools.partial(diagnose_conv, ref)),
+        Part("test_conv2d_forward", forward_cases, diagnose=diagnose_forward(ref)),
         Part("test_conv1d_backward", conv1d_cases, diagnose=_diagnose_conv1d),
         Part("test_conv2d_backward_naive", _backward_cases(ref, rng, "conv2d_backward_naive", NAIVE_SPECS),
              diagnose=backward_diagnose),
@@ -281,3 +269,119 @@ def parts(ref, rng) -> list[Part]:
              + [_speed_case(ref, rng)], diagnose=backward_diagnose),
     ]
 
+
+# ---- typical bugs ---------------------------------------------------------------------------------
+# The reference's conv2d_backward with the {placeholders} filled in: correct by default, one bug per sample.
+_BACKWARD = '''def conv2d_backward(dy, x, w, stride=1, pad=0):
+    B, C_out, H_out, W_out = dy.shape
+    _, C_in, K_h, K_w = w.shape
+    _, _, H, W = x.shape
+    x_pad = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
+    windows = sliding_window_view(x_pad, (K_h, K_w), axis=(2, 3))[:, :, ::stride, ::stride]
+    cols = windows.transpose(1, 4, 5, 0, 2, 3).reshape(C_in * K_h * K_w, B * H_out * W_out)
+    dy_mat = dy.transpose(1, 0, 2, 3).reshape(C_out, B * H_out * W_out)
+    dw = {dw}
+    dcols = (w.reshape(C_out, -1).T @ dy_mat).reshape(C_in, K_h, K_w, B, H_out, W_out)
+    dx_pad = np.zeros(({dx_pad_shape}), dtype={dtype})
+    for m in range(K_h):
+        for n in range(K_w):
+            dx_pad[:, :, {rows}, {cols}] += dcols[:, m, n]
+    dx = dx_pad[:, :, {crop}].transpose(1, 0, 2, 3)
+    return dx, dw, {db}
+'''
+_CORRECT = {"dw": "(dy_mat @ cols.T).reshape(w.shape)", "dtype": "dcols.dtype", "db": "dy.sum(axis=(0, 2, 3))",
+            "rows": "m:m + stride * H_out:stride", "cols": "n:n + stride * W_out:stride",
+            "dx_pad_shape": "C_in, B, H + 2 * pad, W + 2 * pad", "crop": "pad:pad + H, pad:pad + W"}
+
+
+def _backward(**bug: str) -> str:
+    return _BACKWARD.format(**(_CORRECT | bug))
+
+
+def _rot180(body: str) -> dict[str, str]:
+    return {"rot180": f"def rot180(w):\n    return {body}\n"}
+
+
+# The rotated-kernel form, its kernel left as a {placeholder}; without the rotation: dy convolved with w itself.
+_DX_ROTATED = '''def conv2d_dx_rotated(dy, w, x_shape, stride=1, pad=0):
+    _, C_in, H, W = x_shape
+    _, _, K_h, K_w = w.shape
+    dy_full = np.pad(dilate(dy, stride), ((0, 0), (0, 0), (K_h - 1, K_h - 1), (K_w - 1, K_w - 1)))
+    covered = conv2d_forward(dy_full, {kernel}, np.zeros(C_in))
+    dx_pad = np.zeros((dy.shape[0], C_in, H + 2 * pad, W + 2 * pad))
+    dx_pad[:, :, :covered.shape[2], :covered.shape[3]] = covered
+    return dx_pad[:, :, pad:pad + H, pad:pad + W]
+'''
+_DX_NOT_FLIPPED = _DX_ROTATED.format(kernel="w.transpose(1, 0, 2, 3)")
+
+# The loops, returning dx_pad itself.
+_NAIVE_NOT_CROPPED = '''def conv2d_backward_naive(dy, x, w, stride=1, pad=0):
+    B, C_out, H_out, W_out = dy.shape
+    _, _, K_h, K_w = w.shape
+    x_pad = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
+    dx_pad, dw = np.zeros_like(x_pad), np.zeros_like(w)
+    for b in range(B):
+        for co in range(C_out):
+            for i in range(H_out):
+                for j in range(W_out):
+                    rows, cols = slice(stride * i, stride * i + K_h), slice(stride * j, stride * j + K_w)
+                    dx_pad[b, :, rows, cols] += dy[b, co, i, j] * w[co]
+                    dw[co] += dy[b, co, i, j] * x_pad[b, :, rows, cols]
+    return dx_pad, dw, dy.sum(axis=(0, 2, 3))
+'''
+
+BUGS = {   # autograder.grader.bugs: each bug as students write it, and the cells it must fail
+    "kernel_not_flipped": Bug({"conv2d_dx_rotated": _DX_NOT_FLIPPED},
+                              fails={"test_conv2d_dx_rotated": "kernel not flipped in dX"}),
+    # col2im scattering with step 1: the same as forgetting to dilate dy.
+    "stride_ignored_in_dx": Bug({"conv2d_backward": _backward(rows="m:m + H_out", cols="n:n + W_out")},
+                                fails={"test_conv2d_backward": "stride ignored in dX"}),
+    # dilate() that inserts nothing: conv2d_dx_rotated, which calls it, loses its stride too.
+    "no_dilation": Bug({"dilate": "def dilate(dy, stride):\n    return dy\n"},
+                       fails={"test_dilate": "nothing inserted", "test_conv2d_dx_rotated": "stride ignored in dX"}),
+    "padding_not_cropped": Bug({"conv2d_backward_naive": _NAIVE_NOT_CROPPED},
+                               fails={"test_conv2d_backward_naive": "padding not cropped"}),
+    "db_wrong_axes": Bug({"conv2d_backward": _backward(db="dy.sum(axis=(2, 3))")},
+                         fails={"test_conv2d_backward": "db summed over the wrong axes"}),
+    "dw_transposed": Bug({"conv2d_backward": _backward(
+        dw="(cols @ dy_mat.T).reshape(C_in, K_h, K_w, C_out).transpose(0, 3, 1, 2)")},
+        fails={"test_conv2d_backward": "C_out and C_in axes swapped"}),
+    "float64_gradients": Bug({"conv2d_backward": _backward(dtype="np.float64")},
+                             fails={"test_conv2d_backward": "wrong dtype"}),
+    # The "vectorized" backward just calls the loops: correct, but caught by the speed check's time limit.
+    "backward_calls_naive": Bug({"conv2d_backward": (
+        "def conv2d_backward(dy, x, w, stride=1, pad=0):\n"
+        "    return conv2d_backward_naive(dy, x, w, stride=stride, pad=pad)\n")},
+        fails={"test_conv2d_backward": "did not return within the time limit"}),
+    # Lesson 01's forward not pasted: its own test and the rotated form that calls it fail.
+    "forward_not_pasted": Bug({"conv2d_forward": "def conv2d_forward(x, w, b, stride=1, pad=0):\n"
+                                                "    raise NotImplementedError()\n"},
+                              fails={"test_conv2d_forward": "not implemented",
+                                     "test_conv2d_dx_rotated": "a function it calls (conv2d_forward"}),
+    # Tested in process only (shipped=False); conv2d_dx_rotated calls rot180.
+    "dx_channels_not_swapped": Bug({"conv2d_dx_rotated": _DX_ROTATED.format(kernel="rot180(w)")}, shipped=False,
+                                   fails={"test_conv2d_dx_rotated": "channel axes not swapped"}),
+    "dx_cropped_at_wrong_offset": Bug({"conv2d_backward": _backward(crop=":H, :W")}, shipped=False,
+                                      fails={"test_conv2d_backward": "cropped at the wrong offset"}),
+    "dx_rows_missing": Bug({"conv2d_backward": _backward(
+        dx_pad_shape="C_in, B, (H_out - 1) * stride + K_h, (W_out - 1) * stride + K_w")}, shipped=False,
+        fails={"test_conv2d_backward": "no window reached"}),
+    "dw_rotated": Bug({"conv2d_backward": _backward(dw="(dy_mat @ cols.T).reshape(w.shape)[..., ::-1, ::-1]")},
+                      shipped=False, fails={"test_conv2d_backward": "rotated by 180"}),
+    "dw_kernel_axes_swapped": Bug({"conv2d_backward": _backward(dw="(dy_mat @ cols.T).reshape(w.shape).swapaxes(2, 3)")},
+                                  shipped=False, fails={"test_conv2d_backward": "K_h and K_w axes swapped"}),
+    "dw_averaged": Bug({"conv2d_backward": _backward(dw="(dy_mat @ cols.T).reshape(w.shape) / B")}, shipped=False,
+                       fails={"test_conv2d_backward": "divided by the batch size"}),
+    "db_averaged": Bug({"conv2d_backward": _backward(db="dy.mean(axis=(0, 2, 3))")}, shipped=False,
+                       fails={"test_conv2d_backward": "averaged instead of summed"}),
+    "db_summed_to_a_number": Bug({"conv2d_backward": _backward(db="dy.sum()")}, shipped=False,
+                                 fails={"test_conv2d_backward": "db summed over the wrong axes"}),
+    "rot180_transposed": Bug(_rot180("w.swapaxes(-1, -2)"), shipped=False,
+                             fails={"test_rot180": "swapped K_h and K_w", "test_conv2d_dx_rotated": ""}),
+    "rot180_flips_every_axis": Bug(_rot180("np.flip(w)"), shipped=False,
+                                   fails={"test_rot180": "all axes reversed", "test_conv2d_dx_rotated": ""}),
+    "rot180_first_two_axes": Bug(_rot180("np.rot90(w, 2)"), shipped=False,
+                                 fails={"test_rot180": "first two axes reversed", "test_conv2d_dx_rotated": ""}),
+    "rot180_rows_only": Bug(_rot180("w[..., ::-1, :]"), shipped=False,
+                            fails={"test_rot180": "only the rows reversed", "test_conv2d_dx_rotated": "one axis only"}),
+}

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import numpy as np
 
-import functools
-
-from autograder.checks.l01_conv_forward import conv_tol, diagnose_conv
-from autograder.checks.l03_conv_backward import backward_tol
+from autograder.checks.common import pooling
+from autograder.checks.common.conv import backward_tol, conv_tol, diagnose_forward, forward_case
 from autograder.grader.spec import Case, Part, Raised, Tol, compare, tol_for
 from convlab.tolerance import sensitivity
 from convlab.data import load_digits_split
+from autograder.checks._l04_bugs import BUGS  # noqa: F401  (the lesson's typical bugs, as students write them)
 
 LESSON = "04_train_cnn"
 _GRADER_EVENTS = {"Timeout", "Unsupported", "Crashed", "NotRun"}   # Raised types the sandbox sets itself
@@ -74,7 +73,7 @@ def _conv_parts(ref, rng) -> list[Part]:
         dy = rng.normal(size=y.shape)
         label = _conv_label(x, w, stride, pad)
         y_tol, grad_tols = conv_tol(ref, x, w, b, stride, pad), backward_tol(ref, dy, x, w, stride, pad)
-        forward_cases.append(Case("conv2d_forward", (x, w, b), {"stride": stride, "pad": pad}, y, label=label, tol=y_tol))
+        forward_cases.append(forward_case(ref, "conv2d_forward", x, w, b, stride, pad, label))
         backward_cases.append(Case("conv2d_backward", (dy, x, w), {"stride": stride, "pad": pad},
                                    ref.conv2d_backward(dy, x, w, stride=stride, pad=pad), label=label, tol=grad_tols,
                                    check=_named_outputs(["conv2d_backward dx", "conv2d_backward dw", "conv2d_backward db"])))
@@ -99,18 +98,9 @@ def _conv_parts(ref, rng) -> list[Part]:
             return "Conv2D does not pass its stride and pad on to conv2d_forward"
         return None
 
-    return [Part("test_conv2d_forward", forward_cases, functools.partial(diagnose_conv, ref)),
+    return [Part("test_conv2d_forward", forward_cases, diagnose_forward(ref)),
             Part("test_conv2d_backward", backward_cases, diagnose_backward),
             Part("test_Conv2D", layer_cases, diagnose_layer)]
-
-
-def _spread_to_window(dy, x, pool, stride):
-    """The bug 'each window's gradient copied to all its positions' (as average pooling without 1/pool^2)."""
-    dx = np.zeros_like(x)
-    for i in range(dy.shape[2]):
-        for j in range(dy.shape[3]):
-            dx[:, :, i * stride:i * stride + pool, j * stride:j * stride + pool] += dy[:, :, i:i + 1, j:j + 1]
-    return dx
 
 
 def _pool_parts(ref, rng) -> list[Part]:
@@ -120,7 +110,7 @@ def _pool_parts(ref, rng) -> list[Part]:
         y = ref.maxpool2d_forward(x, pool=pool, stride=stride)
         dy = rng.normal(size=y.shape)
         label = f"x {x.shape}, pool {pool}, stride {stride}"
-        dx_tol = Tol(ref.maxpool2d_backward(np.abs(dy), x, pool=pool, stride=stride), -(-pool // stride) ** 2)
+        dx_tol = pooling.max_backward_tol(ref, dy, x, pool, stride)
         forward_cases.append(Case("maxpool2d_forward", (x,), {"pool": pool, "stride": stride}, y, label=label, tol=Tol()))
         backward_cases.append(Case("maxpool2d_backward", (dy, x), {"pool": pool, "stride": stride},
                                    ref.maxpool2d_backward(dy, x, pool=pool, stride=stride), label=label, tol=dx_tol))
@@ -139,8 +129,9 @@ def _pool_parts(ref, rng) -> list[Part]:
 
     def diagnose_backward(case, actual):
         (dy, x), pool, stride = case.args, case.kwargs["pool"], case.kwargs["stride"]
-        spread = _spread_to_window(dy, x, pool, stride)
-        spread_tol = Tol(_spread_to_window(np.abs(dy), x, pool, stride), -(-pool // stride) ** 2 + 1)
+        # each window's gradient copied to all its positions (average pooling without the 1/pool**2)
+        spread = pooling.spread_windows(dy, x, pool, stride, divisor=1)
+        spread_tol = Tol(pooling.spread_windows(np.abs(dy), x, pool, stride, divisor=1), pooling.overlap(pool, stride) + 1)
         if _matches(actual, spread, spread_tol) or _matches(actual, spread / pool ** 2, spread_tol):
             return "the gradient is spread over the whole window; it belongs to the max position only"
         if stride < pool:

@@ -12,6 +12,7 @@ from typing import Callable
 
 import numpy as np
 
+from autograder.checks._l05_bugs import BUGS  # noqa: F401  (the lesson's typical bugs, as students write them)
 from autograder.grader.spec import Case, Part, Raised, Tol, compare, tol_for
 
 LESSON = "05_tcn"

@@ -22,6 +22,8 @@ from typing import Any, Callable, Iterator
 import numpy as np
 
 from autograder.grader.spec import Case, Part, Raised, Tol, compare, same_dtype
+from autograder.checks._l06_bugs import BUGS  # noqa: F401  (the lesson's typical bugs, as students write them)
+from convlab.diagnosis import first_matching_bug
 from convlab.tolerance import sensitivity
 
 LESSON = "06_detection"
@@ -307,16 +309,9 @@ def _ap_bugs(scores, hits, num_gt) -> Iterator[tuple[str, Callable[[], Any]]]:
 
 
 def _first_match(actual: Any, bugs: Iterator[tuple[str, Callable[[], Any]]], tol: Any = None) -> str | None:
-    """The name of the first bug whose output `actual` equals (shape, and values within the case's bound)."""
-    for name, compute in bugs:
-        try:
-            with np.errstate(all="ignore"):
-                candidate = compute()
-        except Exception:  # noqa: BLE001 - a bug variant that cannot run on this case is not the bug
-            continue
-        if _same(actual, candidate, tol):
-            return name
-    return None
+    """The name of the first bug whose output `actual` equals (_same within the case's bound); a bug
+    variant that cannot run on this case is not the bug."""
+    return first_matching_bug(actual, bugs, lambda got, candidate: _same(got, candidate, tol), skip=(Exception,))
 
 
 def _same(actual: Any, candidate: Any, tol: Any) -> bool:

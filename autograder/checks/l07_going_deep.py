@@ -10,14 +10,12 @@ missing) and named when the answer matches one.
 """
 from __future__ import annotations
 
-import functools
-
 import numpy as np
 
-from autograder.checks.l01_conv_forward import conv_tol, diagnose_conv
-from autograder.checks.l03_conv_backward import backward_tol
+from autograder.checks.common.conv import backward_tol, diagnose_forward, forward_case
 from autograder.checks.l04_train_cnn import _softmax_part
 from autograder.grader.spec import Case, Part, Raised, Tol, compare, tol_for
+from autograder.checks._l07_bugs import BUGS  # noqa: F401  (the lesson's typical bugs, as students write them)
 
 LESSON = "07_going_deep"
 AXES = (0, 2, 3)
@@ -58,10 +56,10 @@ def _conv_parts(ref, rng) -> list[Part]:
         dy = rng.normal(size=y.shape)
         label = f"B={B}, C_in={C_in}, {H}x{W}, C_out={C_out}, K={k}, stride {stride}, pad {pad}"
         kwargs = {"stride": stride, "pad": pad}
-        forward.append(Case("conv2d_forward", (x, w, b), kwargs, y, label=label, tol=conv_tol(ref, x, w, b, stride, pad)))
+        forward.append(forward_case(ref, "conv2d_forward", x, w, b, stride, pad, label))
         backward.append(Case("conv2d_backward", (dy, x, w), kwargs, ref.conv2d_backward(dy, x, w, **kwargs),
                              label=label, tol=backward_tol(ref, dy, x, w, stride, pad)))
-    return [Part("test_conv2d_forward", forward, functools.partial(diagnose_conv, ref)),
+    return [Part("test_conv2d_forward", forward, diagnose_forward(ref)),
             Part("test_conv2d_backward", backward)]
 
 

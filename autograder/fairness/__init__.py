@@ -7,6 +7,11 @@ docstring leaves one open). One module per lesson, `l01_conv_forward.py` for `01
     VARIANTS = {name: {stub grade_id: the student's cell source, for every stub of the lesson}}
     STYLES = {name: what is distinctive about it}
 
+Each piece of student code is written once: a cell is the release stub with the student's lines in
+place of its placeholders (`fill(grade_id, *bodies)`, autograder/fairness/stubs.py), lines that
+several variants open with are named constants, a variant that differs from another in a few cells
+is built from it, and a later lesson's variants import the cells an earlier lesson's variants wrote.
+
 Each variant must score full marks on every seed of the hidden checks and pass every visible test
 (autograder/tests/test_fairness.py; `make fairness` grades them on FAIRNESS_SEEDS = 10 seeds, in
 process and in the sandbox).
@@ -33,15 +38,8 @@ def corpus(course: Course = Course()) -> dict[str, dict[str, Sample]]:
 
 def write_corpus(out: Path, course: Course = Course()) -> list[Path]:
     """Write out/fair_<name>/<lesson>/<lesson>.ipynb for every variant of every lesson."""
-    from autograder.samples import build_sample
-    written = []
-    for lesson, variants in corpus(course).items():
-        for name, sample in variants.items():
-            path = out / f"fair_{name}" / lesson / f"{lesson}.ipynb"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(build_sample(course, lesson, sample))
-            written.append(path)
-    return written
+    from autograder.samples import write_samples
+    return write_samples(out, corpus(course), course, prefix="fair_")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,15 +1,28 @@
 """Independently written correct solutions of lesson 01, in several styles (fairness corpus)."""
+from autograder.fairness.stubs import filler
+
 LESSON = "01_conv_forward"
+fill = filler(LESSON)
+
+# The opening lines of a convolution written out by hand: alike in every student's code that has them.
+CONV_SHAPES = '''\
+    B, C_in, H, W = x.shape
+    C_out, _, K_h, K_w = w.shape
+    H_out = (H + 2 * pad - K_h) // stride + 1
+    W_out = (W + 2 * pad - K_w) // stride + 1
+'''
+
+# The opening lines of the looped convolution, from the functions written above it.
+NAIVE_SHAPES = '''\
+    B, C_in, H, W = x.shape
+    C_out, _, K_h, K_w = w.shape
+    H_out = conv_output_size(H, K_h, stride, pad)
+    W_out = conv_output_size(W, K_w, stride, pad)
+'''
+
 VARIANTS = {
     "loops": {
-        "conv_output_size": '''def conv_output_size(in_size, kernel_size, stride=1, pad=0):
-    """Number of window positions along one axis: the output height (or width) of a convolution.
-
-    in_size: input length along the axis; kernel_size: window length; stride: step between
-    windows (>= 1); pad: zeros added on *each* side (>= 0). All ints. Returns an int.
-    Raises ValueError when the window does not fit in the padded input.
-    Leaves its array arguments unchanged (works on copies).
-    """
+        "conv_output_size": fill("conv_output_size", '''\
     padded = in_size + 2 * pad
     if kernel_size > padded:
         raise ValueError(f"a window of {kernel_size} does not fit in {padded} padded inputs")
@@ -19,37 +32,17 @@ VARIANTS = {
         count += 1
         top += stride
     return count
-''',
-        "zero_pad": '''def zero_pad(x, pad):
-    """Surround each image with `pad` zeros on all four sides.
-
-    x: (B, C, H, W) -> (B, C, H + 2*pad, W + 2*pad), same dtype as x.
-    Leaves its array arguments unchanged (works on copies).
-    """
+'''),
+        "zero_pad": fill("zero_pad", '''\
     B, C, H, W = x.shape
     x_pad = np.zeros((B, C, H + 2 * pad, W + 2 * pad), dtype=x.dtype)
     x_pad[:, :, pad:pad + H, pad:pad + W] = x
     return x_pad
-''',
-        "conv_single_step": '''def conv_single_step(x_patch, w, b):
-    """One output value: sum of x_patch * w over all entries, plus the bias.
-
-    x_patch: (C_in, K_h, K_w); w: (C_in, K_h, K_w); b: scalar. Returns a float.
-    Leaves its array arguments unchanged (works on copies).
-    """
+'''),
+        "conv_single_step": fill("conv_single_step", '''\
     return float(np.sum(x_patch * w)) + float(b)
-''',
-        "conv2d_forward_naive": '''def conv2d_forward_naive(x, w, b, stride=1, pad=0):
-    """Convolution (cross-correlation) forward pass with explicit loops over the output.
-
-    x: (B, C_in, H, W); w: (C_out, C_in, K_h, K_w); b: (C_out,); stride, pad: ints.
-    Returns y: (B, C_out, H_out, W_out), the output height and width given by conv_output_size.
-    Leaves its array arguments unchanged (works on copies).
-    """
-    B, C_in, H, W = x.shape
-    C_out, _, K_h, K_w = w.shape
-    H_out = conv_output_size(H, K_h, stride, pad)
-    W_out = conv_output_size(W, K_w, stride, pad)
+'''),
+        "conv2d_forward_naive": fill("conv2d_forward_naive", NAIVE_SHAPES + '''\
     x_pad = zero_pad(x, pad)
     y = np.zeros((B, C_out, H_out, W_out), dtype=np.result_type(x, w, b))
     for bi in range(B):
@@ -60,22 +53,8 @@ VARIANTS = {
                     window = x_pad[bi, :, top:top + K_h, left:left + K_w]
                     y[bi, co, i, j] = conv_single_step(window, w[co], b[co])
     return y
-''',
-        "conv2d_forward": '''from numpy.lib.stride_tricks import sliding_window_view
-
-
-def conv2d_forward(x, w, b, stride=1, pad=0):
-    """Vectorized convolution (cross-correlation) forward pass: im2col and one matrix product.
-
-    x: (B, C_in, H, W); w: (C_out, C_in, K_h, K_w); b: (C_out,); stride, pad: ints.
-    Returns y: (B, C_out, H_out, W_out) with the dtype of x (float32 stays float32).
-    No Python loop over pixels.
-    Leaves its array arguments unchanged (works on copies).
-    """
-    B, C_in, H, W = x.shape
-    C_out, _, K_h, K_w = w.shape
-    H_out = (H + 2 * pad - K_h) // stride + 1
-    W_out = (W + 2 * pad - K_w) // stride + 1
+'''),
+        "conv2d_forward": fill("conv2d_forward", CONV_SHAPES + '''\
     x_pad = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
     windows = sliding_window_view(x_pad, (K_h, K_w), axis=(2, 3))[:, :, ::stride, ::stride]
     windows = windows[:, :, :H_out, :W_out]                       # (B, C_in, H_out, W_out, K_h, K_w)
@@ -83,47 +62,24 @@ def conv2d_forward(x, w, b, stride=1, pad=0):
     w_rows = w.astype(x.dtype).reshape(C_out, C_in * K_h * K_w)
     y_mat = w_rows @ cols + b.astype(x.dtype)[:, None]
     return y_mat.reshape(C_out, B, H_out, W_out).transpose(1, 0, 2, 3)
-''',
+'''),
     },
     "einsum_windows": {
-        "conv_output_size": '''def conv_output_size(in_size, kernel_size, stride=1, pad=0):
-    """Number of window positions along one axis: the output height (or width) of a convolution.
-
-    in_size: input length along the axis; kernel_size: window length; stride: step between
-    windows (>= 1); pad: zeros added on *each* side (>= 0). All ints. Returns an int.
-    Raises ValueError when the window does not fit in the padded input.
-    Leaves its array arguments unchanged (works on copies).
-    """
+        "conv_output_size": fill("conv_output_size", '''\
     last_start = in_size + 2 * pad - kernel_size
     if last_start < 0:
         raise ValueError("the window does not fit in the padded input")
     return int(last_start // stride + 1)
-''',
-        "zero_pad": '''def zero_pad(x, pad):
-    """Surround each image with `pad` zeros on all four sides.
-
-    x: (B, C, H, W) -> (B, C, H + 2*pad, W + 2*pad), same dtype as x.
-    Leaves its array arguments unchanged (works on copies).
-    """
+'''),
+        "zero_pad": fill("zero_pad", '''\
     if pad == 0:
         return x                                # nothing to add: the input itself
     return np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)), mode="constant", constant_values=0)
-''',
-        "conv_single_step": '''def conv_single_step(x_patch, w, b):
-    """One output value: sum of x_patch * w over all entries, plus the bias.
-
-    x_patch: (C_in, K_h, K_w); w: (C_in, K_h, K_w); b: scalar. Returns a float.
-    Leaves its array arguments unchanged (works on copies).
-    """
+'''),
+        "conv_single_step": fill("conv_single_step", '''\
     return np.einsum("cmn,cmn->", x_patch, w) + b     # a numpy floating-point scalar
-''',
-        "conv2d_forward_naive": '''def conv2d_forward_naive(x, w, b, stride=1, pad=0):
-    """Convolution (cross-correlation) forward pass with explicit loops over the output.
-
-    x: (B, C_in, H, W); w: (C_out, C_in, K_h, K_w); b: (C_out,); stride, pad: ints.
-    Returns y: (B, C_out, H_out, W_out), the output height and width given by conv_output_size.
-    Leaves its array arguments unchanged (works on copies).
-    """
+'''),
+        "conv2d_forward_naive": fill("conv2d_forward_naive", '''\
     B = x.shape[0]
     C_out, _, K_h, K_w = w.shape
     H_out = conv_output_size(x.shape[2], K_h, stride, pad)
@@ -135,74 +91,34 @@ def conv2d_forward(x, w, b, stride=1, pad=0):
             window = x_pad[:, :, stride * i:stride * i + K_h, stride * j:stride * j + K_w]
             y[:, :, i, j] = np.einsum("bcmn,ocmn->bo", window, w) + b
     return y
-''',
-        "conv2d_forward": '''from numpy.lib.stride_tricks import sliding_window_view
-
-
-def conv2d_forward(x, w, b, stride=1, pad=0):
-    """Vectorized convolution (cross-correlation) forward pass: im2col and one matrix product.
-
-    x: (B, C_in, H, W); w: (C_out, C_in, K_h, K_w); b: (C_out,); stride, pad: ints.
-    Returns y: (B, C_out, H_out, W_out) with the dtype of x (float32 stays float32).
-    No Python loop over pixels.
-    Leaves its array arguments unchanged (works on copies).
-    """
+'''),
+        "conv2d_forward": fill("conv2d_forward", '''\
     K_h, K_w = w.shape[2:]
     x_pad = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
     windows = sliding_window_view(x_pad, (K_h, K_w), axis=(2, 3))[:, :, ::stride, ::stride]
     y = np.einsum("bcijmn,ocmn->boij", windows, w.astype(x.dtype), optimize=True)
     return (y + b.astype(x.dtype)[None, :, None, None]).astype(x.dtype, copy=False)
-''',
+'''),
     },
     "float64_accumulate": {
-        "conv_output_size": '''def conv_output_size(in_size, kernel_size, stride=1, pad=0):
-    """Number of window positions along one axis: the output height (or width) of a convolution.
-
-    in_size: input length along the axis; kernel_size: window length; stride: step between
-    windows (>= 1); pad: zeros added on *each* side (>= 0). All ints. Returns an int.
-    Raises ValueError when the window does not fit in the padded input.
-    Leaves its array arguments unchanged (works on copies).
-    """
+        "conv_output_size": fill("conv_output_size", '''\
     padded = in_size + 2 * pad
     if padded < kernel_size:
         raise ValueError(f"kernel_size={kernel_size} > in_size + 2 * pad = {padded}")
     return len(range(0, padded - kernel_size + 1, stride))     # the window starts 0, s, 2s, ...
-''',
-        "zero_pad": '''def zero_pad(x, pad):
-    """Surround each image with `pad` zeros on all four sides.
-
-    x: (B, C, H, W) -> (B, C, H + 2*pad, W + 2*pad), same dtype as x.
-    Leaves its array arguments unchanged (works on copies).
-    """
+'''),
+        "zero_pad": fill("zero_pad", '''\
     B, C, H, W = x.shape
     side = np.zeros((B, C, H, pad), dtype=x.dtype)
     middle = np.concatenate([side, x, side], axis=3)
     cap = np.zeros((B, C, pad, W + 2 * pad), dtype=x.dtype)
     return np.concatenate([cap, middle, cap], axis=2)
-''',
-        "conv_single_step": '''import math
-
-
-def conv_single_step(x_patch, w, b):
-    """One output value: sum of x_patch * w over all entries, plus the bias.
-
-    x_patch: (C_in, K_h, K_w); w: (C_in, K_h, K_w); b: scalar. Returns a float.
-    Leaves its array arguments unchanged (works on copies).
-    """
+'''),
+        "conv_single_step": fill("conv_single_step", '''\
     products = np.asarray(x_patch, dtype=np.float64) * np.asarray(w, dtype=np.float64)
     return math.fsum(products.ravel().tolist() + [float(b)])    # exactly rounded float64 sum
-''',
-        "conv2d_forward_naive": '''def conv2d_forward_naive(x, w, b, stride=1, pad=0):
-    """Convolution (cross-correlation) forward pass with explicit loops over the output.
-
-    x: (B, C_in, H, W); w: (C_out, C_in, K_h, K_w); b: (C_out,); stride, pad: ints.
-    Returns y: (B, C_out, H_out, W_out), the output height and width given by conv_output_size.
-    Leaves its array arguments unchanged (works on copies).
-    """
-    B, C_in, H, W = x.shape
-    C_out, _, K_h, K_w = w.shape
-    H_out = conv_output_size(H, K_h, stride, pad)
-    W_out = conv_output_size(W, K_w, stride, pad)
+''', before="import math\n\n\n"),
+        "conv2d_forward_naive": fill("conv2d_forward_naive", NAIVE_SHAPES + '''\
     x_pad = zero_pad(x.astype(np.float64), pad)
     w64 = w.astype(np.float64).reshape(C_out, -1)
     b64 = np.asarray(b, dtype=np.float64)
@@ -214,22 +130,8 @@ def conv_single_step(x_patch, w, b):
                     window = x_pad[bi, :, i * stride:i * stride + K_h, j * stride:j * stride + K_w]
                     y[bi, co, i, j] = np.dot(window.ravel(), w64[co]) + b64[co]
     return y
-''',
-        "conv2d_forward": '''from numpy.lib.stride_tricks import as_strided, sliding_window_view
-
-
-def conv2d_forward(x, w, b, stride=1, pad=0):
-    """Vectorized convolution (cross-correlation) forward pass: im2col and one matrix product.
-
-    x: (B, C_in, H, W); w: (C_out, C_in, K_h, K_w); b: (C_out,); stride, pad: ints.
-    Returns y: (B, C_out, H_out, W_out) with the dtype of x (float32 stays float32).
-    No Python loop over pixels.
-    Leaves its array arguments unchanged (works on copies).
-    """
-    B, C_in, H, W = x.shape
-    C_out, _, K_h, K_w = w.shape
-    H_out = (H + 2 * pad - K_h) // stride + 1
-    W_out = (W + 2 * pad - K_w) // stride + 1
+'''),
+        "conv2d_forward": fill("conv2d_forward", CONV_SHAPES + '''\
     x_pad = np.zeros((B, C_in, H + 2 * pad, W + 2 * pad), dtype=np.float64)
     x_pad[:, :, pad:pad + H, pad:pad + W] = x
     sb, sc, sh, sw = x_pad.strides
@@ -241,52 +143,25 @@ def conv2d_forward(x, w, b, stride=1, pad=0):
     y_mat += np.asarray(b, dtype=np.float64).reshape(C_out, 1)
     y = y_mat.reshape(C_out, B, H_out, W_out).transpose(1, 0, 2, 3)
     return y.astype(x.dtype)
-''',
+''').replace("import sliding_window_view", "import as_strided, sliding_window_view"),
     },
     "tap_accumulate": {
-        "conv_output_size": '''def conv_output_size(in_size, kernel_size, stride=1, pad=0):
-    """Number of window positions along one axis: the output height (or width) of a convolution.
-
-    in_size: input length along the axis; kernel_size: window length; stride: step between
-    windows (>= 1); pad: zeros added on *each* side (>= 0). All ints. Returns an int.
-    Raises ValueError when the window does not fit in the padded input.
-    Leaves its array arguments unchanged (works on copies).
-    """
+        "conv_output_size": fill("conv_output_size", '''\
     room = in_size + 2 * pad - kernel_size
     if room < 0:
         raise ValueError("window larger than the padded input")
     steps, _leftover = divmod(room, stride)
     return steps + 1
-''',
-        "zero_pad": '''def zero_pad(x, pad):
-    """Surround each image with `pad` zeros on all four sides.
-
-    x: (B, C, H, W) -> (B, C, H + 2*pad, W + 2*pad), same dtype as x.
-    Leaves its array arguments unchanged (works on copies).
-    """
+'''),
+        "zero_pad": fill("zero_pad", '''\
     widths = [(0, 0), (0, 0), (pad, pad), (pad, pad)]
     return np.pad(x, widths)
-''',
-        "conv_single_step": '''def conv_single_step(x_patch, w, b):
-    """One output value: sum of x_patch * w over all entries, plus the bias.
-
-    x_patch: (C_in, K_h, K_w); w: (C_in, K_h, K_w); b: scalar. Returns a float.
-    Leaves its array arguments unchanged (works on copies).
-    """
+'''),
+        "conv_single_step": fill("conv_single_step", '''\
     total = np.dot(np.ravel(x_patch), np.ravel(w)) + b
     return np.asarray(total).item()
-''',
-        "conv2d_forward_naive": '''def conv2d_forward_naive(x, w, b, stride=1, pad=0):
-    """Convolution (cross-correlation) forward pass with explicit loops over the output.
-
-    x: (B, C_in, H, W); w: (C_out, C_in, K_h, K_w); b: (C_out,); stride, pad: ints.
-    Returns y: (B, C_out, H_out, W_out), the output height and width given by conv_output_size.
-    Leaves its array arguments unchanged (works on copies).
-    """
-    B, C_in, H, W = x.shape
-    C_out, _, K_h, K_w = w.shape
-    H_out = conv_output_size(H, K_h, stride, pad)
-    W_out = conv_output_size(W, K_w, stride, pad)
+'''),
+        "conv2d_forward_naive": fill("conv2d_forward_naive", NAIVE_SHAPES + '''\
     x_pad = zero_pad(x, pad)
     y = np.zeros((B, C_out, H_out, W_out), dtype=x.dtype)
     for bi in range(B):
@@ -295,22 +170,8 @@ def conv2d_forward(x, w, b, stride=1, pad=0):
                 window = x_pad[bi, :, stride * i:stride * i + K_h, stride * j:stride * j + K_w]
                 y[bi, :, i, j] = np.tensordot(w, window, axes=3) + b   # all output channels at once
     return y
-''',
-        "conv2d_forward": '''from numpy.lib.stride_tricks import sliding_window_view
-
-
-def conv2d_forward(x, w, b, stride=1, pad=0):
-    """Vectorized convolution (cross-correlation) forward pass: im2col and one matrix product.
-
-    x: (B, C_in, H, W); w: (C_out, C_in, K_h, K_w); b: (C_out,); stride, pad: ints.
-    Returns y: (B, C_out, H_out, W_out) with the dtype of x (float32 stays float32).
-    No Python loop over pixels.
-    Leaves its array arguments unchanged (works on copies).
-    """
-    B, C_in, H, W = x.shape
-    C_out, _, K_h, K_w = w.shape
-    H_out = (H + 2 * pad - K_h) // stride + 1
-    W_out = (W + 2 * pad - K_w) // stride + 1
+'''),
+        "conv2d_forward": fill("conv2d_forward", CONV_SHAPES + '''\
     x_pad = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
     w = w.astype(x.dtype)
     y = np.zeros((B, H_out, W_out, C_out), dtype=x.dtype)
@@ -320,7 +181,7 @@ def conv2d_forward(x, w, b, stride=1, pad=0):
             y += np.tensordot(tap, w[:, :, m, n], axes=([1], [1]))      # (B, H_out, W_out, C_out)
     y += b.astype(x.dtype)
     return np.ascontiguousarray(y.transpose(0, 3, 1, 2))
-''',
+'''),
     },
 }
 STYLES = {

@@ -1,46 +1,41 @@
 """Independently written correct solutions of lesson 02, in several styles (fairness corpus)."""
+from autograder.fairness.stubs import filler
+
 LESSON = "02_relu_pooling"
+fill = filler(LESSON)
+
+_SUM_OWN_ENTRIES = (" Sum each window's own pool**2\n    entries (prefix sums over the whole image would cancel other "
+                    "windows' values and lose float64 accuracy).")
+
+
+def _older_avgpool(body: str, before: str = "") -> str:
+    """avgpool2d_forward as these variants wrote it, on an older stub whose docstring did not yet ask
+    to sum each window's own entries."""
+    return fill("avgpool2d_forward", body, before=before).replace(_SUM_OWN_ENTRIES, "")
+
+
+# The opening lines of a pooling pass, from pool_output_size.
+POOL_SHAPES = '''\
+    B, C, H, W = x.shape
+    H_out, W_out = pool_output_size(H, pool, stride), pool_output_size(W, pool, stride)
+'''
+
 VARIANTS = {
     "loops": {
-        "relu_forward": '''def relu_forward(x):
-    """Rectified linear unit, elementwise: y = max(0, x).
-
-    x: float array of any shape, e.g. (B, C, H, W).
-    Returns y: same shape and dtype as x.
-    Leaves its array arguments unchanged (works on copies).
-    """
+        "relu_forward": fill("relu_forward", '''\
     return np.maximum(x, 0)
-''',
-        "relu_backward": '''def relu_backward(dy, x):
-    """Gradient of the loss with respect to ReLU's input.
-
-    dy: upstream gradient dL/dy, shape (B, C, H, W).  x: the forward input, same shape and dtype.
-    Returns dx: dy where x > 0, and 0 where x <= 0 (gradient 0 at x == 0); same shape and dtype as x.
-    Leaves its array arguments unchanged (works on copies).
-    """
+'''),
+        "relu_backward": fill("relu_backward", '''\
     return np.where(x > 0, dy, 0).astype(x.dtype, copy=False)
-''',
-        "pool_output_size": '''def pool_output_size(size, pool, stride):
-    """Number of pooling windows along one axis of length `size` (no padding), an int.
-
-    Windows start at 0, stride, 2 * stride, ... and must lie entirely inside the axis (pool <= size).
-    Leaves its array arguments unchanged (works on copies).
-    """
+'''),
+        "pool_output_size": fill("pool_output_size", '''\
     count, start = 0, 0
     while start + pool <= size:
         count += 1
         start += stride
     return count
-''',
-        "maxpool2d_forward_naive": '''def maxpool2d_forward_naive(x, pool=2, stride=2):
-    """Max pooling with explicit loops over the output pixels.
-
-    x: (B, C, H, W). Returns y: (B, C, H_out, W_out), same dtype as x, where
-    y[bi, c, i, j] = max over 0 <= m, n < pool of x[bi, c, stride * i + m, stride * j + n].
-    Leaves its array arguments unchanged (works on copies).
-    """
-    B, C, H, W = x.shape
-    H_out, W_out = pool_output_size(H, pool, stride), pool_output_size(W, pool, stride)
+'''),
+        "maxpool2d_forward_naive": fill("maxpool2d_forward_naive", POOL_SHAPES + '''\
     y = np.empty((B, C, H_out, W_out), dtype=x.dtype)
     for b in range(B):
         for c in range(C):
@@ -48,13 +43,8 @@ VARIANTS = {
                 for j in range(W_out):
                     y[b, c, i, j] = x[b, c, stride * i:stride * i + pool, stride * j:stride * j + pool].max()
     return y
-''',
-        "maxpool2d_forward": '''def maxpool2d_forward(x, pool=2, stride=2):
-    """Max pooling, vectorized: no Python loop over output pixels (a loop over the pool**2 taps is fine).
-
-    x: (B, C, H, W). Returns y: (B, C, H_out, W_out), same dtype as x (see maxpool2d_forward_naive).
-    Leaves its array arguments unchanged (works on copies).
-    """
+'''),
+        "maxpool2d_forward": fill("maxpool2d_forward", '''\
     H_out, W_out = pool_output_size(x.shape[2], pool, stride), pool_output_size(x.shape[3], pool, stride)
     rows, cols = tap_slices(0, 0, stride, H_out, W_out)
     y = x[:, :, rows, cols].copy()
@@ -63,15 +53,8 @@ VARIANTS = {
             rows, cols = tap_slices(m, n, stride, H_out, W_out)
             np.maximum(y, x[:, :, rows, cols], out=y)
     return y
-''',
-        "maxpool2d_backward_naive": '''def maxpool2d_backward_naive(dy, x, pool=2, stride=2):
-    """Gradient of max pooling with explicit loops: each dy[bi, c, i, j] goes to the first maximum
-    (row-major) of window (i, j); windows sharing a winner add up.
-
-    dy: (B, C, H_out, W_out) upstream gradient.  x: (B, C, H, W) forward input.
-    Returns dx: (B, C, H, W), same dtype as x.
-    Leaves its array arguments unchanged (works on copies).
-    """
+'''),
+        "maxpool2d_backward_naive": fill("maxpool2d_backward_naive", '''\
     B, C, H_out, W_out = dy.shape
     dx = np.zeros_like(x)
     for b in range(B):
@@ -82,15 +65,8 @@ VARIANTS = {
                     m, n = np.unravel_index(np.argmax(window), window.shape)
                     dx[b, c, stride * i + m, stride * j + n] += dy[b, c, i, j]
     return dx
-''',
-        "maxpool2d_backward": '''def maxpool2d_backward(dy, x, pool=2, stride=2):
-    """Gradient of max pooling, vectorized (no Python loop over output pixels); same rule as
-    maxpool2d_backward_naive: first maximum in row-major order, overlapping windows accumulate.
-
-    dy: (B, C, H_out, W_out) upstream gradient.  x: (B, C, H, W) forward input.
-    Returns dx: (B, C, H, W), same dtype as x.
-    Leaves its array arguments unchanged (works on copies).
-    """
+'''),
+        "maxpool2d_backward": fill("maxpool2d_backward", '''\
     H_out, W_out = dy.shape[2], dy.shape[3]
     y = maxpool2d_forward(x, pool, stride)
     dx = np.zeros_like(x)
@@ -102,13 +78,8 @@ VARIANTS = {
             dx[:, :, rows, cols] += np.where(winner, dy, 0)
             pending &= ~winner
     return dx
-''',
-        "avgpool2d_forward": '''def avgpool2d_forward(x, pool=2, stride=2):
-    """Average pooling, vectorized: y[bi, c, i, j] = mean of x[bi, c, stride*i : stride*i + pool, stride*j : stride*j + pool].
-
-    x: (B, C, H, W). Returns y: (B, C, H_out, W_out), same dtype as x.
-    Leaves its array arguments unchanged (works on copies).
-    """
+'''),
+        "avgpool2d_forward": _older_avgpool('''\
     H_out, W_out = pool_output_size(x.shape[2], pool, stride), pool_output_size(x.shape[3], pool, stride)
     total = np.zeros((x.shape[0], x.shape[1], H_out, W_out), dtype=x.dtype)
     for m in range(pool):
@@ -116,15 +87,8 @@ VARIANTS = {
             rows, cols = tap_slices(m, n, stride, H_out, W_out)
             total += x[:, :, rows, cols]
     return total / (pool * pool)
-''',
-        "avgpool2d_backward": '''def avgpool2d_backward(dy, x, pool=2, stride=2):
-    """Gradient of average pooling, vectorized: each dy[bi, c, i, j] is spread as dy / pool**2 over
-    window (i, j); overlapping windows accumulate.
-
-    dy: (B, C, H_out, W_out) upstream gradient.  x: (B, C, H, W) forward input (only its shape matters).
-    Returns dx: (B, C, H, W), same dtype as x.
-    Leaves its array arguments unchanged (works on copies).
-    """
+'''),
+        "avgpool2d_backward": fill("avgpool2d_backward", '''\
     H_out, W_out = dy.shape[2], dy.shape[3]
     dx = np.zeros(x.shape, dtype=x.dtype)
     share = (dy / (pool * pool)).astype(x.dtype, copy=False)
@@ -133,73 +97,33 @@ VARIANTS = {
             rows, cols = tap_slices(m, n, stride, H_out, W_out)
             dx[:, :, rows, cols] += share
     return dx
-''',
+'''),
     },
     "windows": {
-        "relu_forward": '''def relu_forward(x):
-    """Rectified linear unit, elementwise: y = max(0, x).
-
-    x: float array of any shape, e.g. (B, C, H, W).
-    Returns y: same shape and dtype as x.
-    Leaves its array arguments unchanged (works on copies).
-    """
+        "relu_forward": fill("relu_forward", '''\
     return x * (x > 0)          # negative entries become (-)0.0, which equals 0
-''',
-        "relu_backward": '''def relu_backward(dy, x):
-    """Gradient of the loss with respect to ReLU's input.
-
-    dy: upstream gradient dL/dy, shape (B, C, H, W).  x: the forward input, same shape and dtype.
-    Returns dx: dy where x > 0, and 0 where x <= 0 (gradient 0 at x == 0); same shape and dtype as x.
-    Leaves its array arguments unchanged (works on copies).
-    """
+'''),
+        "relu_backward": fill("relu_backward", '''\
     return dy * (x > 0)
-''',
-        "pool_output_size": '''def pool_output_size(size, pool, stride):
-    """Number of pooling windows along one axis of length `size` (no padding), an int.
-
-    Windows start at 0, stride, 2 * stride, ... and must lie entirely inside the axis (pool <= size).
-    Leaves its array arguments unchanged (works on copies).
-    """
+'''),
+        "pool_output_size": fill("pool_output_size", '''\
     if pool > size:
         raise ValueError(f"a pooling window of {pool} does not fit in an axis of length {size}")
     return (size - pool) // stride + 1
-''',
-        "maxpool2d_forward_naive": '''def maxpool2d_forward_naive(x, pool=2, stride=2):
-    """Max pooling with explicit loops over the output pixels.
-
-    x: (B, C, H, W). Returns y: (B, C, H_out, W_out), same dtype as x, where
-    y[bi, c, i, j] = max over 0 <= m, n < pool of x[bi, c, stride * i + m, stride * j + n].
-    Leaves its array arguments unchanged (works on copies).
-    """
-    B, C, H, W = x.shape
-    H_out, W_out = pool_output_size(H, pool, stride), pool_output_size(W, pool, stride)
+'''),
+        "maxpool2d_forward_naive": fill("maxpool2d_forward_naive", POOL_SHAPES + '''\
     y = np.zeros((B, C, H_out, W_out), dtype=x.dtype)
     for i in range(H_out):
         for j in range(W_out):
             window = x[:, :, stride * i:stride * i + pool, stride * j:stride * j + pool]
             y[:, :, i, j] = np.max(window, axis=(2, 3))
     return y
-''',
-        "maxpool2d_forward": '''from numpy.lib.stride_tricks import sliding_window_view
-
-
-def maxpool2d_forward(x, pool=2, stride=2):
-    """Max pooling, vectorized: no Python loop over output pixels (a loop over the pool**2 taps is fine).
-
-    x: (B, C, H, W). Returns y: (B, C, H_out, W_out), same dtype as x (see maxpool2d_forward_naive).
-    Leaves its array arguments unchanged (works on copies).
-    """
+'''),
+        "maxpool2d_forward": fill("maxpool2d_forward", '''\
     windows = sliding_window_view(x, (pool, pool), axis=(2, 3))[:, :, ::stride, ::stride]
     return windows.max(axis=(4, 5))
-''',
-        "maxpool2d_backward_naive": '''def maxpool2d_backward_naive(dy, x, pool=2, stride=2):
-    """Gradient of max pooling with explicit loops: each dy[bi, c, i, j] goes to the first maximum
-    (row-major) of window (i, j); windows sharing a winner add up.
-
-    dy: (B, C, H_out, W_out) upstream gradient.  x: (B, C, H, W) forward input.
-    Returns dx: (B, C, H, W), same dtype as x.
-    Leaves its array arguments unchanged (works on copies).
-    """
+''', before="from numpy.lib.stride_tricks import sliding_window_view\n\n\n"),
+        "maxpool2d_backward_naive": fill("maxpool2d_backward_naive", '''\
     B, C, H_out, W_out = dy.shape
     dx = np.zeros(x.shape, dtype=x.dtype)
     b_idx, c_idx = np.meshgrid(np.arange(B), np.arange(C), indexing="ij")
@@ -210,18 +134,8 @@ def maxpool2d_forward(x, pool=2, stride=2):
             # one window (i, j): distinct (b, c) pairs, so this fancy += never repeats a cell
             dx[b_idx, c_idx, stride * i + first // pool, stride * j + first % pool] += dy[:, :, i, j]
     return dx
-''',
-        "maxpool2d_backward": '''from numpy.lib.stride_tricks import sliding_window_view
-
-
-def maxpool2d_backward(dy, x, pool=2, stride=2):
-    """Gradient of max pooling, vectorized (no Python loop over output pixels); same rule as
-    maxpool2d_backward_naive: first maximum in row-major order, overlapping windows accumulate.
-
-    dy: (B, C, H_out, W_out) upstream gradient.  x: (B, C, H, W) forward input.
-    Returns dx: (B, C, H, W), same dtype as x.
-    Leaves its array arguments unchanged (works on copies).
-    """
+'''),
+        "maxpool2d_backward": fill("maxpool2d_backward", '''\
     B, C, H_out, W_out = dy.shape
     windows = sliding_window_view(x, (pool, pool), axis=(2, 3))[:, :, ::stride, ::stride][:, :, :H_out, :W_out]
     first = windows.reshape(B, C, H_out, W_out, pool * pool).argmax(axis=4)
@@ -232,27 +146,12 @@ def maxpool2d_backward(dy, x, pool=2, stride=2):
     dx = np.zeros(x.shape, dtype=x.dtype)
     np.add.at(dx, (b_idx, c_idx, rows, cols), dy.astype(x.dtype, copy=False))     # unbuffered scatter-add
     return dx
-''',
-        "avgpool2d_forward": '''from numpy.lib.stride_tricks import sliding_window_view
-
-
-def avgpool2d_forward(x, pool=2, stride=2):
-    """Average pooling, vectorized: y[bi, c, i, j] = mean of x[bi, c, stride*i : stride*i + pool, stride*j : stride*j + pool].
-
-    x: (B, C, H, W). Returns y: (B, C, H_out, W_out), same dtype as x.
-    Leaves its array arguments unchanged (works on copies).
-    """
+''', before="from numpy.lib.stride_tricks import sliding_window_view\n\n\n"),
+        "avgpool2d_forward": _older_avgpool('''\
     windows = sliding_window_view(x, (pool, pool), axis=(2, 3))[:, :, ::stride, ::stride]
     return windows.mean(axis=(4, 5), dtype=x.dtype)
-''',
-        "avgpool2d_backward": '''def avgpool2d_backward(dy, x, pool=2, stride=2):
-    """Gradient of average pooling, vectorized: each dy[bi, c, i, j] is spread as dy / pool**2 over
-    window (i, j); overlapping windows accumulate.
-
-    dy: (B, C, H_out, W_out) upstream gradient.  x: (B, C, H, W) forward input (only its shape matters).
-    Returns dx: (B, C, H, W), same dtype as x.
-    Leaves its array arguments unchanged (works on copies).
-    """
+''', before="from numpy.lib.stride_tricks import sliding_window_view\n\n\n"),
+        "avgpool2d_backward": fill("avgpool2d_backward", '''\
     H, W = x.shape[2], x.shape[3]
     H_out, W_out = dy.shape[2], dy.shape[3]
     # cover_h[h, i] = 1 when row h lies in window row-range i: 0 <= h - stride * i < pool (same for columns)
@@ -262,49 +161,24 @@ def avgpool2d_forward(x, pool=2, stride=2):
     cover_w = ((offset_w >= 0) & (offset_w < pool)).astype(x.dtype)
     dx = np.einsum("hi,bcij,wj->bchw", cover_h, dy.astype(x.dtype, copy=False), cover_w, optimize=True)
     return (dx / (pool * pool)).astype(x.dtype, copy=False)
-''',
+'''),
     },
     "float64_accumulate": {
-        "relu_forward": '''def relu_forward(x):
-    """Rectified linear unit, elementwise: y = max(0, x).
-
-    x: float array of any shape, e.g. (B, C, H, W).
-    Returns y: same shape and dtype as x.
-    Leaves its array arguments unchanged (works on copies).
-    """
+        "relu_forward": fill("relu_forward", '''\
     y = np.array(x, copy=True)
     y[y < 0] = 0
     return y
-''',
-        "relu_backward": '''def relu_backward(dy, x):
-    """Gradient of the loss with respect to ReLU's input.
-
-    dy: upstream gradient dL/dy, shape (B, C, H, W).  x: the forward input, same shape and dtype.
-    Returns dx: dy where x > 0, and 0 where x <= 0 (gradient 0 at x == 0); same shape and dtype as x.
-    Leaves its array arguments unchanged (works on copies).
-    """
+'''),
+        "relu_backward": fill("relu_backward", '''\
     dx = np.zeros_like(x)
     active = x > 0
     dx[active] = dy[active]
     return dx
-''',
-        "pool_output_size": '''def pool_output_size(size, pool, stride):
-    """Number of pooling windows along one axis of length `size` (no padding), an int.
-
-    Windows start at 0, stride, 2 * stride, ... and must lie entirely inside the axis (pool <= size).
-    Leaves its array arguments unchanged (works on copies).
-    """
+'''),
+        "pool_output_size": fill("pool_output_size", '''\
     return len(range(0, size - pool + 1, stride))
-''',
-        "maxpool2d_forward_naive": '''def maxpool2d_forward_naive(x, pool=2, stride=2):
-    """Max pooling with explicit loops over the output pixels.
-
-    x: (B, C, H, W). Returns y: (B, C, H_out, W_out), same dtype as x, where
-    y[bi, c, i, j] = max over 0 <= m, n < pool of x[bi, c, stride * i + m, stride * j + n].
-    Leaves its array arguments unchanged (works on copies).
-    """
-    B, C, H, W = x.shape
-    H_out, W_out = pool_output_size(H, pool, stride), pool_output_size(W, pool, stride)
+'''),
+        "maxpool2d_forward_naive": fill("maxpool2d_forward_naive", POOL_SHAPES + '''\
     y = np.empty((B, C, H_out, W_out), dtype=x.dtype)
     for i in range(H_out):
         for j in range(W_out):
@@ -314,26 +188,14 @@ def avgpool2d_forward(x, pool=2, stride=2):
                     best = np.maximum(best, x[:, :, stride * i + m, stride * j + n])
             y[:, :, i, j] = best
     return y
-''',
-        "maxpool2d_forward": '''def maxpool2d_forward(x, pool=2, stride=2):
-    """Max pooling, vectorized: no Python loop over output pixels (a loop over the pool**2 taps is fine).
-
-    x: (B, C, H, W). Returns y: (B, C, H_out, W_out), same dtype as x (see maxpool2d_forward_naive).
-    Leaves its array arguments unchanged (works on copies).
-    """
+'''),
+        "maxpool2d_forward": fill("maxpool2d_forward", '''\
     H_out, W_out = pool_output_size(x.shape[2], pool, stride), pool_output_size(x.shape[3], pool, stride)
     taps = np.stack([x[:, :, m:m + stride * (H_out - 1) + 1:stride, n:n + stride * (W_out - 1) + 1:stride]
                      for m in range(pool) for n in range(pool)])
     return taps.max(axis=0)
-''',
-        "maxpool2d_backward_naive": '''def maxpool2d_backward_naive(dy, x, pool=2, stride=2):
-    """Gradient of max pooling with explicit loops: each dy[bi, c, i, j] goes to the first maximum
-    (row-major) of window (i, j); windows sharing a winner add up.
-
-    dy: (B, C, H_out, W_out) upstream gradient.  x: (B, C, H, W) forward input.
-    Returns dx: (B, C, H, W), same dtype as x.
-    Leaves its array arguments unchanged (works on copies).
-    """
+'''),
+        "maxpool2d_backward_naive": fill("maxpool2d_backward_naive", '''\
     B, C, H_out, W_out = dy.shape
     dx = np.zeros(x.shape, dtype=np.float64)          # accumulate in float64
     for b in range(B):
@@ -348,15 +210,8 @@ def avgpool2d_forward(x, pool=2, stride=2):
                                 best_r, best_c = r, q
                     dx[b, c, best_r, best_c] += float(dy[b, c, i, j])
     return dx.astype(x.dtype)
-''',
-        "maxpool2d_backward": '''def maxpool2d_backward(dy, x, pool=2, stride=2):
-    """Gradient of max pooling, vectorized (no Python loop over output pixels); same rule as
-    maxpool2d_backward_naive: first maximum in row-major order, overlapping windows accumulate.
-
-    dy: (B, C, H_out, W_out) upstream gradient.  x: (B, C, H, W) forward input.
-    Returns dx: (B, C, H, W), same dtype as x.
-    Leaves its array arguments unchanged (works on copies).
-    """
+'''),
+        "maxpool2d_backward": fill("maxpool2d_backward", '''\
     H_out, W_out = dy.shape[2], dy.shape[3]
     spans = [(slice(m, m + stride * (H_out - 1) + 1, stride), slice(n, n + stride * (W_out - 1) + 1, stride))
              for m in range(pool) for n in range(pool)]              # taps in row-major order
@@ -367,15 +222,8 @@ def avgpool2d_forward(x, pool=2, stride=2):
     for t, (rows, cols) in enumerate(spans):
         dx[:, :, rows, cols] += np.where(winner == t, dy64, 0.0)
     return dx.astype(x.dtype)
-''',
-        "avgpool2d_forward": '''def avgpool2d_forward(x, pool=2, stride=2):
-    """Average pooling, vectorized: y[bi, c, i, j] = mean of x[bi, c, stride*i : stride*i + pool, stride*j : stride*j + pool].
-
-    x: (B, C, H, W). Returns y: (B, C, H_out, W_out), same dtype as x.
-    Leaves its array arguments unchanged (works on copies).
-    """
-    B, C, H, W = x.shape
-    H_out, W_out = pool_output_size(H, pool, stride), pool_output_size(W, pool, stride)
+'''),
+        "avgpool2d_forward": _older_avgpool(POOL_SHAPES + '''\
     # separable window sums in float64: first the pool rows of every window, then its pool columns
     x64 = x.astype(np.float64)
     row_sums = np.zeros((B, C, H_out, W))
@@ -385,15 +233,8 @@ def avgpool2d_forward(x, pool=2, stride=2):
     for n in range(pool):
         sums += row_sums[:, :, :, n:n + stride * (W_out - 1) + 1:stride]
     return (sums / (pool * pool)).astype(x.dtype)
-''',
-        "avgpool2d_backward": '''def avgpool2d_backward(dy, x, pool=2, stride=2):
-    """Gradient of average pooling, vectorized: each dy[bi, c, i, j] is spread as dy / pool**2 over
-    window (i, j); overlapping windows accumulate.
-
-    dy: (B, C, H_out, W_out) upstream gradient.  x: (B, C, H, W) forward input (only its shape matters).
-    Returns dx: (B, C, H, W), same dtype as x.
-    Leaves its array arguments unchanged (works on copies).
-    """
+'''),
+        "avgpool2d_backward": fill("avgpool2d_backward", '''\
     H_out, W_out = dy.shape[2], dy.shape[3]
     i, j, m, n = np.ix_(np.arange(H_out), np.arange(W_out), np.arange(pool), np.arange(pool))
     rows, cols = stride * i + m, stride * j + n                      # (H_out, 1, pool, 1), (1, W_out, 1, pool)
@@ -401,7 +242,7 @@ def avgpool2d_forward(x, pool=2, stride=2):
     share = dy.astype(np.float64)[:, :, :, :, None, None] / (pool * pool)
     np.add.at(dx, (slice(None), slice(None), rows, cols), share)   # scatter-add, repeats accumulate
     return dx.astype(x.dtype)
-''',
+'''),
     },
 }
 STYLES = {

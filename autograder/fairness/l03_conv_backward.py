@@ -1,51 +1,35 @@
 """Independently written correct solutions of lesson 03, in several styles (fairness corpus)."""
+from autograder.fairness.l01_conv_forward import CONV_SHAPES, VARIANTS as LESSON01
+from autograder.fairness.stubs import filler
+
 LESSON = "03_conv_backward"
+fill = filler(LESSON)
+
+# The opening lines of a convolution's backward pass: the sizes it reads off dy, w and x.
+BACKWARD_SHAPES = '''\
+    B, C_out, H_out, W_out = dy.shape
+    _, C_in, K_h, K_w = w.shape
+    H, W = x.shape[2], x.shape[3]
+'''
+
 VARIANTS = {
     "im2col_recipe": {
-        "conv2d_forward": '''from numpy.lib.stride_tricks import sliding_window_view
-
-
-def conv2d_forward(x, w, b, stride=1, pad=0):
-    """Vectorized convolution (cross-correlation) forward pass: im2col and one matrix product.
-
-    x: (B, C_in, H, W); w: (C_out, C_in, K_h, K_w); b: (C_out,); stride, pad: ints.
-    Returns y: (B, C_out, H_out, W_out) with the dtype of x (float32 stays float32).
-    No Python loop over pixels.
-    Leaves its array arguments unchanged (works on copies).
-    """
-    B, C_in, H, W = x.shape
-    C_out, _, K_h, K_w = w.shape
-    H_out = (H + 2 * pad - K_h) // stride + 1
-    W_out = (W + 2 * pad - K_w) // stride + 1
+        "conv2d_forward": fill("conv2d_forward", CONV_SHAPES + '''\
     x_pad = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
     windows = sliding_window_view(x_pad, (K_h, K_w), axis=(2, 3))[:, :, ::stride, ::stride][:, :, :H_out, :W_out]
     cols = windows.transpose(1, 4, 5, 0, 2, 3).reshape(C_in * K_h * K_w, B * H_out * W_out)
     y_mat = w.astype(x.dtype).reshape(C_out, -1) @ cols + b.astype(x.dtype)[:, None]
     return y_mat.reshape(C_out, B, H_out, W_out).transpose(1, 0, 2, 3)
-''',
-        "conv1d_backward": '''def conv1d_backward(dy, x, w):
-    """Backward pass of conv1d_forward.
-
-    dy: (N_out,) upstream gradient, x: (N,), w: (K,), with N_out = N - K + 1.
-    returns (dx, dw, db): dx (N,) = the full convolution of dy with the flipped kernel,
-    dw (K,), db a number (the bias is a scalar).
-    Leaves its array arguments unchanged (works on copies).
-    """
+'''),
+        "conv1d_backward": fill("conv1d_backward", '''\
     K, N_out = w.shape[0], dy.shape[0]
     dy_full = np.pad(dy, (K - 1, K - 1))
     dx = sliding_window_view(dy_full, K) @ w[::-1]
     dw = sliding_window_view(x, N_out) @ dy
     db = float(np.sum(dy))
     return dx, dw, db
-''',
-        "conv2d_backward_naive": '''def conv2d_backward_naive(dy, x, w, stride=1, pad=0):
-    """Backward pass of conv2d_forward with explicit loops (the index form).
-
-    dy: (B, C_out, H_out, W_out), x: (B, C_in, H, W), w: (C_out, C_in, K_h, K_w)
-    returns (dx, dw, db): dx like x (B, C_in, H, W), dw like w (C_out, C_in, K_h, K_w),
-    db (C_out,). (Graded on float64; the vectorized conv2d_backward must also keep float32.)
-    Leaves its array arguments unchanged (works on copies).
-    """
+'''),
+        "conv2d_backward_naive": fill("conv2d_backward_naive", '''\
     B, C_out, H_out, W_out = dy.shape
     _, _, K_h, K_w = w.shape
     H, W = x.shape[2], x.shape[3]
@@ -63,34 +47,17 @@ def conv2d_forward(x, w, b, stride=1, pad=0):
                     dw[co] += g * x_pad[bi, :, r:r + K_h, c:c + K_w]
                     db[co] += g
     return dx_pad[:, :, pad:pad + H, pad:pad + W], dw, db
-''',
-        "rot180": '''def rot180(w):
-    """The kernel rotated by 180 degrees: w (..., K_h, K_w) reversed along its last two axes.
-
-    rot180(w)[..., m, n] == w[..., K_h - 1 - m, K_w - 1 - n]; all other axes untouched.
-    Leaves its array arguments unchanged (works on copies).
-    """
+'''),
+        "rot180": fill("rot180", '''\
     return w[..., ::-1, ::-1]
-''',
-        "dilate": '''def dilate(dy, stride):
-    """Insert stride - 1 zero rows between the rows of dy and stride - 1 zero columns between its columns.
-
-    dy: (B, C, H_out, W_out) -> (B, C, (H_out - 1)*stride + 1, (W_out - 1)*stride + 1), same dtype;
-    result[:, :, stride*i, stride*j] == dy[:, :, i, j], zeros elsewhere.
-    Leaves its array arguments unchanged (works on copies).
-    """
+'''),
+        "dilate": fill("dilate", '''\
     B, C, H_out, W_out = dy.shape
     result = np.zeros((B, C, (H_out - 1) * stride + 1, (W_out - 1) * stride + 1), dtype=dy.dtype)
     result[:, :, ::stride, ::stride] = dy
     return result
-''',
-        "conv2d_dx_rotated": '''def conv2d_dx_rotated(dy, w, x_shape, stride=1, pad=0):
-    """dx as a full convolution: conv2d_forward of the dilated, (K-1)-padded dy with rot180(w).
-
-    dy: (B, C_out, H_out, W_out), w: (C_out, C_in, K_h, K_w), x_shape: (B, C_in, H, W)
-    returns dx: (B, C_in, H, W), dtype of dy.
-    Leaves its array arguments unchanged (works on copies).
-    """
+'''),
+        "conv2d_dx_rotated": fill("conv2d_dx_rotated", '''\
     B, C_in, H, W = x_shape
     K_h, K_w = w.shape[2], w.shape[3]
     spread = dilate(dy, stride)
@@ -100,18 +67,8 @@ def conv2d_forward(x, w, b, stride=1, pad=0):
     dx_pad = np.zeros((B, C_in, H + 2 * pad, W + 2 * pad), dtype=dy.dtype)
     dx_pad[:, :, :core.shape[2], :core.shape[3]] = core           # rows no window reached stay 0
     return dx_pad[:, :, pad:pad + H, pad:pad + W]
-''',
-        "conv2d_backward": '''def conv2d_backward(dy, x, w, stride=1, pad=0):
-    """Vectorized backward pass of conv2d_forward: im2col for dw, col2im for dx.
-
-    dy: (B, C_out, H_out, W_out), x: (B, C_in, H, W), w: (C_out, C_in, K_h, K_w)
-    returns (dx, dw, db): dx (B, C_in, H, W), dw (C_out, C_in, K_h, K_w), db (C_out,);
-    float32 in, float32 out.
-    Leaves its array arguments unchanged (works on copies).
-    """
-    B, C_out, H_out, W_out = dy.shape
-    _, C_in, K_h, K_w = w.shape
-    H, W = x.shape[2], x.shape[3]
+'''),
+        "conv2d_backward": fill("conv2d_backward", BACKWARD_SHAPES + '''\
     x_pad = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
     windows = sliding_window_view(x_pad, (K_h, K_w), axis=(2, 3))[:, :, ::stride, ::stride][:, :, :H_out, :W_out]
     cols = windows.transpose(1, 4, 5, 0, 2, 3).reshape(C_in * K_h * K_w, B * H_out * W_out)
@@ -129,50 +86,17 @@ def conv2d_forward(x, w, b, stride=1, pad=0):
             cols_ = slice(n, n + stride * (W_out - 1) + 1, stride)
             dx_pad[:, :, rows, cols_] += dcols[:, m, n].transpose(1, 0, 2, 3)
     return dx_pad[:, :, pad:pad + H, pad:pad + W], dw, db
-''',
+'''),
     },
     "einsum_windows": {
-        "conv2d_forward": '''from numpy.lib.stride_tricks import sliding_window_view
-
-
-def conv2d_forward(x, w, b, stride=1, pad=0):
-    """Vectorized convolution (cross-correlation) forward pass: im2col and one matrix product.
-
-    x: (B, C_in, H, W); w: (C_out, C_in, K_h, K_w); b: (C_out,); stride, pad: ints.
-    Returns y: (B, C_out, H_out, W_out) with the dtype of x (float32 stays float32).
-    No Python loop over pixels.
-    Leaves its array arguments unchanged (works on copies).
-    """
-    K_h, K_w = w.shape[2:]
-    x_pad = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
-    windows = sliding_window_view(x_pad, (K_h, K_w), axis=(2, 3))[:, :, ::stride, ::stride]
-    y = np.einsum("bcijmn,ocmn->boij", windows, w.astype(x.dtype), optimize=True)
-    return (y + b.astype(x.dtype)[None, :, None, None]).astype(x.dtype, copy=False)
-''',
-        "conv1d_backward": '''def conv1d_backward(dy, x, w):
-    """Backward pass of conv1d_forward.
-
-    dy: (N_out,) upstream gradient, x: (N,), w: (K,), with N_out = N - K + 1.
-    returns (dx, dw, db): dx (N,) = the full convolution of dy with the flipped kernel,
-    dw (K,), db a number (the bias is a scalar).
-    Leaves its array arguments unchanged (works on copies).
-    """
+        "conv2d_forward": LESSON01["einsum_windows"]["conv2d_forward"],     # lesson 01's, as the student wrote it
+        "conv1d_backward": fill("conv1d_backward", '''\
     dx = np.convolve(dy, w, mode="full")           # np.convolve flips w: the full convolution
     dw = np.correlate(x, dy, mode="valid")          # dw[m] = sum_i x[i + m] dy[i]
     db = dy.sum()                                   # a numpy scalar
     return dx, dw, db
-''',
-        "conv2d_backward_naive": '''def conv2d_backward_naive(dy, x, w, stride=1, pad=0):
-    """Backward pass of conv2d_forward with explicit loops (the index form).
-
-    dy: (B, C_out, H_out, W_out), x: (B, C_in, H, W), w: (C_out, C_in, K_h, K_w)
-    returns (dx, dw, db): dx like x (B, C_in, H, W), dw like w (C_out, C_in, K_h, K_w),
-    db (C_out,). (Graded on float64; the vectorized conv2d_backward must also keep float32.)
-    Leaves its array arguments unchanged (works on copies).
-    """
-    B, C_out, H_out, W_out = dy.shape
-    _, C_in, K_h, K_w = w.shape
-    H, W = x.shape[2], x.shape[3]
+'''),
+        "conv2d_backward_naive": fill("conv2d_backward_naive", BACKWARD_SHAPES + '''\
     x_pad = np.zeros((B, C_in, H + 2 * pad, W + 2 * pad), dtype=x.dtype)
     x_pad[:, :, pad:pad + H, pad:pad + W] = x
     dx_pad = np.zeros_like(x_pad)
@@ -186,35 +110,18 @@ def conv2d_forward(x, w, b, stride=1, pad=0):
                 dw += np.einsum("o,cmn->ocmn", g, x_pad[win])
     db = dy.sum(axis=(0, 2, 3))
     return dx_pad[:, :, pad:pad + H, pad:pad + W], dw, db
-''',
-        "rot180": '''def rot180(w):
-    """The kernel rotated by 180 degrees: w (..., K_h, K_w) reversed along its last two axes.
-
-    rot180(w)[..., m, n] == w[..., K_h - 1 - m, K_w - 1 - n]; all other axes untouched.
-    Leaves its array arguments unchanged (works on copies).
-    """
+'''),
+        "rot180": fill("rot180", '''\
     return np.flip(w, axis=(-2, -1))
-''',
-        "dilate": '''def dilate(dy, stride):
-    """Insert stride - 1 zero rows between the rows of dy and stride - 1 zero columns between its columns.
-
-    dy: (B, C, H_out, W_out) -> (B, C, (H_out - 1)*stride + 1, (W_out - 1)*stride + 1), same dtype;
-    result[:, :, stride*i, stride*j] == dy[:, :, i, j], zeros elsewhere.
-    Leaves its array arguments unchanged (works on copies).
-    """
+'''),
+        "dilate": fill("dilate", '''\
     B, C, H_out, W_out = dy.shape
     blocks = np.zeros((B, C, H_out, stride, W_out, stride), dtype=dy.dtype)
     blocks[:, :, :, 0, :, 0] = dy                      # each value at the corner of its stride x stride block
     grid = blocks.reshape(B, C, H_out * stride, W_out * stride)
     return grid[:, :, :(H_out - 1) * stride + 1, :(W_out - 1) * stride + 1]
-''',
-        "conv2d_dx_rotated": '''def conv2d_dx_rotated(dy, w, x_shape, stride=1, pad=0):
-    """dx as a full convolution: conv2d_forward of the dilated, (K-1)-padded dy with rot180(w).
-
-    dy: (B, C_out, H_out, W_out), w: (C_out, C_in, K_h, K_w), x_shape: (B, C_in, H, W)
-    returns dx: (B, C_in, H, W), dtype of dy.
-    Leaves its array arguments unchanged (works on copies).
-    """
+'''),
+        "conv2d_dx_rotated": fill("conv2d_dx_rotated", '''\
     _, C_in, H, W = x_shape
     C_out, _, K_h, K_w = w.shape
     dy_full = np.pad(dilate(dy, stride), [(0, 0), (0, 0), (K_h - 1, K_h - 1), (K_w - 1, K_w - 1)])
@@ -224,18 +131,8 @@ def conv2d_forward(x, w, b, stride=1, pad=0):
     missing_w = W + 2 * pad - core.shape[3]
     dx_pad = np.pad(core, [(0, 0), (0, 0), (0, missing_h), (0, missing_w)])
     return dx_pad[:, :, pad:pad + H, pad:pad + W].astype(dy.dtype, copy=False)
-''',
-        "conv2d_backward": '''def conv2d_backward(dy, x, w, stride=1, pad=0):
-    """Vectorized backward pass of conv2d_forward: im2col for dw, col2im for dx.
-
-    dy: (B, C_out, H_out, W_out), x: (B, C_in, H, W), w: (C_out, C_in, K_h, K_w)
-    returns (dx, dw, db): dx (B, C_in, H, W), dw (C_out, C_in, K_h, K_w), db (C_out,);
-    float32 in, float32 out.
-    Leaves its array arguments unchanged (works on copies).
-    """
-    B, C_out, H_out, W_out = dy.shape
-    _, C_in, K_h, K_w = w.shape
-    H, W = x.shape[2], x.shape[3]
+'''),
+        "conv2d_backward": fill("conv2d_backward", BACKWARD_SHAPES + '''\
     x_pad = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
     windows = sliding_window_view(x_pad, (K_h, K_w), axis=(2, 3))[:, :, ::stride, ::stride][:, :, :H_out, :W_out]
     dw = np.einsum("bcijmn,boij->ocmn", windows, dy, optimize=True).astype(w.dtype, copy=False)
@@ -247,42 +144,11 @@ def conv2d_forward(x, w, b, stride=1, pad=0):
             dx_pad[:, :, m:m + stride * (H_out - 1) + 1:stride, n:n + stride * (W_out - 1) + 1:stride] += \\
                 d_windows[:, :, m, n]
     return dx_pad[:, :, pad:pad + H, pad:pad + W], dw, db
-''',
+'''),
     },
     "tap_accumulate": {
-        "conv2d_forward": '''from numpy.lib.stride_tricks import sliding_window_view
-
-
-def conv2d_forward(x, w, b, stride=1, pad=0):
-    """Vectorized convolution (cross-correlation) forward pass: im2col and one matrix product.
-
-    x: (B, C_in, H, W); w: (C_out, C_in, K_h, K_w); b: (C_out,); stride, pad: ints.
-    Returns y: (B, C_out, H_out, W_out) with the dtype of x (float32 stays float32).
-    No Python loop over pixels.
-    Leaves its array arguments unchanged (works on copies).
-    """
-    B, C_in, H, W = x.shape
-    C_out, _, K_h, K_w = w.shape
-    H_out = (H + 2 * pad - K_h) // stride + 1
-    W_out = (W + 2 * pad - K_w) // stride + 1
-    x_pad = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
-    w = w.astype(x.dtype)
-    y = np.zeros((B, H_out, W_out, C_out), dtype=x.dtype)
-    for m in range(K_h):                        # a loop over the K_h * K_w taps, not over pixels
-        for n in range(K_w):
-            tap = x_pad[:, :, m:m + stride * (H_out - 1) + 1:stride, n:n + stride * (W_out - 1) + 1:stride]
-            y += np.tensordot(tap, w[:, :, m, n], axes=([1], [1]))      # (B, H_out, W_out, C_out)
-    y += b.astype(x.dtype)
-    return np.ascontiguousarray(y.transpose(0, 3, 1, 2))
-''',
-        "conv1d_backward": '''def conv1d_backward(dy, x, w):
-    """Backward pass of conv1d_forward.
-
-    dy: (N_out,) upstream gradient, x: (N,), w: (K,), with N_out = N - K + 1.
-    returns (dx, dw, db): dx (N,) = the full convolution of dy with the flipped kernel,
-    dw (K,), db a number (the bias is a scalar).
-    Leaves its array arguments unchanged (works on copies).
-    """
+        "conv2d_forward": LESSON01["tap_accumulate"]["conv2d_forward"],     # lesson 01's, as the student wrote it
+        "conv1d_backward": fill("conv1d_backward", '''\
     K, N_out = w.shape[0], dy.shape[0]
     dx = np.zeros(x.shape, dtype=np.result_type(dy, w))
     dw = np.zeros(w.shape, dtype=np.result_type(dy, x))
@@ -291,18 +157,8 @@ def conv2d_forward(x, w, b, stride=1, pad=0):
         dw[m] = np.dot(dy, x[m:m + N_out])
     db = np.add.reduce(dy).item()
     return dx, dw, db
-''',
-        "conv2d_backward_naive": '''def conv2d_backward_naive(dy, x, w, stride=1, pad=0):
-    """Backward pass of conv2d_forward with explicit loops (the index form).
-
-    dy: (B, C_out, H_out, W_out), x: (B, C_in, H, W), w: (C_out, C_in, K_h, K_w)
-    returns (dx, dw, db): dx like x (B, C_in, H, W), dw like w (C_out, C_in, K_h, K_w),
-    db (C_out,). (Graded on float64; the vectorized conv2d_backward must also keep float32.)
-    Leaves its array arguments unchanged (works on copies).
-    """
-    B, C_out, H_out, W_out = dy.shape
-    _, C_in, K_h, K_w = w.shape
-    H, W = x.shape[2], x.shape[3]
+'''),
+        "conv2d_backward_naive": fill("conv2d_backward_naive", BACKWARD_SHAPES + '''\
     H_pad, W_pad = H + 2 * pad, W + 2 * pad
     x_pad = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
     # dw and db: scatter, visiting every output (bi, co, i, j) once
@@ -326,22 +182,11 @@ def conv2d_forward(x, w, b, stride=1, pad=0):
                         for j in cols:
                             dx_pad[bi, :, u, v] += dy[bi, co, i, j] * w[co, :, u - stride * i, v - stride * j]
     return dx_pad[:, :, pad:pad + H, pad:pad + W], dw, db
-''',
-        "rot180": '''def rot180(w):
-    """The kernel rotated by 180 degrees: w (..., K_h, K_w) reversed along its last two axes.
-
-    rot180(w)[..., m, n] == w[..., K_h - 1 - m, K_w - 1 - n]; all other axes untouched.
-    Leaves its array arguments unchanged (works on copies).
-    """
+'''),
+        "rot180": fill("rot180", '''\
     return np.rot90(w, 2, axes=(-2, -1))      # two quarter turns in the kernel plane
-''',
-        "dilate": '''def dilate(dy, stride):
-    """Insert stride - 1 zero rows between the rows of dy and stride - 1 zero columns between its columns.
-
-    dy: (B, C, H_out, W_out) -> (B, C, (H_out - 1)*stride + 1, (W_out - 1)*stride + 1), same dtype;
-    result[:, :, stride*i, stride*j] == dy[:, :, i, j], zeros elsewhere.
-    Leaves its array arguments unchanged (works on copies).
-    """
+'''),
+        "dilate": fill("dilate", '''\
     if stride == 1:
         return dy                                  # nothing to insert: dy itself
     B, C, H_out, W_out = dy.shape
@@ -349,14 +194,8 @@ def conv2d_forward(x, w, b, stride=1, pad=0):
     for i in range(H_out):                         # one row of dy at a time
         result[:, :, stride * i, ::stride] = dy[:, :, i, :]
     return result
-''',
-        "conv2d_dx_rotated": '''def conv2d_dx_rotated(dy, w, x_shape, stride=1, pad=0):
-    """dx as a full convolution: conv2d_forward of the dilated, (K-1)-padded dy with rot180(w).
-
-    dy: (B, C_out, H_out, W_out), w: (C_out, C_in, K_h, K_w), x_shape: (B, C_in, H, W)
-    returns dx: (B, C_in, H, W), dtype of dy.
-    Leaves its array arguments unchanged (works on copies).
-    """
+'''),
+        "conv2d_dx_rotated": fill("conv2d_dx_rotated", '''\
     _, C_in, H, W = x_shape
     K_h, K_w = w.shape[2], w.shape[3]
     spread = dilate(dy, stride)
@@ -367,18 +206,8 @@ def conv2d_forward(x, w, b, stride=1, pad=0):
     padded = np.pad(spread, ((0, 0), (0, 0), (K_h - 1, K_h - 1 + extra_h), (K_w - 1, K_w - 1 + extra_w)))
     dx_pad = conv2d_forward(padded, rot180(w).transpose(1, 0, 2, 3), np.zeros(C_in, dtype=dy.dtype))
     return dx_pad[:, :, pad:pad + H, pad:pad + W]
-''',
-        "conv2d_backward": '''def conv2d_backward(dy, x, w, stride=1, pad=0):
-    """Vectorized backward pass of conv2d_forward: im2col for dw, col2im for dx.
-
-    dy: (B, C_out, H_out, W_out), x: (B, C_in, H, W), w: (C_out, C_in, K_h, K_w)
-    returns (dx, dw, db): dx (B, C_in, H, W), dw (C_out, C_in, K_h, K_w), db (C_out,);
-    float32 in, float32 out.
-    Leaves its array arguments unchanged (works on copies).
-    """
-    B, C_out, H_out, W_out = dy.shape
-    _, C_in, K_h, K_w = w.shape
-    H, W = x.shape[2], x.shape[3]
+'''),
+        "conv2d_backward": fill("conv2d_backward", BACKWARD_SHAPES + '''\
     x_pad = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
     dx_pad = np.zeros(x_pad.shape, dtype=x.dtype)
     dw = np.empty(w.shape, dtype=w.dtype)
@@ -392,45 +221,15 @@ def conv2d_forward(x, w, b, stride=1, pad=0):
             dx_pad[:, :, rows, cols] += back.transpose(1, 0, 2, 3)
     db = dy.sum(axis=(0, 2, 3))
     return dx_pad[:, :, pad:pad + H, pad:pad + W], dw, db
-''',
+'''),
     },
     "float64_accumulate": {
-        "conv2d_forward": '''from numpy.lib.stride_tricks import as_strided, sliding_window_view
-
-
-def conv2d_forward(x, w, b, stride=1, pad=0):
-    """Vectorized convolution (cross-correlation) forward pass: im2col and one matrix product.
-
-    x: (B, C_in, H, W); w: (C_out, C_in, K_h, K_w); b: (C_out,); stride, pad: ints.
-    Returns y: (B, C_out, H_out, W_out) with the dtype of x (float32 stays float32).
-    No Python loop over pixels.
-    Leaves its array arguments unchanged (works on copies).
-    """
-    B, C_in, H, W = x.shape
-    C_out, _, K_h, K_w = w.shape
-    H_out = (H + 2 * pad - K_h) // stride + 1
-    W_out = (W + 2 * pad - K_w) // stride + 1
-    x_pad = np.zeros((B, C_in, H + 2 * pad, W + 2 * pad), dtype=np.float64)
-    x_pad[:, :, pad:pad + H, pad:pad + W] = x
-    sb, sc, sh, sw = x_pad.strides
-    cols6 = as_strided(x_pad, shape=(C_in, K_h, K_w, B, H_out, W_out),
-                       strides=(sc, sh, sw, sb, stride * sh, stride * sw), writeable=False)
-    cols = cols6.reshape(C_in * K_h * K_w, B * H_out * W_out)
-    y_mat = w.astype(np.float64).reshape(C_out, -1) @ cols
-    y_mat += np.asarray(b, dtype=np.float64).reshape(C_out, 1)
-    return y_mat.reshape(C_out, B, H_out, W_out).transpose(1, 0, 2, 3).astype(x.dtype)
-''',
-        "conv1d_backward": '''import math
-
-
-def conv1d_backward(dy, x, w):
-    """Backward pass of conv1d_forward.
-
-    dy: (N_out,) upstream gradient, x: (N,), w: (K,), with N_out = N - K + 1.
-    returns (dx, dw, db): dx (N,) = the full convolution of dy with the flipped kernel,
-    dw (K,), db a number (the bias is a scalar).
-    Leaves its array arguments unchanged (works on copies).
-    """
+        # lesson 01's as_strided im2col pasted again, its comment dropped and its last two lines folded
+        "conv2d_forward": LESSON01["float64_accumulate"]["conv2d_forward"]
+        .replace("    # cols6[ci, m, n, bi, i, j] = x_pad[bi, ci, stride*i + m, stride*j + n]\n", "")
+        .replace("    y = y_mat.reshape(C_out, B, H_out, W_out).transpose(1, 0, 2, 3)\n    return y.astype(x.dtype)\n",
+                 "    return y_mat.reshape(C_out, B, H_out, W_out).transpose(1, 0, 2, 3).astype(x.dtype)\n"),
+        "conv1d_backward": fill("conv1d_backward", '''\
     N, K, N_out = x.shape[0], w.shape[0], dy.shape[0]
     dy64, x64, w64 = (np.asarray(a, dtype=np.float64) for a in (dy, x, w))
     # dx[k] = sum over i with 0 <= k - i < K of dy[i] w[k - i]   (index form, exactly rounded sums)
@@ -439,18 +238,8 @@ def conv1d_backward(dy, x, w):
     dw = np.array([math.fsum(dy64 * x64[m:m + N_out]) for m in range(K)])
     db = math.fsum(dy64)
     return dx.astype(x.dtype), dw.astype(w.dtype), db
-''',
-        "conv2d_backward_naive": '''def conv2d_backward_naive(dy, x, w, stride=1, pad=0):
-    """Backward pass of conv2d_forward with explicit loops (the index form).
-
-    dy: (B, C_out, H_out, W_out), x: (B, C_in, H, W), w: (C_out, C_in, K_h, K_w)
-    returns (dx, dw, db): dx like x (B, C_in, H, W), dw like w (C_out, C_in, K_h, K_w),
-    db (C_out,). (Graded on float64; the vectorized conv2d_backward must also keep float32.)
-    Leaves its array arguments unchanged (works on copies).
-    """
-    B, C_out, H_out, W_out = dy.shape
-    _, C_in, K_h, K_w = w.shape
-    H, W = x.shape[2], x.shape[3]
+''', before="import math\n\n\n"),
+        "conv2d_backward_naive": fill("conv2d_backward_naive", BACKWARD_SHAPES + '''\
     x_pad = np.pad(x.astype(np.float64), ((0, 0), (0, 0), (pad, pad), (pad, pad)))
     w64, dy64 = w.astype(np.float64), dy.astype(np.float64)
     dx_pad = np.zeros(x_pad.shape)                      # float64 accumulators
@@ -468,39 +257,22 @@ def conv1d_backward(dy, x, w):
                     db[co] += g
     dx = dx_pad[:, :, pad:pad + H, pad:pad + W]
     return dx.astype(x.dtype), dw.astype(w.dtype), db.astype(dy.dtype)
-''',
-        "rot180": '''def rot180(w):
-    """The kernel rotated by 180 degrees: w (..., K_h, K_w) reversed along its last two axes.
-
-    rot180(w)[..., m, n] == w[..., K_h - 1 - m, K_w - 1 - n]; all other axes untouched.
-    Leaves its array arguments unchanged (works on copies).
-    """
+'''),
+        "rot180": fill("rot180", '''\
     K_h, K_w = w.shape[-2], w.shape[-1]
     rows = (K_h - 1 - np.arange(K_h))[:, None]
     cols = (K_w - 1 - np.arange(K_w))[None, :]
     return w[..., rows, cols]                  # fancy indexing: a new array
-''',
-        "dilate": '''def dilate(dy, stride):
-    """Insert stride - 1 zero rows between the rows of dy and stride - 1 zero columns between its columns.
-
-    dy: (B, C, H_out, W_out) -> (B, C, (H_out - 1)*stride + 1, (W_out - 1)*stride + 1), same dtype;
-    result[:, :, stride*i, stride*j] == dy[:, :, i, j], zeros elsewhere.
-    Leaves its array arguments unchanged (works on copies).
-    """
+'''),
+        "dilate": fill("dilate", '''\
     B, C, H_out, W_out = dy.shape
     result = np.zeros((B, C, (H_out - 1) * stride + 1, (W_out - 1) * stride + 1), dtype=dy.dtype)
     rows = stride * np.arange(H_out)
     cols = stride * np.arange(W_out)
     result[:, :, rows[:, None], cols[None, :]] = dy
     return result
-''',
-        "conv2d_dx_rotated": '''def conv2d_dx_rotated(dy, w, x_shape, stride=1, pad=0):
-    """dx as a full convolution: conv2d_forward of the dilated, (K-1)-padded dy with rot180(w).
-
-    dy: (B, C_out, H_out, W_out), w: (C_out, C_in, K_h, K_w), x_shape: (B, C_in, H, W)
-    returns dx: (B, C_in, H, W), dtype of dy.
-    Leaves its array arguments unchanged (works on copies).
-    """
+'''),
+        "conv2d_dx_rotated": fill("conv2d_dx_rotated", '''\
     B, C_in, H, W = x_shape
     K_h, K_w = w.shape[2], w.shape[3]
     spread = dilate(dy.astype(np.float64), stride)
@@ -509,21 +281,8 @@ def conv1d_backward(dy, x, w):
     dx_pad = np.zeros((B, C_in, H + 2 * pad, W + 2 * pad))
     dx_pad[:, :, :core.shape[2], :core.shape[3]] = core
     return dx_pad[:, :, pad:H + pad, pad:W + pad].astype(dy.dtype)
-''',
-        "conv2d_backward": '''from numpy.lib.stride_tricks import as_strided
-
-
-def conv2d_backward(dy, x, w, stride=1, pad=0):
-    """Vectorized backward pass of conv2d_forward: im2col for dw, col2im for dx.
-
-    dy: (B, C_out, H_out, W_out), x: (B, C_in, H, W), w: (C_out, C_in, K_h, K_w)
-    returns (dx, dw, db): dx (B, C_in, H, W), dw (C_out, C_in, K_h, K_w), db (C_out,);
-    float32 in, float32 out.
-    Leaves its array arguments unchanged (works on copies).
-    """
-    B, C_out, H_out, W_out = dy.shape
-    _, C_in, K_h, K_w = w.shape
-    H, W = x.shape[2], x.shape[3]
+'''),
+        "conv2d_backward": fill("conv2d_backward", BACKWARD_SHAPES + '''\
     x_pad = np.zeros((B, C_in, H + 2 * pad, W + 2 * pad))          # float64 throughout, cast at the end
     x_pad[:, :, pad:pad + H, pad:pad + W] = x
     sb, sc, sh, sw = x_pad.strides
@@ -542,7 +301,7 @@ def conv2d_backward(dy, x, w, stride=1, pad=0):
                 dcols[:, :, m, n]
     dx = dx_pad[:, :, pad:pad + H, pad:pad + W]
     return dx.astype(x.dtype), dw.astype(w.dtype), db.astype(dy.dtype)
-''',
+''', before="from numpy.lib.stride_tricks import as_strided\n\n\n"),
     },
 }
 STYLES = {

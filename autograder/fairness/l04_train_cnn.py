@@ -1,5 +1,11 @@
-"""Independently written correct solutions of lesson 04, in several styles (fairness corpus)."""
+"""Independently written correct solutions of lesson 04, in several styles (fairness corpus); the
+layer classes each style wrote are in _l04_layers."""
+from autograder.fairness._l04_layers import LAYERS
+from autograder.fairness.l01_conv_forward import CONV_SHAPES
+from autograder.fairness.stubs import filler
+
 LESSON = "04_train_cnn"
+fill = filler(LESSON)
 
 # The notebook's first cell already has: import time; import numpy as np;
 # from numpy.lib.stride_tricks import sliding_window_view; import convlab; from convlab.data import ...
@@ -32,24 +38,14 @@ def im2col(x, kernel_h, kernel_w, stride, pad):
 
 '''
 
-_CONV_FWD_IM2COL = _IM2COL_HELPERS + '''\
-def conv2d_forward(x, w, b, stride=1, pad=0):
-    """Cross-correlation of x (B, C_in, H, W) with w (C_out, C_in, K_h, K_w) plus b (C_out,),
-    zero padding `pad` on each side, step `stride` -> y (B, C_out, H_out, W_out).
-    Leaves its array arguments unchanged (works on copies).
-    """
+_CONV_FWD_IM2COL = _IM2COL_HELPERS + fill("conv2d_forward", '''\
     C_out, C_in, K_h, K_w = w.shape
     cols, H_out, W_out = im2col(x, K_h, K_w, stride, pad)
     y = w.reshape(C_out, C_in * K_h * K_w) @ cols + b.reshape(1, C_out, 1)      # (B, C_out, H_out * W_out)
     return y.reshape(x.shape[0], C_out, H_out, W_out).astype(x.dtype, copy=False)
-'''
+''')
 
-_CONV_BWD_COL2IM = _IM2COL_HELPERS + '''\
-def conv2d_backward(dy, x, w, stride=1, pad=0):
-    """Gradients of conv2d_forward. dy (B, C_out, H_out, W_out) = dL/dy, x and w as in the forward
-    pass -> (dx (B, C_in, H, W), dw (C_out, C_in, K_h, K_w), db (C_out,)).
-    Leaves its array arguments unchanged (works on copies).
-    """
+_CONV_BWD_COL2IM = _IM2COL_HELPERS + fill("conv2d_backward", '''\
     B, C_in, H, W = x.shape
     C_out, _, K_h, K_w = w.shape
     cols, H_out, W_out = im2col(x, K_h, K_w, stride, pad)                  # (B, C_in*K_h*K_w, H_out*W_out)
@@ -63,7 +59,7 @@ def conv2d_backward(dy, x, w, stride=1, pad=0):
             dx_pad[:, :, p:p + stride * (H_out - 1) + 1:stride, q:q + stride * (W_out - 1) + 1:stride] += dcols[:, :, p, q]
     dx = dx_pad[:, :, pad:pad + H, pad:pad + W]
     return dx, dw.astype(w.dtype, copy=False), db
-'''
+''')
 
 _TAP_SLICES = '''\
 def tap_slices(m, n, stride, H_out, W_out):
@@ -75,11 +71,7 @@ def tap_slices(m, n, stride, H_out, W_out):
 
 '''
 
-_POOL_FWD_TAPS = _TAP_SLICES + '''\
-def maxpool2d_forward(x, pool=2, stride=2):
-    """Max over pool x pool windows, step `stride`, per channel: x (B, C, H, W) -> y (B, C, H_out, W_out).
-    Leaves its array arguments unchanged (works on copies).
-    """
+_POOL_FWD_TAPS = _TAP_SLICES + fill("maxpool2d_forward", '''\
     H_out = (x.shape[2] - pool) // stride + 1
     W_out = (x.shape[3] - pool) // stride + 1
     y = None
@@ -88,14 +80,9 @@ def maxpool2d_forward(x, pool=2, stride=2):
             tap = x[(slice(None), slice(None)) + tap_slices(m, n, stride, H_out, W_out)]
             y = tap.copy() if y is None else np.maximum(y, tap)
     return y
-'''
+''')
 
-_POOL_BWD_TAKEN = _TAP_SLICES + '''\
-def maxpool2d_backward(dy, x, pool=2, stride=2):
-    """Gradient of maxpool2d_forward: each dy[b, c, i, j] goes to the position of its window's max
-    (the first one on ties); overlapping windows add up. dy (B, C, H_out, W_out), x (B, C, H, W) -> dx like x.
-    Leaves its array arguments unchanged (works on copies).
-    """
+_POOL_BWD_TAKEN = _TAP_SLICES + fill("maxpool2d_backward", '''\
     H_out, W_out = dy.shape[2], dy.shape[3]
     y = maxpool2d_forward(x, pool, stride)
     dx = np.zeros_like(x)
@@ -107,112 +94,9 @@ def maxpool2d_backward(dy, x, pool=2, stride=2):
             dx[:, :, rows, cols] += np.where(first, dy, 0)
             taken |= first
     return dx
-'''
+''')
 
-_CONV2D_LAYER_A = '''\
-class Conv2D:
-    """Convolution layer. params: w (C_out, C_in, K_h, K_w), b (C_out,).
-    forward: x (B, C_in, H, W) -> y (B, C_out, H_out, W_out), using conv2d_forward.
-    backward: dy like y -> dx like x, and grads['w'], grads['b'] like the params, using conv2d_backward.
-    Leaves its array arguments unchanged (works on copies).
-    """
-
-    def __init__(self, w, b, stride=1, pad=0):
-        self.params = {"w": w, "b": b}
-        self.grads = {}
-        self.stride, self.pad = stride, pad
-
-    def forward(self, x):
-        self.x = x
-        return conv2d_forward(x, self.params["w"], self.params["b"], stride=self.stride, pad=self.pad)
-
-    def backward(self, dy):
-        dx, self.grads["w"], self.grads["b"] = conv2d_backward(dy, self.x, self.params["w"],
-                                                               stride=self.stride, pad=self.pad)
-        return dx
-'''
-
-_RELU_LAYER_A = '''\
-class ReLU:
-    """y = max(x, 0) elementwise; any shape. backward: dy -> dx = dy where x > 0, else 0.
-    Leaves its array arguments unchanged (works on copies).
-    """
-
-    def __init__(self):
-        self.params, self.grads = {}, {}
-
-    def forward(self, x):
-        self.x = x
-        return np.maximum(x, 0)
-
-    def backward(self, dy):
-        return np.where(self.x > 0, dy, 0)
-'''
-
-_MAXPOOL_LAYER_A = '''\
-class MaxPool2D:
-    """Max pooling layer: x (B, C, H, W) -> y (B, C, H_out, W_out); backward dy like y -> dx like x.
-    Leaves its array arguments unchanged (works on copies).
-    """
-
-    def __init__(self, pool=2, stride=2):
-        self.params, self.grads = {}, {}
-        self.pool, self.stride = pool, stride
-
-    def forward(self, x):
-        self.x = x
-        return maxpool2d_forward(x, self.pool, self.stride)
-
-    def backward(self, dy):
-        return maxpool2d_backward(dy, self.x, self.pool, self.stride)
-'''
-
-_FLATTEN_LAYER_A = '''\
-class Flatten:
-    """x (N, C, H, W) -> y (N, C*H*W), row n = x[n] read in C, H, W order; backward: dy -> dx like x.
-    Leaves its array arguments unchanged (works on copies).
-    """
-
-    def __init__(self):
-        self.params, self.grads = {}, {}
-
-    def forward(self, x):
-        self.shape = x.shape
-        return x.reshape(x.shape[0], -1)
-
-    def backward(self, dy):
-        return dy.reshape(self.shape)
-'''
-
-_DENSE_LAYER_A = '''\
-class Dense:
-    """Fully connected layer. params: W (D_out, D_in), b (D_out,).
-    forward: x (N, D_in) -> y = x W^T + b, (N, D_out).
-    backward: dy (N, D_out) -> dx (N, D_in), and grads['W'] (D_out, D_in), grads['b'] (D_out,).
-    Leaves its array arguments unchanged (works on copies).
-    """
-
-    def __init__(self, W, b):
-        self.params = {"W": W, "b": b}
-        self.grads = {}
-
-    def forward(self, x):
-        self.x = x
-        return x @ self.params["W"].T + self.params["b"]
-
-    def backward(self, dy):
-        self.grads["W"] = dy.T @ self.x
-        self.grads["b"] = dy.sum(axis=0)
-        return dy @ self.params["W"]
-'''
-
-_SOFTMAX_A = '''\
-def softmax_cross_entropy(logits, y):
-    """Mean cross-entropy of softmax(logits) against integer labels, and its gradient.
-    logits (N, K) floats, y (N,) ints in 0..K-1 -> (loss: float, dlogits (N, K) = dL/dlogits).
-    Must stay finite for logits as large as 1e4 in absolute value.
-    Leaves its array arguments unchanged (works on copies).
-    """
+_SOFTMAX_A = fill("softmax_cross_entropy", '''\
     N = logits.shape[0]
     shifted = logits - logits.max(axis=1, keepdims=True)
     log_p = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
@@ -221,52 +105,31 @@ def softmax_cross_entropy(logits, y):
     dlogits = np.exp(log_p)
     dlogits[rows, y] -= 1
     return float(loss), dlogits / N
-'''
+''')
 
-_HE_A = '''\
-def he_init(shape, rng):
-    """Random weights of `shape` (outputs first: (D_out, D_in) or (C_out, C_in, K_h, K_w)), drawn
-    from the numpy Generator `rng`: normal, mean 0, std sqrt(2 / fan_in), fan_in = prod(shape[1:]).
-    Leaves its array arguments unchanged (works on copies).
-    """
+_HE_A = fill("he_init", '''\
     fan_in = int(np.prod(shape[1:]))
     return rng.normal(0.0, np.sqrt(2.0 / fan_in), size=shape)
-'''
+''')
 
-_SGD_A = '''\
-def sgd_momentum_step(param, grad, velocity, lr, momentum):
-    """One SGD-with-momentum update of one parameter array. param, grad, velocity: arrays of one
-    shape; lr > 0; 0 <= momentum < 1 -> (new_param, new_velocity), both of that shape.
-    Leaves its array arguments unchanged (works on copies): return new arrays, not param and
-    velocity updated in place (the training loop stores what you return).
-    """
+_SGD_A = fill("sgd_momentum_step", '''\
     new_velocity = momentum * velocity - lr * grad
     return param + new_velocity, new_velocity
-'''
+''')
 
 # =============================================================================================
 # Variant "windows_einsum": sliding_window_view + einsum; dx as the full correlation of the
 # dilated dy with the rotated kernel; argmax + np.add.at pooling; numpy-scalar loss; pure functions.
 # =============================================================================================
-_CONV_FWD_WINDOWS = '''\
-def conv2d_forward(x, w, b, stride=1, pad=0):
-    """Cross-correlation of x (B, C_in, H, W) with w (C_out, C_in, K_h, K_w) plus b (C_out,),
-    zero padding `pad` on each side, step `stride` -> y (B, C_out, H_out, W_out).
-    Leaves its array arguments unchanged (works on copies).
-    """
+_CONV_FWD_WINDOWS = fill("conv2d_forward", '''\
     K_h, K_w = w.shape[2:]
     x_pad = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
     windows = sliding_window_view(x_pad, (K_h, K_w), axis=(2, 3))[:, :, ::stride, ::stride]   # (B, C, Ho, Wo, Kh, Kw)
     y = np.einsum("bchwij,ocij->bohw", windows, w, optimize=True)
     return (y + b[None, :, None, None]).astype(x.dtype, copy=False)
-'''
+''')
 
-_CONV_BWD_ROTATED = '''\
-def conv2d_backward(dy, x, w, stride=1, pad=0):
-    """Gradients of conv2d_forward. dy (B, C_out, H_out, W_out) = dL/dy, x and w as in the forward
-    pass -> (dx (B, C_in, H, W), dw (C_out, C_in, K_h, K_w), db (C_out,)).
-    Leaves its array arguments unchanged (works on copies).
-    """
+_CONV_BWD_ROTATED = fill("conv2d_backward", '''\
     B, C_in, H, W = x.shape
     C_out, _, K_h, K_w = w.shape
     H_out, W_out = dy.shape[2:]
@@ -284,22 +147,13 @@ def conv2d_backward(dy, x, w, stride=1, pad=0):
     dx_pad = np.zeros(x_pad.shape, dtype=np.result_type(dy, w))
     dx_pad[:, :, :covered.shape[2], :covered.shape[3]] = covered         # rows past the last window get 0
     return dx_pad[:, :, pad:pad + H, pad:pad + W].astype(x.dtype, copy=False), dw.astype(w.dtype, copy=False), db
-'''
+''')
 
-_POOL_FWD_WINDOWS = '''\
-def maxpool2d_forward(x, pool=2, stride=2):
-    """Max over pool x pool windows, step `stride`, per channel: x (B, C, H, W) -> y (B, C, H_out, W_out).
-    Leaves its array arguments unchanged (works on copies).
-    """
+_POOL_FWD_WINDOWS = fill("maxpool2d_forward", '''\
     return sliding_window_view(x, (pool, pool), axis=(2, 3))[:, :, ::stride, ::stride].max(axis=(4, 5))
-'''
+''')
 
-_POOL_BWD_ADD_AT = '''\
-def maxpool2d_backward(dy, x, pool=2, stride=2):
-    """Gradient of maxpool2d_forward: each dy[b, c, i, j] goes to the position of its window's max
-    (the first one on ties); overlapping windows add up. dy (B, C, H_out, W_out), x (B, C, H, W) -> dx like x.
-    Leaves its array arguments unchanged (works on copies).
-    """
+_POOL_BWD_ADD_AT = fill("maxpool2d_backward", '''\
     B, C, H_out, W_out = dy.shape
     windows = sliding_window_view(x, (pool, pool), axis=(2, 3))[:, :, ::stride, ::stride]
     first = windows.reshape(B, C, H_out, W_out, pool * pool).argmax(axis=-1)   # first max, row-major
@@ -307,113 +161,9 @@ def maxpool2d_backward(dy, x, pool=2, stride=2):
     dx = np.zeros(x.shape, dtype=x.dtype)
     np.add.at(dx, (bi, ci, stride * i + first // pool, stride * j + first % pool), dy)
     return dx
-'''
+''')
 
-_CONV2D_LAYER_B = '''\
-class Conv2D:
-    """Convolution layer. params: w (C_out, C_in, K_h, K_w), b (C_out,).
-    forward: x (B, C_in, H, W) -> y (B, C_out, H_out, W_out), using conv2d_forward.
-    backward: dy like y -> dx like x, and grads['w'], grads['b'] like the params, using conv2d_backward.
-    Leaves its array arguments unchanged (works on copies).
-    """
-
-    def __init__(self, w, b, stride=1, pad=0):
-        self.params = {"w": w, "b": b}
-        self.grads = {}
-        self.stride, self.pad = stride, pad
-
-    def forward(self, x):
-        self.cache = (x, self.params["w"])
-        return conv2d_forward(x, self.params["w"], self.params["b"], self.stride, self.pad)
-
-    def backward(self, dy):
-        x, w = self.cache
-        dx, dw, db = conv2d_backward(dy, x, w, self.stride, self.pad)
-        self.grads = {"w": dw, "b": db}
-        return dx
-'''
-
-_RELU_LAYER_B = '''\
-class ReLU:
-    """y = max(x, 0) elementwise; any shape. backward: dy -> dx = dy where x > 0, else 0.
-    Leaves its array arguments unchanged (works on copies).
-    """
-
-    def __init__(self):
-        self.params, self.grads = {}, {}
-
-    def forward(self, x):
-        self.mask = x > 0
-        return x * self.mask
-
-    def backward(self, dy):
-        return dy * self.mask
-'''
-
-_MAXPOOL_LAYER_B = '''\
-class MaxPool2D:
-    """Max pooling layer: x (B, C, H, W) -> y (B, C, H_out, W_out); backward dy like y -> dx like x.
-    Leaves its array arguments unchanged (works on copies).
-    """
-
-    def __init__(self, pool=2, stride=2):
-        self.params, self.grads = {}, {}
-        self.pool, self.stride = pool, stride
-
-    def forward(self, x):
-        self.input = x.copy()
-        return maxpool2d_forward(self.input, pool=self.pool, stride=self.stride)
-
-    def backward(self, dy):
-        return maxpool2d_backward(dy, self.input, pool=self.pool, stride=self.stride)
-'''
-
-_FLATTEN_LAYER_B = '''\
-class Flatten:
-    """x (N, C, H, W) -> y (N, C*H*W), row n = x[n] read in C, H, W order; backward: dy -> dx like x.
-    Leaves its array arguments unchanged (works on copies).
-    """
-
-    def __init__(self):
-        self.params, self.grads = {}, {}
-
-    def forward(self, x):
-        N, C, H, W = x.shape
-        self.input_shape = (N, C, H, W)
-        return np.reshape(x, (N, C * H * W))
-
-    def backward(self, dy):
-        return np.reshape(dy, self.input_shape)
-'''
-
-_DENSE_LAYER_B = '''\
-class Dense:
-    """Fully connected layer. params: W (D_out, D_in), b (D_out,).
-    forward: x (N, D_in) -> y = x W^T + b, (N, D_out).
-    backward: dy (N, D_out) -> dx (N, D_in), and grads['W'] (D_out, D_in), grads['b'] (D_out,).
-    Leaves its array arguments unchanged (works on copies).
-    """
-
-    def __init__(self, W, b):
-        self.params = {"W": W, "b": b}
-        self.grads = {}
-
-    def forward(self, x):
-        self.x = x
-        return np.einsum("ni,oi->no", x, self.params["W"]) + self.params["b"][None, :]
-
-    def backward(self, dy):
-        self.grads = {"W": np.einsum("no,ni->oi", dy, self.x), "b": np.einsum("no->o", dy)}
-        return np.einsum("no,oi->ni", dy, self.params["W"])
-'''
-
-_SOFTMAX_B = '''\
-def softmax_cross_entropy(logits, y):
-    """Mean cross-entropy of softmax(logits) against integer labels, and its gradient.
-    logits (N, K) floats, y (N,) ints in 0..K-1 -> (loss: float, dlogits (N, K) = dL/dlogits).
-    Must stay finite for logits as large as 1e4 in absolute value.
-    Leaves its array arguments unchanged (works on copies).
-    """
+_SOFTMAX_B = fill("softmax_cross_entropy", '''\
     N, K = logits.shape
     z = logits - np.max(logits, axis=1, keepdims=True)
     log_sum = np.log(np.sum(np.exp(z), axis=1))             # log-sum-exp of the shifted row, >= 0
@@ -421,48 +171,25 @@ def softmax_cross_entropy(logits, y):
     probabilities = np.exp(z - log_sum[:, None])
     one_hot = np.eye(K, dtype=logits.dtype)[y]
     return loss, (probabilities - one_hot) / N
-'''
+''')
 
-_HE_B = '''\
-import math
-
-
-def he_init(shape, rng):
-    """Random weights of `shape` (outputs first: (D_out, D_in) or (C_out, C_in, K_h, K_w)), drawn
-    from the numpy Generator `rng`: normal, mean 0, std sqrt(2 / fan_in), fan_in = prod(shape[1:]).
-    Leaves its array arguments unchanged (works on copies).
-    """
+_HE_B = fill("he_init", '''\
     fan_in = math.prod(shape[1:])
     return rng.standard_normal(shape) * math.sqrt(2 / fan_in)
-'''
+''', before="import math\n\n\n")
 
-_SGD_B = '''\
-def sgd_momentum_step(param, grad, velocity, lr, momentum):
-    """One SGD-with-momentum update of one parameter array. param, grad, velocity: arrays of one
-    shape; lr > 0; 0 <= momentum < 1 -> (new_param, new_velocity), both of that shape.
-    Leaves its array arguments unchanged (works on copies): return new arrays, not param and
-    velocity updated in place (the training loop stores what you return).
-    """
+_SGD_B = fill("sgd_momentum_step", '''\
     velocity = np.multiply(velocity, momentum)
     velocity = np.subtract(velocity, np.multiply(grad, lr))
     param = np.add(param, velocity)
     return param, velocity
-'''
+''')
 
 # =============================================================================================
 # Variant "taps_float64": tap-by-tap accumulation in float64, cast back to the input dtype;
 # pooling by a stacked-taps argmax; float32 draws in he_init; momentum update by in-place operators on copies.
 # =============================================================================================
-_CONV_FWD_TAPS64 = '''\
-def conv2d_forward(x, w, b, stride=1, pad=0):
-    """Cross-correlation of x (B, C_in, H, W) with w (C_out, C_in, K_h, K_w) plus b (C_out,),
-    zero padding `pad` on each side, step `stride` -> y (B, C_out, H_out, W_out).
-    Leaves its array arguments unchanged (works on copies).
-    """
-    B, C_in, H, W = x.shape
-    C_out, _, K_h, K_w = w.shape
-    H_out = (H + 2 * pad - K_h) // stride + 1
-    W_out = (W + 2 * pad - K_w) // stride + 1
+_CONV_FWD_TAPS64 = fill("conv2d_forward", CONV_SHAPES + '''\
     x_pad = np.zeros((B, C_in, H + 2 * pad, W + 2 * pad), dtype=np.float64)
     x_pad[:, :, pad:pad + H, pad:pad + W] = x
     w64 = np.asarray(w, dtype=np.float64)
@@ -473,14 +200,9 @@ def conv2d_forward(x, w, b, stride=1, pad=0):
             y += np.tensordot(tap, w64[:, :, p, q], axes=([1], [1]))          # (B, H_out, W_out, C_out)
     y += np.asarray(b, dtype=np.float64)
     return y.transpose(0, 3, 1, 2).astype(x.dtype)
-'''
+''')
 
-_CONV_BWD_TAPS64 = '''\
-def conv2d_backward(dy, x, w, stride=1, pad=0):
-    """Gradients of conv2d_forward. dy (B, C_out, H_out, W_out) = dL/dy, x and w as in the forward
-    pass -> (dx (B, C_in, H, W), dw (C_out, C_in, K_h, K_w), db (C_out,)).
-    Leaves its array arguments unchanged (works on copies).
-    """
+_CONV_BWD_TAPS64 = fill("conv2d_backward", '''\
     B, C_in, H, W = x.shape
     C_out, _, K_h, K_w = w.shape
     H_out, W_out = dy.shape[2], dy.shape[3]
@@ -499,26 +221,17 @@ def conv2d_backward(dy, x, w, stride=1, pad=0):
     db = dy64.sum(axis=(0, 2, 3))
     dx = dx_pad[:, :, pad:pad + H, pad:pad + W]
     return dx.astype(x.dtype), dw.astype(w.dtype), db.astype(np.result_type(dy, w))
-'''
+''')
 
-_POOL_FWD_STACK = '''\
-def maxpool2d_forward(x, pool=2, stride=2):
-    """Max over pool x pool windows, step `stride`, per channel: x (B, C, H, W) -> y (B, C, H_out, W_out).
-    Leaves its array arguments unchanged (works on copies).
-    """
+_POOL_FWD_STACK = fill("maxpool2d_forward", '''\
     B, C, H, W = x.shape
     H_out, W_out = (H - pool) // stride + 1, (W - pool) // stride + 1
     taps = np.stack([x[:, :, m:m + stride * (H_out - 1) + 1:stride, n:n + stride * (W_out - 1) + 1:stride]
                      for m in range(pool) for n in range(pool)])          # (pool*pool, B, C, H_out, W_out), a copy
     return taps.max(axis=0)
-'''
+''')
 
-_POOL_BWD_STACK = '''\
-def maxpool2d_backward(dy, x, pool=2, stride=2):
-    """Gradient of maxpool2d_forward: each dy[b, c, i, j] goes to the position of its window's max
-    (the first one on ties); overlapping windows add up. dy (B, C, H_out, W_out), x (B, C, H, W) -> dx like x.
-    Leaves its array arguments unchanged (works on copies).
-    """
+_POOL_BWD_STACK = fill("maxpool2d_backward", '''\
     H_out, W_out = dy.shape[2], dy.shape[3]
     spots = [(slice(m, m + stride * (H_out - 1) + 1, stride), slice(n, n + stride * (W_out - 1) + 1, stride))
              for m in range(pool) for n in range(pool)]
@@ -527,120 +240,9 @@ def maxpool2d_backward(dy, x, pool=2, stride=2):
     for t, (rows, cols) in enumerate(spots):
         dx[:, :, rows, cols] += np.where(winner == t, dy, 0.0)
     return dx.astype(x.dtype)
-'''
+''')
 
-_CONV2D_LAYER_C = '''\
-class Conv2D:
-    """Convolution layer. params: w (C_out, C_in, K_h, K_w), b (C_out,).
-    forward: x (B, C_in, H, W) -> y (B, C_out, H_out, W_out), using conv2d_forward.
-    backward: dy like y -> dx like x, and grads['w'], grads['b'] like the params, using conv2d_backward.
-    Leaves its array arguments unchanged (works on copies).
-    """
-
-    def __init__(self, w, b, stride=1, pad=0):
-        self.params = {"w": w, "b": b}
-        self.grads = {}
-        self.stride, self.pad = stride, pad
-        self._input = None
-
-    def forward(self, x):
-        self._input = np.array(x, copy=True)
-        w, b = self.params["w"], self.params["b"]
-        return conv2d_forward(self._input, w, b, self.stride, self.pad)
-
-    def backward(self, dy):
-        grads = conv2d_backward(dy, self._input, self.params["w"], self.stride, self.pad)
-        self.grads["w"], self.grads["b"] = grads[1], grads[2]
-        return grads[0]
-'''
-
-_RELU_LAYER_C = '''\
-class ReLU:
-    """y = max(x, 0) elementwise; any shape. backward: dy -> dx = dy where x > 0, else 0.
-    Leaves its array arguments unchanged (works on copies).
-    """
-
-    def __init__(self):
-        self.params, self.grads = {}, {}
-
-    def forward(self, x):
-        self.positive = np.greater(x, 0)
-        return np.where(self.positive, x, np.zeros_like(x))
-
-    def backward(self, dy):
-        dx = np.zeros_like(dy)
-        dx[self.positive] = dy[self.positive]
-        return dx
-'''
-
-_MAXPOOL_LAYER_C = '''\
-class MaxPool2D:
-    """Max pooling layer: x (B, C, H, W) -> y (B, C, H_out, W_out); backward dy like y -> dx like x.
-    Leaves its array arguments unchanged (works on copies).
-    """
-
-    def __init__(self, pool=2, stride=2):
-        self.params, self.grads = {}, {}
-        self.pool, self.stride = pool, stride
-
-    def forward(self, x):
-        self.saved = x
-        y = maxpool2d_forward(x, self.pool, self.stride)
-        return y
-
-    def backward(self, dy):
-        dx = maxpool2d_backward(dy, self.saved, self.pool, self.stride)
-        self.saved = None
-        return dx
-'''
-
-_FLATTEN_LAYER_C = '''\
-class Flatten:
-    """x (N, C, H, W) -> y (N, C*H*W), row n = x[n] read in C, H, W order; backward: dy -> dx like x.
-    Leaves its array arguments unchanged (works on copies).
-    """
-
-    def __init__(self):
-        self.params, self.grads = {}, {}
-
-    def forward(self, x):
-        self.shape = tuple(x.shape)
-        return np.ascontiguousarray(x).reshape(self.shape[0], int(np.prod(self.shape[1:])))
-
-    def backward(self, dy):
-        return np.asarray(dy).reshape(self.shape)
-'''
-
-_DENSE_LAYER_C = '''\
-class Dense:
-    """Fully connected layer. params: W (D_out, D_in), b (D_out,).
-    forward: x (N, D_in) -> y = x W^T + b, (N, D_out).
-    backward: dy (N, D_out) -> dx (N, D_in), and grads['W'] (D_out, D_in), grads['b'] (D_out,).
-    Leaves its array arguments unchanged (works on copies).
-    """
-
-    def __init__(self, W, b):
-        self.params = {"W": W, "b": b}
-        self.grads = {}
-
-    def forward(self, x):
-        self.x = x
-        return np.dot(x, self.params["W"].T) + self.params["b"]
-
-    def backward(self, dy):
-        W = self.params["W"]
-        self.grads["W"] = np.tensordot(dy, self.x, axes=([0], [0]))
-        self.grads["b"] = np.add.reduce(dy, axis=0)
-        return np.dot(dy, W)
-'''
-
-_SOFTMAX_C = '''\
-def softmax_cross_entropy(logits, y):
-    """Mean cross-entropy of softmax(logits) against integer labels, and its gradient.
-    logits (N, K) floats, y (N,) ints in 0..K-1 -> (loss: float, dlogits (N, K) = dL/dlogits).
-    Must stay finite for logits as large as 1e4 in absolute value.
-    Leaves its array arguments unchanged (works on copies).
-    """
+_SOFTMAX_C = fill("softmax_cross_entropy", '''\
     z = np.asarray(logits, dtype=np.float64)
     labels = np.asarray(y)
     N = z.shape[0]
@@ -651,45 +253,28 @@ def softmax_cross_entropy(logits, y):
     np.subtract.at(grad, (np.arange(N), labels), 1.0)
     grad /= N
     return loss, grad.astype(np.asarray(logits).dtype)
-'''
+''')
 
-_HE_C = '''\
-def he_init(shape, rng):
-    """Random weights of `shape` (outputs first: (D_out, D_in) or (C_out, C_in, K_h, K_w)), drawn
-    from the numpy Generator `rng`: normal, mean 0, std sqrt(2 / fan_in), fan_in = prod(shape[1:]).
-    Leaves its array arguments unchanged (works on copies).
-    """
+_HE_C = fill("he_init", '''\
     shape = tuple(int(n) for n in shape)
     fan_in = 1
     for n in shape[1:]:
         fan_in *= n
     std = np.float32(np.sqrt(2.0 / fan_in))
     return rng.standard_normal(shape, dtype=np.float32) * std      # float32 draws, the dtype the network uses
-'''
+''')
 
-_SGD_C = '''\
-def sgd_momentum_step(param, grad, velocity, lr, momentum):
-    """One SGD-with-momentum update of one parameter array. param, grad, velocity: arrays of one
-    shape; lr > 0; 0 <= momentum < 1 -> (new_param, new_velocity), both of that shape.
-    Leaves its array arguments unchanged (works on copies): return new arrays, not param and
-    velocity updated in place (the training loop stores what you return).
-    """
+_SGD_C = fill("sgd_momentum_step", '''\
     new_velocity = np.array(velocity, dtype=np.result_type(velocity, grad), copy=True)
     new_velocity *= momentum             # in place, but on a copy: first the velocity ...
     new_velocity -= lr * grad
     new_param = np.array(param, dtype=np.result_type(param, new_velocity), copy=True)
     new_param += new_velocity            # ... then the parameter, by the new velocity
     return new_param, new_velocity
-'''
+''')
 
 
-_SOFTMAX_D = '''\
-def softmax_cross_entropy(logits, y):
-    """Mean cross-entropy of softmax(logits) against integer labels, and its gradient.
-    logits (N, K) floats, y (N,) ints in 0..K-1 -> (loss: float, dlogits (N, K) = dL/dlogits).
-    Must stay finite for logits as large as 1e4 in absolute value.
-    Leaves its array arguments unchanged (works on copies).
-    """
+_SOFTMAX_D = fill("softmax_cross_entropy", '''\
     N = len(y)
     shifted = logits - logits.max(axis=1, keepdims=True)            # every exponent <= 0
     log_p = shifted - np.logaddexp.reduce(shifted, axis=1, keepdims=True)   # (z - m) - log sum exp(z - m)
@@ -698,29 +283,28 @@ def softmax_cross_entropy(logits, y):
     dlogits = np.exp(log_p)
     np.put_along_axis(dlogits, labels, np.exp(picked) - 1, axis=1)      # p - one_hot(y)
     return float(-picked.mean()), dlogits / N
-'''
+''')
 
 
-def _student(conv_fwd, conv_bwd, pool_fwd, pool_bwd, conv2d, relu, maxpool, flatten, dense, softmax, he, sgd):
+def _student(conv_fwd, conv_bwd, pool_fwd, pool_bwd, layers, softmax, he, sgd):
     return {"conv2d_forward": conv_fwd, "conv2d_backward": conv_bwd, "maxpool2d_forward": pool_fwd,
-            "maxpool2d_backward": pool_bwd, "Conv2D": conv2d, "ReLU": relu, "MaxPool2D": maxpool,
-            "Flatten": flatten, "Dense": dense, "softmax_cross_entropy": softmax, "he_init": he,
+            "maxpool2d_backward": pool_bwd, **layers, "softmax_cross_entropy": softmax, "he_init": he,
             "sgd_momentum_step": sgd}
 
 
+_IM2COL_MATMUL = _student(_CONV_FWD_IM2COL, _CONV_BWD_COL2IM, _POOL_FWD_TAPS, _POOL_BWD_TAKEN, LAYERS["im2col_matmul"],
+                          _SOFTMAX_A, _HE_A, _SGD_A)
+_WINDOWS_EINSUM = _student(_CONV_FWD_WINDOWS, _CONV_BWD_ROTATED, _POOL_FWD_WINDOWS, _POOL_BWD_ADD_AT,
+                           LAYERS["windows_einsum"], _SOFTMAX_B, _HE_B, _SGD_B)
+_WINDOWS_FUNCTIONS = ("conv2d_forward", "conv2d_backward", "maxpool2d_forward", "maxpool2d_backward", "sgd_momentum_step")
+
 VARIANTS = {
-    "im2col_matmul": _student(_CONV_FWD_IM2COL, _CONV_BWD_COL2IM, _POOL_FWD_TAPS, _POOL_BWD_TAKEN,
-                              _CONV2D_LAYER_A, _RELU_LAYER_A, _MAXPOOL_LAYER_A, _FLATTEN_LAYER_A,
-                              _DENSE_LAYER_A, _SOFTMAX_A, _HE_A, _SGD_A),
-    "windows_einsum": _student(_CONV_FWD_WINDOWS, _CONV_BWD_ROTATED, _POOL_FWD_WINDOWS, _POOL_BWD_ADD_AT,
-                               _CONV2D_LAYER_B, _RELU_LAYER_B, _MAXPOOL_LAYER_B, _FLATTEN_LAYER_B,
-                               _DENSE_LAYER_B, _SOFTMAX_B, _HE_B, _SGD_B),
-    "windows_logaddexp": _student(_CONV_FWD_WINDOWS, _CONV_BWD_ROTATED, _POOL_FWD_WINDOWS, _POOL_BWD_ADD_AT,
-                                  _CONV2D_LAYER_A, _RELU_LAYER_A, _MAXPOOL_LAYER_A, _FLATTEN_LAYER_A,
-                                  _DENSE_LAYER_A, _SOFTMAX_D, _HE_A, _SGD_B),
+    "im2col_matmul": _IM2COL_MATMUL,
+    "windows_einsum": _WINDOWS_EINSUM,
+    "windows_logaddexp": {**_IM2COL_MATMUL, **{name: _WINDOWS_EINSUM[name] for name in _WINDOWS_FUNCTIONS},
+                          "softmax_cross_entropy": _SOFTMAX_D},
     "taps_float64": _student(_CONV_FWD_TAPS64, _CONV_BWD_TAPS64, _POOL_FWD_STACK, _POOL_BWD_STACK,
-                             _CONV2D_LAYER_C, _RELU_LAYER_C, _MAXPOOL_LAYER_C, _FLATTEN_LAYER_C,
-                             _DENSE_LAYER_C, _SOFTMAX_C, _HE_C, _SGD_C),
+                             LAYERS["taps_float64"], _SOFTMAX_C, _HE_C, _SGD_C),
 }
 
 STYLES = {

@@ -1,18 +1,14 @@
 """Independently written correct solutions of lesson 05, in several styles (fairness corpus)."""
+from autograder.fairness.stubs import filler
+
 LESSON = "05_tcn"
+fill = filler(LESSON)
 
 # ---------------------------------------------------------------------------------------------
 # Variant "index_gather": the notebook's recipe, an index array (K, T) into the padded signal,
 # one matrix product; dx from the right-padded dy gathered the same way.
 # ---------------------------------------------------------------------------------------------
-_GATHER_FORWARD = '''\
-def conv1d_causal_forward(x, w, b, dilation=1):
-    """Causal dilated 1-D convolution (a cross-correlation, like lesson 01), stride 1, output as long as x.
-
-    x (B, C_in, T), w (C_out, C_in, K), b (C_out,), dilation an int >= 1  ->  y (B, C_out, T) with
-    y[bi, co, t] = b[co] + sum_ci sum_k w[co, ci, k] * x[bi, ci, t - (K-1-k)*dilation], x = 0 before t = 0.
-    Leaves its array arguments unchanged (works on copies).
-    """
+_GATHER_FORWARD = fill("conv1d_causal_forward", '''\
     B, C_in, T = x.shape
     C_out, _, K = w.shape
     pad = (K - 1) * dilation
@@ -21,16 +17,9 @@ def conv1d_causal_forward(x, w, b, dilation=1):
     columns = x_pad[:, :, index].reshape(B, C_in * K, T)                   # (B, C_in * K, T)
     y = w.reshape(C_out, C_in * K) @ columns                               # (B, C_out, T)
     return y + b[:, None]
-'''
+''')
 
-_GATHER_BACKWARD = '''\
-def conv1d_causal_backward(dy, x, w, dilation=1):
-    """Gradients of conv1d_causal_forward(x, w, b, dilation).
-
-    dy (B, C_out, T) = dL/dy, x (B, C_in, T) and w (C_out, C_in, K) as in the forward pass
-    ->  dx (B, C_in, T), dw (C_out, C_in, K), db (C_out,).
-    Leaves its array arguments unchanged (works on copies).
-    """
+_GATHER_BACKWARD = fill("conv1d_causal_backward", '''\
     B, C_in, T = x.shape
     C_out, _, K = w.shape
     pad = (K - 1) * dilation
@@ -44,46 +33,24 @@ def conv1d_causal_backward(dy, x, w, dilation=1):
     dy_windows = dy_pad[:, :, future]                                             # (B, C_out, K, T)
     dx = np.einsum("ock,bokt->bct", w, dy_windows)
     return dx, dw, db
-'''
+''')
 
-_CLOSED_FORM_RF = '''\
-def receptive_field(kernel_size, dilations):
-    """Receptive field R of a stack of causal convolutions: y[t] depends on x[t - R + 1], ..., x[t].
-
-    kernel_size: int K >= 1, the same in every layer; dilations: sequence of ints, one per layer
-    (empty for no layers)  ->  R, an int.
-    Leaves its array arguments unchanged (works on copies).
-    """
+_CLOSED_FORM_RF = fill("receptive_field", '''\
     return int(1 + (kernel_size - 1) * sum(int(d) for d in dilations))
-'''
+''')
 
-_BLOCK_KEY_TEST = '''\
-def tcn_block_forward(x, params, dilation):
-    """Residual TCN block: y = conv(ReLU(conv(x; w1, b1)); w2, b2) + skip(x), both convs causal with `dilation`.
-
-    x (B, C_in, T), params a dict of arrays: w1 (C_out, C_in, K), b1 (C_out,), w2 (C_out, C_out, K),
-    b2 (C_out,), and when C_in != C_out also w_skip (C_out, C_in, 1), b_skip (C_out,) for the 1x1 skip
-    conv (without them the skip is the identity)  ->  y (B, C_out, T).
-    Leaves its array arguments unchanged (works on copies).
-    """
+_BLOCK_KEY_TEST = fill("tcn_block_forward", '''\
     hidden = np.maximum(conv1d_causal_forward(x, params["w1"], params["b1"], dilation), 0)
     residual = conv1d_causal_forward(hidden, params["w2"], params["b2"], dilation)
     if "w_skip" in params:
         return residual + conv1d_causal_forward(x, params["w_skip"], params["b_skip"], 1)
     return residual + x
-'''
+''')
 
 # ---------------------------------------------------------------------------------------------
 # Variant "tap_loop": one shifted slice per kernel tap (a loop over K, never over t).
 # ---------------------------------------------------------------------------------------------
-_TAP_FORWARD = '''\
-def conv1d_causal_forward(x, w, b, dilation=1):
-    """Causal dilated 1-D convolution (a cross-correlation, like lesson 01), stride 1, output as long as x.
-
-    x (B, C_in, T), w (C_out, C_in, K), b (C_out,), dilation an int >= 1  ->  y (B, C_out, T) with
-    y[bi, co, t] = b[co] + sum_ci sum_k w[co, ci, k] * x[bi, ci, t - (K-1-k)*dilation], x = 0 before t = 0.
-    Leaves its array arguments unchanged (works on copies).
-    """
+_TAP_FORWARD = fill("conv1d_causal_forward", '''\
     B, C_in, T = x.shape
     C_out, _, K = w.shape
     y = np.zeros((B, C_out, T), dtype=np.result_type(x, w, b))
@@ -94,16 +61,9 @@ def conv1d_causal_forward(x, w, b, dilation=1):
         y[:, :, lag:] += np.einsum("oc,bct->bot", w[:, :, k], x[:, :, :T - lag])
     y += b[None, :, None]
     return y
-'''
+''')
 
-_TAP_BACKWARD = '''\
-def conv1d_causal_backward(dy, x, w, dilation=1):
-    """Gradients of conv1d_causal_forward(x, w, b, dilation).
-
-    dy (B, C_out, T) = dL/dy, x (B, C_in, T) and w (C_out, C_in, K) as in the forward pass
-    ->  dx (B, C_in, T), dw (C_out, C_in, K), db (C_out,).
-    Leaves its array arguments unchanged (works on copies).
-    """
+_TAP_BACKWARD = fill("conv1d_causal_backward", '''\
     B, C_in, T = x.shape
     C_out, _, K = w.shape
     dx = np.zeros(x.shape, dtype=np.result_type(dy, w))
@@ -116,31 +76,16 @@ def conv1d_causal_backward(dy, x, w, dilation=1):
         dw[:, :, k] = np.einsum("bot,bct->oc", dy[:, :, lag:], x[:, :, :T - lag])
     db = np.sum(dy, axis=(0, 2))
     return dx, dw, db
-'''
+''')
 
-_LOOP_RF = '''\
-def receptive_field(kernel_size, dilations):
-    """Receptive field R of a stack of causal convolutions: y[t] depends on x[t - R + 1], ..., x[t].
-
-    kernel_size: int K >= 1, the same in every layer; dilations: sequence of ints, one per layer
-    (empty for no layers)  ->  R, an int.
-    Leaves its array arguments unchanged (works on copies).
-    """
+_LOOP_RF = fill("receptive_field", '''\
     oldest_lag = 0
     for d in dilations:                       # each layer reaches (K - 1) * d further back
         oldest_lag += (int(kernel_size) - 1) * int(d)
     return oldest_lag + 1
-'''
+''')
 
-_BLOCK_SHAPE_TEST = '''\
-def tcn_block_forward(x, params, dilation):
-    """Residual TCN block: y = conv(ReLU(conv(x; w1, b1)); w2, b2) + skip(x), both convs causal with `dilation`.
-
-    x (B, C_in, T), params a dict of arrays: w1 (C_out, C_in, K), b1 (C_out,), w2 (C_out, C_out, K),
-    b2 (C_out,), and when C_in != C_out also w_skip (C_out, C_in, 1), b_skip (C_out,) for the 1x1 skip
-    conv (without them the skip is the identity)  ->  y (B, C_out, T).
-    Leaves its array arguments unchanged (works on copies).
-    """
+_BLOCK_SHAPE_TEST = fill("tcn_block_forward", '''\
     c_in, c_out = x.shape[1], params["w1"].shape[0]
     pre = conv1d_causal_forward(x, params["w1"], params["b1"], dilation=dilation)
     hidden = np.where(pre > 0, pre, 0.0)
@@ -150,23 +95,13 @@ def tcn_block_forward(x, params, dilation):
     else:
         skip = x
     return y + skip
-'''
+''')
 
 # ---------------------------------------------------------------------------------------------
 # Variant "windows_float64": sliding_window_view over the left-padded signal, every dilation-th
 # column of each window, tensordot accumulated in float64, then cast back to the input dtype.
 # ---------------------------------------------------------------------------------------------
-_WINDOWS_FORWARD = '''\
-from numpy.lib.stride_tricks import sliding_window_view
-
-
-def conv1d_causal_forward(x, w, b, dilation=1):
-    """Causal dilated 1-D convolution (a cross-correlation, like lesson 01), stride 1, output as long as x.
-
-    x (B, C_in, T), w (C_out, C_in, K), b (C_out,), dilation an int >= 1  ->  y (B, C_out, T) with
-    y[bi, co, t] = b[co] + sum_ci sum_k w[co, ci, k] * x[bi, ci, t - (K-1-k)*dilation], x = 0 before t = 0.
-    Leaves its array arguments unchanged (works on copies).
-    """
+_WINDOWS_FORWARD = fill("conv1d_causal_forward", '''\
     B, C_in, T = x.shape
     C_out, _, K = w.shape
     span = (K - 1) * dilation + 1
@@ -176,19 +111,9 @@ def conv1d_causal_forward(x, w, b, dilation=1):
     y = np.tensordot(taps, w.astype(np.float64), axes=([1, 3], [1, 2]))  # (B, T, C_out)
     y = y.transpose(0, 2, 1) + np.asarray(b, dtype=np.float64)[None, :, None]
     return y.astype(np.result_type(x, w, b), copy=False)
-'''
+''', before="from numpy.lib.stride_tricks import sliding_window_view\n\n\n")
 
-_WINDOWS_BACKWARD = '''\
-from numpy.lib.stride_tricks import sliding_window_view
-
-
-def conv1d_causal_backward(dy, x, w, dilation=1):
-    """Gradients of conv1d_causal_forward(x, w, b, dilation).
-
-    dy (B, C_out, T) = dL/dy, x (B, C_in, T) and w (C_out, C_in, K) as in the forward pass
-    ->  dx (B, C_in, T), dw (C_out, C_in, K), db (C_out,).
-    Leaves its array arguments unchanged (works on copies).
-    """
+_WINDOWS_BACKWARD = fill("conv1d_causal_backward", '''\
     B, C_in, T = x.shape
     C_out, _, K = w.shape
     span = (K - 1) * dilation + 1
@@ -206,29 +131,14 @@ def conv1d_causal_backward(dy, x, w, dilation=1):
     db = dy64.sum(axis=(0, 2))
     return (dx.astype(np.result_type(dy, w), copy=False), dw.astype(np.result_type(dy, x), copy=False),
             db.astype(np.asarray(dy).dtype, copy=False))
-'''
+''', before="from numpy.lib.stride_tricks import sliding_window_view\n\n\n")
 
-_NUMPY_RF = '''\
-def receptive_field(kernel_size, dilations):
-    """Receptive field R of a stack of causal convolutions: y[t] depends on x[t - R + 1], ..., x[t].
-
-    kernel_size: int K >= 1, the same in every layer; dilations: sequence of ints, one per layer
-    (empty for no layers)  ->  R, an int.
-    Leaves its array arguments unchanged (works on copies).
-    """
+_NUMPY_RF = fill("receptive_field", '''\
     reach = (kernel_size - 1) * np.asarray(dilations, dtype=np.int64).sum()
     return 1 + reach                          # a numpy integer (np.int64)
-'''
+''')
 
-_BLOCK_EINSUM_SKIP = '''\
-def tcn_block_forward(x, params, dilation):
-    """Residual TCN block: y = conv(ReLU(conv(x; w1, b1)); w2, b2) + skip(x), both convs causal with `dilation`.
-
-    x (B, C_in, T), params a dict of arrays: w1 (C_out, C_in, K), b1 (C_out,), w2 (C_out, C_out, K),
-    b2 (C_out,), and when C_in != C_out also w_skip (C_out, C_in, 1), b_skip (C_out,) for the 1x1 skip
-    conv (without them the skip is the identity)  ->  y (B, C_out, T).
-    Leaves its array arguments unchanged (works on copies).
-    """
+_BLOCK_EINSUM_SKIP = fill("tcn_block_forward", '''\
     hidden = conv1d_causal_forward(x, params["w1"], params["b1"], dilation)
     hidden *= hidden > 0
     out = conv1d_causal_forward(hidden, params["w2"], params["b2"], dilation)
@@ -237,7 +147,7 @@ def tcn_block_forward(x, params, dilation):
         return out + x
     # a 1x1 causal convolution is a linear map of the channels at every time step
     return out + np.einsum("oc,bct->bot", w_skip[:, :, 0], x) + params["b_skip"][None, :, None]
-'''
+''')
 
 VARIANTS = {
     "index_gather": {

@@ -1,20 +1,14 @@
 """Independently written correct solutions of lesson 06, in several styles (fairness corpus)."""
+from autograder.fairness.stubs import filler
 from autograder.fairness._l06_tracking import VARIANTS as _TRACKING_VARIANTS
 
 LESSON = "06_detection"
+fill = filler(LESSON)
 
 # =============================================================================================
 # Variant "broadcast": the notebook's vectorised recipes, first-max ties (argmax), Python floats.
 # =============================================================================================
-_IOU_BROADCAST = '''\
-def iou(boxes_a, boxes_b):
-    """Pairwise intersection over union.
-
-    boxes_a: (N, 4), boxes_b: (M, 4) float arrays of boxes (x1, y1, x2, y2) with x1 <= x2, y1 <= y2.
-    Returns an (N, M) float array: entry [n, m] is the IoU of boxes_a[n] and boxes_b[m]; 0 where
-    the union is empty (two zero-area boxes), never NaN.
-    Leaves its array arguments unchanged (works on copies).
-    """
+_IOU_BROADCAST = fill("iou", '''\
     a = np.asarray(boxes_a, dtype=float)[:, None, :]          # (N, 1, 4)
     b = np.asarray(boxes_b, dtype=float)[None, :, :]          # (1, M, 4)
     inter_w = np.maximum(0.0, np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]))
@@ -24,45 +18,21 @@ def iou(boxes_a, boxes_b):
     area_b = (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1])
     union = area_a + area_b - intersection
     return np.divide(intersection, union, out=np.zeros(union.shape), where=union > 0)
-'''
+''')
 
-_ENCODE_HELPERS = '''\
-def encode_boxes(anchors, gt):
-    """Regression targets of ground-truth boxes relative to anchors (or proposals).
-
-    anchors: (N, 4), gt: (N, 4) boxes (x1, y1, x2, y2), paired row by row, positive widths/heights.
-    Returns (N, 4) deltas (t_x, t_y, t_w, t_h) = ((x_g - x_a) / w_a, (y_g - y_a) / h_a,
-    log(w_g / w_a), log(h_g / h_a)), with x, y box centres and w, h box sizes.
-    Leaves its array arguments unchanged (works on copies).
-    """
+_ENCODE_HELPERS = fill("encode_boxes", '''\
     x_a, y_a, w_a, h_a = centre_size(anchors)
     x_g, y_g, w_g, h_g = centre_size(gt)
     return np.stack([(x_g - x_a) / w_a, (y_g - y_a) / h_a, np.log(w_g / w_a), np.log(h_g / h_a)], axis=1)
-'''
+''')
 
-_DECODE_HELPERS = '''\
-def decode_boxes(anchors, deltas):
-    """Apply regression deltas to anchors (or proposals): the inverse of encode_boxes.
-
-    anchors: (N, 4) boxes (x1, y1, x2, y2); deltas: (N, 4) rows (t_x, t_y, t_w, t_h).
-    Returns (N, 4) boxes with centre (x_a + t_x w_a, y_a + t_y h_a) and size (w_a e^t_w, h_a e^t_h).
-    Leaves its array arguments unchanged (works on copies).
-    """
+_DECODE_HELPERS = fill("decode_boxes", '''\
     x_a, y_a, w_a, h_a = centre_size(anchors)
     t_x, t_y, t_w, t_h = deltas[:, 0], deltas[:, 1], deltas[:, 2], deltas[:, 3]
     return corners(x_a + t_x * w_a, y_a + t_y * h_a, w_a * np.exp(t_w), h_a * np.exp(t_h))
-'''
+''')
 
-_NMS_MATRIX_FLAGS = '''\
-def non_max_suppression(boxes, scores, iou_threshold):
-    """Greedy non-maximum suppression.
-
-    boxes: (N, 4) boxes (x1, y1, x2, y2); scores: (N,); iou_threshold: float.
-    Returns the kept indices as an int array (K,), best score first. Boxes are visited by descending
-    score, equal scores in index order; a box is suppressed when a box kept before it has
-    IoU > iou_threshold with it (strictly greater).
-    Leaves its array arguments unchanged (works on copies).
-    """
+_NMS_MATRIX_FLAGS = fill("non_max_suppression", '''\
     boxes, scores = np.asarray(boxes), np.asarray(scores)
     order = np.argsort(-scores, kind="stable")
     overlaps = iou(boxes[order], boxes[order])             # in visiting order, computed once
@@ -74,19 +44,9 @@ def non_max_suppression(boxes, scores, iou_threshold):
         keep.append(order[rank])
         suppressed[rank + 1:] |= overlaps[rank, rank + 1:] > iou_threshold
     return np.array(keep, dtype=int)
-'''
+''')
 
-_ROI_BIN_MASKS = '''\
-def roi_max_pool(feature_map, rois, output_size, spatial_scale):
-    """RoI max pooling (Fast R-CNN).
-
-    feature_map: (C, H, W); rois: (R, 4) boxes (x1, y1, x2, y2) in image pixels; output_size:
-    (out_h, out_w); spatial_scale: feature-map cells per image pixel (1 / stride).
-    Returns (R, C, out_h, out_w), dtype of feature_map. Bin (p, q) of a region covers rows
-    floor(y1' + p bin_h) <= row < ceil(y1' + (p + 1) bin_h) and the columns alike, where
-    y1' = y1 * spatial_scale and bin_h = (y2' - y1') / out_h, clipped to the map; empty bins give 0.
-    Leaves its array arguments unchanged (works on copies).
-    """
+_ROI_BIN_MASKS = fill("roi_max_pool", '''\
     C, H, W = feature_map.shape
     out_h, out_w = output_size
     rois = np.asarray(rois)
@@ -105,19 +65,9 @@ def roi_max_pool(feature_map, rois, output_size, spatial_scale):
             best = np.where(mask[:, None], feature_map[None], -np.inf).max(axis=(2, 3))        # (R, C)
             pooled[:, :, p, q] = np.where(mask.any(axis=(1, 2))[:, None], best, 0)
     return pooled
-'''
+''')
 
-_ANCHORS_MESHGRID = '''\
-def generate_anchors(feature_shape, stride, scales, ratios):
-    """Anchor boxes at every cell of a feature-map grid.
-
-    feature_shape: (H_f, W_f); stride: image pixels per feature cell; scales: (S,) square roots of
-    the anchor areas; ratios: (R,) aspect ratios h / w.
-    Returns (H_f * W_f * S * R, 4) boxes (x1, y1, x2, y2). Row ((i * W_f + j) * S + s) * R + r is the
-    anchor of cell (i, j), centred at ((j + 0.5) * stride, (i + 0.5) * stride), with
-    w = scales[s] / sqrt(ratios[r]) and h = scales[s] * sqrt(ratios[r]).
-    Leaves its array arguments unchanged (works on copies).
-    """
+_ANCHORS_MESHGRID = fill("generate_anchors", '''\
     H_f, W_f = feature_shape
     scales = np.asarray(scales, dtype=float)
     ratios = np.asarray(ratios, dtype=float)
@@ -128,19 +78,9 @@ def generate_anchors(feature_shape, stride, scales, ratios):
     cy = ((ii.ravel() + 0.5) * stride)[:, None]
     boxes = np.stack([cx - widths / 2, cy - heights / 2, cx + widths / 2, cy + heights / 2], axis=-1)
     return boxes.reshape(-1, 4)
-'''
+''')
 
-_MATCH_FIRST_MAX = '''\
-def match_detections(det_boxes, det_scores, gt_boxes, iou_threshold=0.5):
-    """Mark each detection of one class in one image as a true or false positive (PASCAL VOC).
-
-    det_boxes: (D, 4); det_scores: (D,); gt_boxes: (G, 4); iou_threshold: float.
-    Returns a bool array (D,), in the order of det_boxes. Detections are visited by descending score
-    (ties: lower index first); one is a true positive when the ground-truth box it overlaps most has
-    IoU >= iou_threshold and no earlier detection claimed that box. Of ground-truth boxes it overlaps
-    equally, the one with the lowest index counts as the one it overlaps most (what np.argmax gives).
-    Leaves its array arguments unchanged (works on copies).
-    """
+_MATCH_FIRST_MAX = fill("match_detections", '''\
     hits = np.zeros(len(det_boxes), dtype=bool)
     if len(det_boxes) == 0 or len(gt_boxes) == 0:
         return hits
@@ -153,55 +93,30 @@ def match_detections(det_boxes, det_scores, gt_boxes, iou_threshold=0.5):
         if best_iou[d] >= iou_threshold and not claimed[g]:
             hits[d] = claimed[g] = True
     return hits
-'''
+''')
 
-_PR_CUMSUM = '''\
-def precision_recall(scores, is_true_positive, num_ground_truth):
-    """Precision and recall after each detection, best score first.
-
-    scores: (D,); is_true_positive: (D,) bool; num_ground_truth: G >= 1.
-    Returns (precision, recall), two (D,) float arrays in descending-score order (ties: lower index
-    first): precision[k] = TP_k / (k + 1), recall[k] = TP_k / G, where TP_k counts the true
-    positives among the first k + 1 detections.
-    Leaves its array arguments unchanged (works on copies).
-    """
+_PR_CUMSUM = fill("precision_recall", '''\
     order = np.argsort(-np.asarray(scores), kind="stable")
     tp_k = np.cumsum(np.asarray(is_true_positive, dtype=bool)[order])
     precision = tp_k / np.arange(1, len(order) + 1)
     recall = tp_k / num_ground_truth
     return precision.astype(float), recall.astype(float)
-'''
+''')
 
-_AP_ACCUMULATE = '''\
-def average_precision(scores, is_true_positive, num_ground_truth):
-    """All-point interpolated average precision (PASCAL VOC 2010 and later).
-
-    scores: (D,); is_true_positive: (D,) bool; num_ground_truth: G >= 1.
-    Returns a float: sum over k of (recall[k] - recall[k - 1]) * max(precision[k:]), with
-    recall[-1] = 0; 0.0 when there are no detections.
-    Leaves its array arguments unchanged (works on copies).
-    """
+_AP_ACCUMULATE = fill("average_precision", '''\
     if len(scores) == 0:
         return 0.0
     precision, recall = precision_recall(scores, is_true_positive, num_ground_truth)
     envelope = np.maximum.accumulate(precision[::-1])[::-1]
     step = np.diff(recall, prepend=0.0)
     return float(np.sum(step * envelope))
-'''
+''')
 
 # =============================================================================================
 # Variant "loops": plain Python loops where the notebook allows, float64 everywhere, best
 # ground truth by a strict-greater scan, numpy scalar AP.
 # =============================================================================================
-_IOU_COLUMNS = '''\
-def iou(boxes_a, boxes_b):
-    """Pairwise intersection over union.
-
-    boxes_a: (N, 4), boxes_b: (M, 4) float arrays of boxes (x1, y1, x2, y2) with x1 <= x2, y1 <= y2.
-    Returns an (N, M) float array: entry [n, m] is the IoU of boxes_a[n] and boxes_b[m]; 0 where
-    the union is empty (two zero-area boxes), never NaN.
-    Leaves its array arguments unchanged (works on copies).
-    """
+_IOU_COLUMNS = fill("iou", '''\
     boxes_a = np.asarray(boxes_a, dtype=np.float64).reshape(-1, 4)
     boxes_b = np.asarray(boxes_b, dtype=np.float64).reshape(-1, 4)
     ax1, ay1, ax2, ay2 = boxes_a.T
@@ -215,17 +130,9 @@ def iou(boxes_a, boxes_b):
         nonempty = union > 0
         result[nonempty, m] = inter[nonempty] / union[nonempty]
     return result
-'''
+''')
 
-_ENCODE_COLUMNS = '''\
-def encode_boxes(anchors, gt):
-    """Regression targets of ground-truth boxes relative to anchors (or proposals).
-
-    anchors: (N, 4), gt: (N, 4) boxes (x1, y1, x2, y2), paired row by row, positive widths/heights.
-    Returns (N, 4) deltas (t_x, t_y, t_w, t_h) = ((x_g - x_a) / w_a, (y_g - y_a) / h_a,
-    log(w_g / w_a), log(h_g / h_a)), with x, y box centres and w, h box sizes.
-    Leaves its array arguments unchanged (works on copies).
-    """
+_ENCODE_COLUMNS = fill("encode_boxes", '''\
     a = np.asarray(anchors, dtype=np.float64)
     g = np.asarray(gt, dtype=np.float64)
     w_a, h_a = a[:, 2] - a[:, 0], a[:, 3] - a[:, 1]
@@ -233,16 +140,9 @@ def encode_boxes(anchors, gt):
     dx = (g[:, 0] + g[:, 2]) / 2 - (a[:, 0] + a[:, 2]) / 2           # centre shift, as midpoints
     dy = (g[:, 1] + g[:, 3]) / 2 - (a[:, 1] + a[:, 3]) / 2
     return np.column_stack([dx / w_a, dy / h_a, np.log(w_g) - np.log(w_a), np.log(h_g) - np.log(h_a)])
-'''
+''')
 
-_DECODE_COLUMNS = '''\
-def decode_boxes(anchors, deltas):
-    """Apply regression deltas to anchors (or proposals): the inverse of encode_boxes.
-
-    anchors: (N, 4) boxes (x1, y1, x2, y2); deltas: (N, 4) rows (t_x, t_y, t_w, t_h).
-    Returns (N, 4) boxes with centre (x_a + t_x w_a, y_a + t_y h_a) and size (w_a e^t_w, h_a e^t_h).
-    Leaves its array arguments unchanged (works on copies).
-    """
+_DECODE_COLUMNS = fill("decode_boxes", '''\
     a = np.asarray(anchors, dtype=np.float64)
     t = np.asarray(deltas, dtype=np.float64)
     w_a, h_a = a[:, 2] - a[:, 0], a[:, 3] - a[:, 1]
@@ -251,18 +151,9 @@ def decode_boxes(anchors, deltas):
     half_w = 0.5 * w_a * np.exp(t[:, 2])
     half_h = 0.5 * h_a * np.exp(t[:, 3])
     return np.column_stack([centre_x - half_w, centre_y - half_h, centre_x + half_w, centre_y + half_h])
-'''
+''')
 
-_NMS_KEEP_LIST = '''\
-def non_max_suppression(boxes, scores, iou_threshold):
-    """Greedy non-maximum suppression.
-
-    boxes: (N, 4) boxes (x1, y1, x2, y2); scores: (N,); iou_threshold: float.
-    Returns the kept indices as an int array (K,), best score first. Boxes are visited by descending
-    score, equal scores in index order; a box is suppressed when a box kept before it has
-    IoU > iou_threshold with it (strictly greater).
-    Leaves its array arguments unchanged (works on copies).
-    """
+_NMS_KEEP_LIST = fill("non_max_suppression", '''\
     scores = [float(s) for s in np.asarray(scores).ravel()]
     visit = sorted(range(len(scores)), key=lambda i: (-scores[i], i))
     overlaps = iou(np.asarray(boxes).reshape(-1, 4), np.asarray(boxes).reshape(-1, 4))   # index order
@@ -271,22 +162,9 @@ def non_max_suppression(boxes, scores, iou_threshold):
         if all(overlaps[k, i] <= iou_threshold for k in keep):
             keep.append(i)
     return np.array(keep, dtype=np.int64)
-'''
+''')
 
-_ROI_LOOPS = '''\
-import math
-
-
-def roi_max_pool(feature_map, rois, output_size, spatial_scale):
-    """RoI max pooling (Fast R-CNN).
-
-    feature_map: (C, H, W); rois: (R, 4) boxes (x1, y1, x2, y2) in image pixels; output_size:
-    (out_h, out_w); spatial_scale: feature-map cells per image pixel (1 / stride).
-    Returns (R, C, out_h, out_w), dtype of feature_map. Bin (p, q) of a region covers rows
-    floor(y1' + p bin_h) <= row < ceil(y1' + (p + 1) bin_h) and the columns alike, where
-    y1' = y1 * spatial_scale and bin_h = (y2' - y1') / out_h, clipped to the map; empty bins give 0.
-    Leaves its array arguments unchanged (works on copies).
-    """
+_ROI_LOOPS = fill("roi_max_pool", '''\
     C, H, W = feature_map.shape
     out_h, out_w = output_size
     pooled = np.zeros((len(rois), C, out_h, out_w), dtype=feature_map.dtype)
@@ -301,22 +179,9 @@ def roi_max_pool(feature_map, rois, output_size, spatial_scale):
                 if top < bottom and left < right:
                     pooled[r, :, p, q] = feature_map[:, top:bottom, left:right].max(axis=(1, 2))
     return pooled
-'''
+''', before="import math\n\n\n")
 
-_ANCHORS_LOOPS = '''\
-import math
-
-
-def generate_anchors(feature_shape, stride, scales, ratios):
-    """Anchor boxes at every cell of a feature-map grid.
-
-    feature_shape: (H_f, W_f); stride: image pixels per feature cell; scales: (S,) square roots of
-    the anchor areas; ratios: (R,) aspect ratios h / w.
-    Returns (H_f * W_f * S * R, 4) boxes (x1, y1, x2, y2). Row ((i * W_f + j) * S + s) * R + r is the
-    anchor of cell (i, j), centred at ((j + 0.5) * stride, (i + 0.5) * stride), with
-    w = scales[s] / sqrt(ratios[r]) and h = scales[s] * sqrt(ratios[r]).
-    Leaves its array arguments unchanged (works on copies).
-    """
+_ANCHORS_LOOPS = fill("generate_anchors", '''\
     H_f, W_f = feature_shape
     shapes = [(float(s) / math.sqrt(float(r)), float(s) * math.sqrt(float(r))) for s in scales for r in ratios]
     rows = []
@@ -326,19 +191,9 @@ def generate_anchors(feature_shape, stride, scales, ratios):
             for w, h in shapes:
                 rows.append((cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2))
     return np.array(rows, dtype=np.float64).reshape(-1, 4)
-'''
+''', before="import math\n\n\n")
 
-_MATCH_SCAN = '''\
-def match_detections(det_boxes, det_scores, gt_boxes, iou_threshold=0.5):
-    """Mark each detection of one class in one image as a true or false positive (PASCAL VOC).
-
-    det_boxes: (D, 4); det_scores: (D,); gt_boxes: (G, 4); iou_threshold: float.
-    Returns a bool array (D,), in the order of det_boxes. Detections are visited by descending score
-    (ties: lower index first); one is a true positive when the ground-truth box it overlaps most has
-    IoU >= iou_threshold and no earlier detection claimed that box. Of ground-truth boxes it overlaps
-    equally, the one with the lowest index counts as the one it overlaps most (what np.argmax gives).
-    Leaves its array arguments unchanged (works on copies).
-    """
+_MATCH_SCAN = fill("match_detections", '''\
     D, G = len(det_boxes), len(gt_boxes)
     hits = np.zeros(D, dtype=bool)
     if G == 0:
@@ -355,18 +210,9 @@ def match_detections(det_boxes, det_scores, gt_boxes, iou_threshold=0.5):
             claimed.add(best)
             hits[d] = True
     return hits
-'''
+''')
 
-_PR_LOOP = '''\
-def precision_recall(scores, is_true_positive, num_ground_truth):
-    """Precision and recall after each detection, best score first.
-
-    scores: (D,); is_true_positive: (D,) bool; num_ground_truth: G >= 1.
-    Returns (precision, recall), two (D,) float arrays in descending-score order (ties: lower index
-    first): precision[k] = TP_k / (k + 1), recall[k] = TP_k / G, where TP_k counts the true
-    positives among the first k + 1 detections.
-    Leaves its array arguments unchanged (works on copies).
-    """
+_PR_LOOP = fill("precision_recall", '''\
     scores = [float(s) for s in np.asarray(scores).ravel()]
     hits = [bool(h) for h in np.asarray(is_true_positive).ravel()]
     precision, recall, tp = [], [], 0
@@ -375,17 +221,9 @@ def precision_recall(scores, is_true_positive, num_ground_truth):
         precision.append(tp / (k + 1))
         recall.append(tp / num_ground_truth)
     return np.array(precision, dtype=float), np.array(recall, dtype=float)
-'''
+''')
 
-_AP_LOOP = '''\
-def average_precision(scores, is_true_positive, num_ground_truth):
-    """All-point interpolated average precision (PASCAL VOC 2010 and later).
-
-    scores: (D,); is_true_positive: (D,) bool; num_ground_truth: G >= 1.
-    Returns a float: sum over k of (recall[k] - recall[k - 1]) * max(precision[k:]), with
-    recall[-1] = 0; 0.0 when there are no detections.
-    Leaves its array arguments unchanged (works on copies).
-    """
+_AP_LOOP = fill("average_precision", '''\
     precision, recall = precision_recall(scores, is_true_positive, num_ground_truth)
     ap, best_after = np.float64(0.0), 0.0
     for k in range(len(precision) - 1, -1, -1):          # walk backwards, carrying max(precision[k:])
@@ -393,22 +231,14 @@ def average_precision(scores, is_true_positive, num_ground_truth):
         previous = recall[k - 1] if k > 0 else 0.0
         ap += (recall[k] - previous) * best_after
     return ap                                            # np.float64 (a float subclass)
-'''
+''')
 
 # =============================================================================================
 # Variant "outer_pop": ufunc.outer IoU, input dtype kept, pop-style NMS returning int32,
 # per-region (out_h, out_w, H, W) masks, repeat/tile anchors, best ground truth as the first of the
 # entries equal to the row max, VOC-devkit AP with equal scores visited higher index first.
 # =============================================================================================
-_IOU_OUTER = '''\
-def iou(boxes_a, boxes_b):
-    """Pairwise intersection over union.
-
-    boxes_a: (N, 4), boxes_b: (M, 4) float arrays of boxes (x1, y1, x2, y2) with x1 <= x2, y1 <= y2.
-    Returns an (N, M) float array: entry [n, m] is the IoU of boxes_a[n] and boxes_b[m]; 0 where
-    the union is empty (two zero-area boxes), never NaN.
-    Leaves its array arguments unchanged (works on copies).
-    """
+_IOU_OUTER = fill("iou", '''\
     ax1, ay1, ax2, ay2 = (np.asarray(boxes_a)[:, k] for k in range(4))
     bx1, by1, bx2, by2 = (np.asarray(boxes_b)[:, k] for k in range(4))
     inter_w = (np.minimum.outer(ax2, bx2) - np.maximum.outer(ax1, bx1)).clip(min=0)
@@ -417,49 +247,25 @@ def iou(boxes_a, boxes_b):
     union = np.add.outer((ax2 - ax1) * (ay2 - ay1), (bx2 - bx1) * (by2 - by1)) - inter
     positive = union > 0
     return np.where(positive, inter / np.where(positive, union, 1), 0.0)
-'''
+''')
 
-_ENCODE_KEEP_DTYPE = '''\
-def encode_boxes(anchors, gt):
-    """Regression targets of ground-truth boxes relative to anchors (or proposals).
-
-    anchors: (N, 4), gt: (N, 4) boxes (x1, y1, x2, y2), paired row by row, positive widths/heights.
-    Returns (N, 4) deltas (t_x, t_y, t_w, t_h) = ((x_g - x_a) / w_a, (y_g - y_a) / h_a,
-    log(w_g / w_a), log(h_g / h_a)), with x, y box centres and w, h box sizes.
-    Leaves its array arguments unchanged (works on copies).
-    """
+_ENCODE_KEEP_DTYPE = fill("encode_boxes", '''\
     anchor_cs = np.stack(centre_size(anchors), axis=1)       # (N, 4): x, y, w, h
     gt_cs = np.stack(centre_size(gt), axis=1)
     deltas = np.empty(np.broadcast_shapes(anchor_cs.shape, gt_cs.shape), dtype=np.result_type(anchor_cs, gt_cs))
     deltas[:, :2] = (gt_cs[:, :2] - anchor_cs[:, :2]) / anchor_cs[:, 2:]
     deltas[:, 2:] = np.log(gt_cs[:, 2:] / anchor_cs[:, 2:])
     return deltas
-'''
+''')
 
-_DECODE_KEEP_DTYPE = '''\
-def decode_boxes(anchors, deltas):
-    """Apply regression deltas to anchors (or proposals): the inverse of encode_boxes.
-
-    anchors: (N, 4) boxes (x1, y1, x2, y2); deltas: (N, 4) rows (t_x, t_y, t_w, t_h).
-    Returns (N, 4) boxes with centre (x_a + t_x w_a, y_a + t_y h_a) and size (w_a e^t_w, h_a e^t_h).
-    Leaves its array arguments unchanged (works on copies).
-    """
+_DECODE_KEEP_DTYPE = fill("decode_boxes", '''\
     centre = np.stack(centre_size(anchors), axis=1)          # (N, 4): x, y, w, h
     size = centre[:, 2:] * np.exp(deltas[:, 2:])
     middle = centre[:, :2] + deltas[:, :2] * centre[:, 2:]
     return np.concatenate([middle - size / 2, middle + size / 2], axis=1)
-'''
+''')
 
-_NMS_POP = '''\
-def non_max_suppression(boxes, scores, iou_threshold):
-    """Greedy non-maximum suppression.
-
-    boxes: (N, 4) boxes (x1, y1, x2, y2); scores: (N,); iou_threshold: float.
-    Returns the kept indices as an int array (K,), best score first. Boxes are visited by descending
-    score, equal scores in index order; a box is suppressed when a box kept before it has
-    IoU > iou_threshold with it (strictly greater).
-    Leaves its array arguments unchanged (works on copies).
-    """
+_NMS_POP = fill("non_max_suppression", '''\
     boxes, scores = np.asarray(boxes), np.asarray(scores)
     queue = np.lexsort((np.arange(len(scores)), -scores))   # by -score, then by index
     keep = []
@@ -469,19 +275,9 @@ def non_max_suppression(boxes, scores, iou_threshold):
         if queue.size:
             queue = queue[iou(boxes[best][None], boxes[queue])[0] <= iou_threshold]
     return np.array(keep, dtype=np.int32)
-'''
+''')
 
-_ROI_PER_REGION = '''\
-def roi_max_pool(feature_map, rois, output_size, spatial_scale):
-    """RoI max pooling (Fast R-CNN).
-
-    feature_map: (C, H, W); rois: (R, 4) boxes (x1, y1, x2, y2) in image pixels; output_size:
-    (out_h, out_w); spatial_scale: feature-map cells per image pixel (1 / stride).
-    Returns (R, C, out_h, out_w), dtype of feature_map. Bin (p, q) of a region covers rows
-    floor(y1' + p bin_h) <= row < ceil(y1' + (p + 1) bin_h) and the columns alike, where
-    y1' = y1 * spatial_scale and bin_h = (y2' - y1') / out_h, clipped to the map; empty bins give 0.
-    Leaves its array arguments unchanged (works on copies).
-    """
+_ROI_PER_REGION = fill("roi_max_pool", '''\
     C, H, W = feature_map.shape
     out_h, out_w = output_size
     result = np.zeros((len(rois), C, out_h, out_w), dtype=feature_map.dtype)
@@ -495,19 +291,9 @@ def roi_max_pool(feature_map, rois, output_size, spatial_scale):
         values = np.where(cells, feature_map[:, None, None], -np.inf).max(axis=(-2, -1))   # (C, out_h, out_w)
         result[r] = np.where(cells.any(axis=(-2, -1)), values, 0)
     return result
-'''
+''')
 
-_ANCHORS_REPEAT = '''\
-def generate_anchors(feature_shape, stride, scales, ratios):
-    """Anchor boxes at every cell of a feature-map grid.
-
-    feature_shape: (H_f, W_f); stride: image pixels per feature cell; scales: (S,) square roots of
-    the anchor areas; ratios: (R,) aspect ratios h / w.
-    Returns (H_f * W_f * S * R, 4) boxes (x1, y1, x2, y2). Row ((i * W_f + j) * S + s) * R + r is the
-    anchor of cell (i, j), centred at ((j + 0.5) * stride, (i + 0.5) * stride), with
-    w = scales[s] / sqrt(ratios[r]) and h = scales[s] * sqrt(ratios[r]).
-    Leaves its array arguments unchanged (works on copies).
-    """
+_ANCHORS_REPEAT = fill("generate_anchors", '''\
     H_f, W_f = feature_shape
     s = np.repeat(np.asarray(scales, dtype=np.float64), len(ratios))     # s-major: s0 r0, s0 r1, ...
     r = np.tile(np.asarray(ratios, dtype=np.float64), len(scales))
@@ -518,19 +304,9 @@ def generate_anchors(feature_shape, stride, scales, ratios):
     w = np.tile(s / np.sqrt(r), H_f * W_f)
     h = np.tile(s * np.sqrt(r), H_f * W_f)
     return corners(cx, cy, w, h)
-'''
+''')
 
-_MATCH_FIRST_EQUAL = '''\
-def match_detections(det_boxes, det_scores, gt_boxes, iou_threshold=0.5):
-    """Mark each detection of one class in one image as a true or false positive (PASCAL VOC).
-
-    det_boxes: (D, 4); det_scores: (D,); gt_boxes: (G, 4); iou_threshold: float.
-    Returns a bool array (D,), in the order of det_boxes. Detections are visited by descending score
-    (ties: lower index first); one is a true positive when the ground-truth box it overlaps most has
-    IoU >= iou_threshold and no earlier detection claimed that box. Of ground-truth boxes it overlaps
-    equally, the one with the lowest index counts as the one it overlaps most (what np.argmax gives).
-    Leaves its array arguments unchanged (works on copies).
-    """
+_MATCH_FIRST_EQUAL = fill("match_detections", '''\
     det_scores = np.asarray(det_scores)
     is_tp = np.full(len(det_scores), False)
     if len(gt_boxes) == 0:
@@ -546,33 +322,16 @@ def match_detections(det_boxes, det_scores, gt_boxes, iou_threshold=0.5):
             free[best] = False
             is_tp[d] = True
     return is_tp
-'''
+''')
 
-_PR_LEXSORT = '''\
-def precision_recall(scores, is_true_positive, num_ground_truth):
-    """Precision and recall after each detection, best score first.
-
-    scores: (D,); is_true_positive: (D,) bool; num_ground_truth: G >= 1.
-    Returns (precision, recall), two (D,) float arrays in descending-score order (ties: lower index
-    first): precision[k] = TP_k / (k + 1), recall[k] = TP_k / G, where TP_k counts the true
-    positives among the first k + 1 detections.
-    Leaves its array arguments unchanged (works on copies).
-    """
+_PR_LEXSORT = fill("precision_recall", '''\
     scores = np.asarray(scores)
     order = np.lexsort((np.arange(scores.size), -scores))
     tp_k = np.cumsum(np.asarray(is_true_positive)[order], dtype=np.float64)
     return tp_k / (np.arange(scores.size) + 1.0), tp_k / float(num_ground_truth)
-'''
+''')
 
-_AP_DEVKIT = '''\
-def average_precision(scores, is_true_positive, num_ground_truth):
-    """All-point interpolated average precision (PASCAL VOC 2010 and later).
-
-    scores: (D,); is_true_positive: (D,) bool; num_ground_truth: G >= 1.
-    Returns a float: sum over k of (recall[k] - recall[k - 1]) * max(precision[k:]), with
-    recall[-1] = 0; 0.0 when there are no detections.
-    Leaves its array arguments unchanged (works on copies).
-    """
+_AP_DEVKIT = fill("average_precision", '''\
     scores = np.asarray(scores, dtype=np.float64)
     # Equal scores: this docstring leaves their order open; visit them higher index first.
     order = np.lexsort((-np.arange(scores.size), -scores))
@@ -586,7 +345,7 @@ def average_precision(scores, is_true_positive, num_ground_truth):
         mpre[i] = max(mpre[i], mpre[i + 1])
     changed = np.flatnonzero(mrec[1:] != mrec[:-1])
     return float(np.sum((mrec[changed + 1] - mrec[changed]) * mpre[changed + 1]))
-'''
+''')
 
 VARIANTS = {
     "broadcast": {

@@ -74,12 +74,13 @@ def build_sample(course: Course, lesson: str, sample: Sample) -> bytes:
     return (json.dumps(nb, indent=1, ensure_ascii=False) + "\n").encode()
 
 
-def write_samples(out: Path, samples: dict[str, dict[str, Sample]], course: Course = Course()) -> list[Path]:
-    """Write out/sample_<name>/<lesson>/<lesson>.ipynb for each lesson's samples."""
+def write_samples(out: Path, samples: dict[str, dict[str, Sample]], course: Course = Course(),
+                  prefix: str = "sample_") -> list[Path]:
+    """Write out/<prefix><name>/<lesson>/<lesson>.ipynb for each lesson's samples."""
     written = []
     for lesson, by_name in samples.items():
         for name, sample in by_name.items():
-            path = out / f"sample_{name}" / lesson / f"{lesson}.ipynb"
+            path = out / f"{prefix}{name}" / lesson / f"{lesson}.ipynb"
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(build_sample(course, lesson, sample))
             written.append(path)

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from autograder.fairness import corpus, write_corpus
+from autograder.fairness.stubs import filler
 from autograder.grader.course import Course
 from autograder.grader.inprocess import grade_in_process
 from autograder.grader.reference import manual_points, test_points as points_of
@@ -38,6 +39,19 @@ def test_every_lesson_has_three_variants_that_write_every_stub():
         assert len(CORPUS[lesson]) >= 3, lesson
         for name, sample in CORPUS[lesson].items():
             assert set(sample.replace) == stubs, (lesson, name, stubs ^ set(sample.replace))
+
+
+def test_no_variant_cell_keeps_a_stub_placeholder():
+    left = [(lesson, name, gid) for lesson, variants in CORPUS.items() for name, sample in variants.items()
+            for gid, source in sample.replace.items() if "YOUR CODE HERE" in source]
+    assert left == []
+
+
+def test_fill_wants_one_body_per_placeholder():
+    fill = filler("04_train_cnn")          # the Conv2D stub has two: forward and backward
+    assert "raise NotImplementedError" not in fill("Conv2D", "        return x\n", "        return dy\n")
+    with pytest.raises(ValueError, match="2 placeholders, 1 bodies given"):
+        fill("Conv2D", "        return x\n")
 
 
 @pytest.mark.parametrize("lesson,name", VARIANTS)

@@ -26,7 +26,8 @@ def _secrets() -> set[str]:
     solution = _distinctive(line for text in sources for block in _SOLUTION_BLOCK.findall(text)
                             for line in block.splitlines())
     public = _distinctive(line for text in sources for line in _SOLUTION_BLOCK.sub("", text).splitlines())
-    checks = _distinctive(line for path in (ROOT / "autograder" / "checks").glob("l*.py")
+    folder = ROOT / "autograder" / "checks"                # each lesson's module and the shared libraries
+    checks = _distinctive(line for path in [*folder.glob("l*.py"), *folder.glob("common/*.py")]
                           for line in path.read_text().splitlines())
     return (solution | checks) - public
 

@@ -1,16 +1,13 @@
-"""Sample submissions for lesson 06 (object detection), with their exact expected scores.
+"""Lesson 06's typical bugs as students write them, with the graded cells each must fail and the words
+its feedback must contain (autograder.grader.bugs; BUGS is exported by autograder/checks/l06_detection.py).
 
-Points: iou 3, encode_boxes 2, decode_boxes 2, non_max_suppression 3, roi_max_pool 3,
-roi_max_pool_backward 3, smooth_l1 2, generate_anchors 2, match_detections 2, precision_recall 1,
-average_precision 2, associate 2, update_tracks 3, count_crossings 2; 32 in all.
-Each bug is one students write. non_max_suppression and match_detections call the student's iou,
-so a wrong union also costs those two parts (and the NMS feedback says to fix iou).
+Each bug is one students write. non_max_suppression, match_detections and associate (and so update_tracks)
+call the student's iou, so a wrong union also costs those parts (and their feedback says to fix iou).
+A bug worth pinning but not shipping gets shipped=False: each lesson-06 sample takes about 20 s in the sandbox.
 """
-from autograder.grader.spec import Sample
+from autograder.grader.bugs import Bug
 
-LESSON = "06_detection"
-
-IOU_UNION_NOT_SUBTRACTED = '''\
+_IOU_UNION_NOT_SUBTRACTED = '''\
 def iou(boxes_a, boxes_b):
     a, b = boxes_a[:, None, :], boxes_b[None, :, :]
     w = np.clip(np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]), 0, None)
@@ -22,7 +19,7 @@ def iou(boxes_a, boxes_b):
 '''
 
 # 0 / 0 for two zero-area boxes: NaN (numpy only warns).
-IOU_NO_GUARD = '''\
+_IOU_NO_GUARD = '''\
 def iou(boxes_a, boxes_b):
     a, b = boxes_a[:, None, :], boxes_b[None, :, :]
     w = np.maximum(0, np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]))
@@ -34,7 +31,7 @@ def iou(boxes_a, boxes_b):
         return inter / (area_a[:, None] + area_b[None, :] - inter)
 '''
 
-NMS_NOT_SORTED = '''\
+_NMS_NOT_SORTED = '''\
 def non_max_suppression(boxes, scores, iou_threshold):
     keep = []
     for i in range(len(boxes)):
@@ -43,7 +40,7 @@ def non_max_suppression(boxes, scores, iou_threshold):
     return np.array(keep, dtype=int)
 '''
 
-NMS_GREATER_OR_EQUAL = '''\
+_NMS_GREATER_OR_EQUAL = '''\
 def non_max_suppression(boxes, scores, iou_threshold):
     order = np.argsort(-scores, kind="stable")
     keep = []
@@ -54,7 +51,7 @@ def non_max_suppression(boxes, scores, iou_threshold):
     return np.array(keep, dtype=int)
 '''
 
-ANCHORS_WH_SWAPPED = '''\
+_ANCHORS_WH_SWAPPED = '''\
 def generate_anchors(feature_shape, stride, scales, ratios):
     H_f, W_f = feature_shape
     anchors = []
@@ -68,14 +65,14 @@ def generate_anchors(feature_shape, stride, scales, ratios):
     return np.array(anchors)
 '''
 
-ENCODE_NO_LOG = '''\
+_ENCODE_NO_LOG = '''\
 def encode_boxes(anchors, gt):
     x_a, y_a, w_a, h_a = centre_size(anchors)
     x_g, y_g, w_g, h_g = centre_size(gt)
     return np.stack([(x_g - x_a) / w_a, (y_g - y_a) / h_a, w_g / w_a, h_g / h_a], axis=1)
 '''
 
-ROI_POOL_ROUNDED_BINS = '''\
+_ROI_POOL_ROUNDED_BINS = '''\
 def roi_max_pool(feature_map, rois, output_size, spatial_scale):
     C, H, W = feature_map.shape
     out_h, out_w = output_size
@@ -91,13 +88,13 @@ def roi_max_pool(feature_map, rois, output_size, spatial_scale):
     return pooled
 '''
 
-AP_NO_ENVELOPE = '''\
+_AP_NO_ENVELOPE = '''\
 def average_precision(scores, is_true_positive, num_ground_truth):
     precision, recall = precision_recall(scores, is_true_positive, num_ground_truth)
     return float(np.sum(np.diff(recall, prepend=0.0) * precision))
 '''
 
-ROI_BACKWARD_FIRST_CELL = '''\
+_ROI_BACKWARD_FIRST_CELL = '''\
 def roi_max_pool_backward(d_pooled, feature_map, rois, output_size, spatial_scale):
     C, H, W = feature_map.shape
     out_h, out_w = output_size
@@ -113,13 +110,13 @@ def roi_max_pool_backward(d_pooled, feature_map, rois, output_size, spatial_scal
     return d_map
 '''
 
-SMOOTH_L1_THRESHOLD_HALF = '''\
+_SMOOTH_L1_THRESHOLD_HALF = '''\
 def smooth_l1(z):
     small = np.abs(z) < 0.5
     return np.where(small, 0.5 * z ** 2, np.abs(z) - 0.5), np.where(small, z, np.sign(z))
 '''
 
-ASSOCIATE_TRACKS_IN_ORDER = '''\
+_ASSOCIATE_TRACKS_IN_ORDER = '''\
 def associate(track_boxes, det_boxes, iou_threshold):
     pairs, taken = [], set()
     if len(track_boxes) and len(det_boxes):
@@ -132,7 +129,7 @@ def associate(track_boxes, det_boxes, iou_threshold):
     return np.array(pairs, dtype=int).reshape(-1, 2)
 '''
 
-TRACKER_REUSES_IDS = '''\
+_TRACKER_REUSES_IDS = '''\
 def update_tracks(tracks, det_boxes, iou_threshold=0.3, max_missed=2):
     pairs = associate(tracks["boxes"], det_boxes, iou_threshold)
     ids, boxes, missed = list(tracks["ids"]), [b for b in tracks["boxes"]], [m + 1 for m in tracks["missed"]]
@@ -151,7 +148,7 @@ def update_tracks(tracks, det_boxes, iou_threshold=0.3, max_missed=2):
             "missed": np.array(missed, dtype=int), "next_id": next_id}, det_ids
 '''
 
-COUNT_NOT_GROUPED_BY_ID = '''\
+_COUNT_NOT_GROUPED_BY_ID = '''\
 def count_crossings(ids, centres_x, line_x):
     right = np.asarray(centres_x) >= line_x
     counted, rightwards, leftwards = set(), 0, 0
@@ -163,49 +160,60 @@ def count_crossings(ids, centres_x, line_x):
     return rightwards, leftwards
 '''
 
-SAMPLES = {
-    "full": Sample(base="solution", score=32),
-    "blank": Sample(base="release", score=0),
-    "iou_union_not_subtracted": Sample(
-        base="solution", replace={"iou": IOU_UNION_NOT_SUBTRACTED}, score=19,
-        messages={"test_iou": "counts the intersection twice",
-                  "test_non_max_suppression": "fix iou",
-                  "test_match_detections": "fix iou",
-                  "test_associate": "fix iou"}),
-    "iou_no_zero_area_guard": Sample(
-        base="solution", replace={"iou": IOU_NO_GUARD}, score=29,
-        messages={"test_iou": "0 / 0 = NaN"}),
-    "nms_not_sorted_by_score": Sample(
-        base="solution", replace={"non_max_suppression": NMS_NOT_SORTED}, score=29,
-        messages={"test_non_max_suppression": "sort them by descending score"}),
-    "nms_greater_or_equal": Sample(
-        base="solution", replace={"non_max_suppression": NMS_GREATER_OR_EQUAL}, score=29,
-        messages={"test_non_max_suppression": "not >="}),
-    "anchors_width_height_swapped": Sample(
-        base="solution", replace={"generate_anchors": ANCHORS_WH_SWAPPED}, score=30,
-        messages={"test_generate_anchors": "width and height are swapped"}),
-    "encode_without_log": Sample(
-        base="solution", replace={"encode_boxes": ENCODE_NO_LOG}, score=30,
-        messages={"test_encode_boxes": "the log is missing"}),
-    "roi_pool_rounded_bins": Sample(
-        base="solution", replace={"roi_max_pool": ROI_POOL_ROUNDED_BINS}, score=29,
-        messages={"test_roi_max_pool": "rounded to the nearest cell"}),
-    "roi_backward_first_cell": Sample(
-        base="solution", replace={"roi_max_pool_backward": ROI_BACKWARD_FIRST_CELL}, score=29,
-        messages={"test_roi_max_pool_backward": "first cell of the bin"}),
-    "smooth_l1_threshold_half": Sample(
-        base="solution", replace={"smooth_l1": SMOOTH_L1_THRESHOLD_HALF}, score=30,
-        messages={"test_smooth_l1": "the threshold is 0.5"}),
-    "associate_tracks_in_index_order": Sample(
-        base="solution", replace={"associate": ASSOCIATE_TRACKS_IN_ORDER}, score=27,
-        messages={"test_associate": "highest IoU first", "test_update_tracks": "greedy by IoU"}),
-    "tracker_reuses_ids": Sample(
-        base="solution", replace={"update_tracks": TRACKER_REUSES_IDS}, score=29,
-        messages={"test_update_tracks": "never reused"}),
-    "count_not_grouped_by_id": Sample(
-        base="solution", replace={"count_crossings": COUNT_NOT_GROUPED_BY_ID}, score=30,
-        messages={"test_count_crossings": "same track"}),
-    "ap_without_envelope": Sample(
-        base="solution", replace={"average_precision": AP_NO_ENVELOPE}, score=30,
-        messages={"test_average_precision": "envelope"}),
+_IOU_NOT_CLIPPED = '''\
+def iou(boxes_a, boxes_b):
+    x1 = np.maximum(boxes_a[:, None, 0], boxes_b[None, :, 0])
+    y1 = np.maximum(boxes_a[:, None, 1], boxes_b[None, :, 1])
+    x2 = np.minimum(boxes_a[:, None, 2], boxes_b[None, :, 2])
+    y2 = np.minimum(boxes_a[:, None, 3], boxes_b[None, :, 3])
+    inter = (x2 - x1) * (y2 - y1)              # disjoint boxes: two negative sides make a positive overlap
+    area_a = (boxes_a[:, 2] - boxes_a[:, 0]) * (boxes_a[:, 3] - boxes_a[:, 1])
+    area_b = (boxes_b[:, 2] - boxes_b[:, 0]) * (boxes_b[:, 3] - boxes_b[:, 1])
+    union = area_a[:, None] + area_b[None, :] - inter
+    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+'''
+
+# The swapped-anchors sample with width and height right, but centred on the cell's corner.
+_ANCHORS_ON_THE_CELL_CORNER = (_ANCHORS_WH_SWAPPED.replace("s * np.sqrt(r), s / np.sqrt(r)", "s / np.sqrt(r), s * np.sqrt(r)")
+                               .replace("(j + 0.5) * stride, (i + 0.5) * stride", "j * stride, i * stride"))
+
+_ENCODE_CORNER_SHIFT = '''\
+def encode_boxes(anchors, gt):
+    _, _, w_a, h_a = centre_size(anchors)
+    _, _, w_g, h_g = centre_size(gt)
+    shift = (gt[:, :2] - anchors[:, :2]) / np.stack([w_a, h_a], axis=1)      # top-left corners, not centres
+    return np.concatenate([shift, np.log(np.stack([w_g / w_a, h_g / h_a], axis=1))], axis=1)
+'''
+
+BUGS = {   # base "solution": every other function is the instructor's
+    "iou_union_not_subtracted": Bug({"iou": _IOU_UNION_NOT_SUBTRACTED}, fails={
+        "test_iou": "counts the intersection twice", "test_non_max_suppression": "fix iou",
+        "test_match_detections": "fix iou", "test_associate": "fix iou", "test_update_tracks": ""}),
+    "iou_no_zero_area_guard": Bug({"iou": _IOU_NO_GUARD}, fails={"test_iou": "0 / 0 = NaN"}),
+    "nms_not_sorted_by_score": Bug({"non_max_suppression": _NMS_NOT_SORTED},
+                                   fails={"test_non_max_suppression": "sort them by descending score"}),
+    "nms_greater_or_equal": Bug({"non_max_suppression": _NMS_GREATER_OR_EQUAL},
+                                fails={"test_non_max_suppression": "not >="}),
+    "anchors_width_height_swapped": Bug({"generate_anchors": _ANCHORS_WH_SWAPPED},
+                                        fails={"test_generate_anchors": "width and height are swapped"}),
+    "encode_without_log": Bug({"encode_boxes": _ENCODE_NO_LOG}, fails={"test_encode_boxes": "the log is missing"}),
+    "roi_pool_rounded_bins": Bug({"roi_max_pool": _ROI_POOL_ROUNDED_BINS},
+                                 fails={"test_roi_max_pool": "rounded to the nearest cell"}),
+    "roi_backward_first_cell": Bug({"roi_max_pool_backward": _ROI_BACKWARD_FIRST_CELL},
+                                   fails={"test_roi_max_pool_backward": "first cell of the bin"}),
+    "smooth_l1_threshold_half": Bug({"smooth_l1": _SMOOTH_L1_THRESHOLD_HALF},
+                                    fails={"test_smooth_l1": "the threshold is 0.5"}),
+    "associate_tracks_in_index_order": Bug({"associate": _ASSOCIATE_TRACKS_IN_ORDER}, fails={
+        "test_associate": "highest IoU first", "test_update_tracks": "greedy by IoU"}),
+    "tracker_reuses_ids": Bug({"update_tracks": _TRACKER_REUSES_IDS}, fails={"test_update_tracks": "never reused"}),
+    "count_not_grouped_by_id": Bug({"count_crossings": _COUNT_NOT_GROUPED_BY_ID},
+                                   fails={"test_count_crossings": "same track"}),
+    "ap_without_envelope": Bug({"average_precision": _AP_NO_ENVELOPE}, fails={"test_average_precision": "envelope"}),
+    "iou_not_clipped": Bug({"iou": _IOU_NOT_CLIPPED}, fails={"test_iou": "not clipped at 0", **dict.fromkeys(
+        ("test_non_max_suppression", "test_match_detections", "test_associate", "test_update_tracks"), "")},
+        shipped=False),
+    "anchors_on_the_cell_corner": Bug({"generate_anchors": _ANCHORS_ON_THE_CELL_CORNER},
+                                      fails={"test_generate_anchors": "centred on the cell's corner"}, shipped=False),
+    "encode_corner_shift": Bug({"encode_boxes": _ENCODE_CORNER_SHIFT},
+                               fails={"test_encode_boxes": "use the box centres"}, shipped=False),
 }
