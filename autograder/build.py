@@ -3,13 +3,13 @@
     python -m autograder.build release   # solutions/*.py -> course/<lesson>/<lesson>.ipynb
     python -m autograder.build check     # fail, naming the lessons, if course/ is not a fresh build
 
-Pipeline: jupytext (percent .py -> .ipynb, deterministic cell ids) -> nbgrader generate_assignment
-(solutions replaced by stubs, test cells locked) -> normalised JSON in course/.
+Pipeline: autograder.coursedir.source_notebook (percent .py -> .ipynb as written, deterministic cell
+ids) -> nbgrader generate_assignment (solutions replaced by stubs, test cells locked) -> normalised
+JSON in course/. The layout (paths, lessons, kernelspec) belongs to autograder.coursedir.
 """
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import shutil
@@ -18,32 +18,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-import jupytext
 import nbformat
 
-from autograder.grader.notebook import grade_id
-
-ROOT = Path(__file__).resolve().parent.parent
-SOLUTIONS = ROOT / "solutions"
-COURSE = ROOT / "course"
-KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
-
-
-def lessons(solutions: Path | None = None) -> list[str]:
-    """Lesson ids in course order, e.g. ['01_conv_forward', ...], of `solutions` (default: SOLUTIONS)."""
-    return sorted(p.stem for p in (solutions or SOLUTIONS).glob("[0-9][0-9]_*.py"))
-
-
-def source_notebook(lesson: str) -> nbformat.NotebookNode:
-    """The instructor notebook (with solutions) for `lesson`, with stable cell ids."""
-    nb = jupytext.read(SOLUTIONS / f"{lesson}.py")
-    for index, cell in enumerate(nb.cells):
-        cell.metadata.pop("lines_to_next_cell", None)
-        cell["id"] = grade_id(cell) or hashlib.sha1(f"{lesson}-{index}".encode()).hexdigest()[:8]
-        if cell.cell_type == "code":
-            cell.outputs, cell.execution_count = [], None
-    nb.metadata = {"kernelspec": KERNELSPEC, "language_info": {"name": "python"}}
-    return nb
+from autograder.coursedir import COURSE, KERNELSPEC, ROOT, lessons, source_notebook
 
 
 def _normalise(nb: dict) -> str:
@@ -51,18 +28,19 @@ def _normalise(nb: dict) -> str:
     return json.dumps(nb, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
 
 
-def build_release(out_dir: Path, only: list[str] | None = None) -> list[Path]:
-    """Write each lesson's student notebook (all, or `only` these) under out_dir/<lesson>/<lesson>.ipynb."""
+def build_release(out_dir: Path, only: list[str] | None = None, solutions: Path | None = None) -> list[Path]:
+    """Write each lesson's student notebook (all, or `only` these) under out_dir/<lesson>/<lesson>.ipynb,
+    built from `solutions` (default: the course's solutions/)."""
     written = []
     with tempfile.TemporaryDirectory(prefix="convlab-nbgrader-") as root:
         # nbgrader reads nbgrader_config.py from its working directory and calls `alembic` by name.
         shutil.copy(ROOT / "autograder" / "nbgrader_config.py", root)
         env = dict(os.environ, CONVLAB_NBGRADER_ROOT=root,
                    PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
-        for lesson in only or lessons():
+        for lesson in only or lessons(solutions):
             src = Path(root, "source", lesson, f"{lesson}.ipynb")
             src.parent.mkdir(parents=True)
-            nbformat.write(source_notebook(lesson), src)
+            nbformat.write(source_notebook(lesson, solutions), src)
             proc = subprocess.run(
                 [sys.executable, "-m", "nbgrader", "generate_assignment", lesson, "--force",
                  "--log-level=WARN"],

@@ -125,7 +125,8 @@ def machine() -> dict:
 
 def reference_function(lesson: str, name: str) -> tuple[Callable | None, str]:
     """(the course's reference `name` from solutions/<lesson>.py, "") or (None, why it is unavailable)."""
-    from autograder.grader.reference import SOLUTIONS, load_reference
+    from autograder.coursedir import SOLUTIONS
+    from autograder.grader.reference import load_reference
     if not (SOLUTIONS / f"{lesson}.py").exists():
         return None, f"solutions/{lesson}.py not present"
     try:

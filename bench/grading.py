@@ -23,7 +23,7 @@ from pathlib import Path
 
 import nbformat
 
-from autograder.build import ROOT, source_notebook
+from autograder.coursedir import ROOT, source_notebook
 from autograder.samples import lesson_samples, write_samples
 from bench import startup
 

@@ -10,7 +10,7 @@ import time
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 
-from autograder.build import lessons, source_notebook
+from autograder.coursedir import lessons, source_notebook
 
 #: The whole solution set should execute within this many seconds on 2 cores (the course's goal).
 GOAL_SECONDS = 180
@@ -22,7 +22,7 @@ def run_notebook(lesson: str, cell_timeout: int = 600) -> dict:
     scratch directory with CONVLAB_FAST unset, i.e. as a student runs it, not the grader's small mode."""
     env = {name: value for name, value in os.environ.items() if name != "CONVLAB_FAST"}
     with tempfile.TemporaryDirectory(prefix=f"convlab-bench-{lesson}-") as scratch:
-        client = NotebookClient(source_notebook(lesson), timeout=cell_timeout, kernel_name="python3",
+        client = NotebookClient(source_notebook(lesson, expanded=True), timeout=cell_timeout, kernel_name="python3",
                                 resources={"metadata": {"path": scratch}})
         start = time.perf_counter()
         try:

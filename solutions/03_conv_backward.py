@@ -70,52 +70,9 @@ def conv2d_forward(x, w, b, stride=1, pad=0):
     Leaves its array arguments unchanged (works on copies).
     """
     ### BEGIN SOLUTION
-    # Lesson 01's im2col (section 5) and one matrix product, organised for speed (`make bench`):
-    # * CHUNK images at a time, so their columns are still in the CPU cache for the product;
-    # * image grids laid out flat, so one tap's inputs for whole output rows form ONE contiguous
-    #   run to copy (the product then also computes a few spare columns per row, which read past
-    #   the row's end; the output leaves them out);
-    # * the stride split into phases: grid (p, q) holds x_pad's rows p, p + s, ... and columns
-    #   q, q + s, ..., so tap (m, n) reads phase (m % s, n % s) with step 1;
-    # * the bias as one more column of w (b) times one more row of cols (ones).
-    CHUNK = 8
-    B, C_in, H, W = x.shape
-    C_out, _, K_h, K_w = w.shape
-    s = stride
-    dtype = np.result_type(x.dtype, np.float32)   # floats keep their precision; ints become float64
-    H_out, W_out = (H + 2 * pad - K_h) // s + 1, (W + 2 * pad - K_w) // s + 1
-    H_g, W_g = H_out + (K_h - 1) // s, W_out + (K_w - 1) // s     # rows and columns of a phase grid
-    phases, shared = [], W_g - W_out
-    for p in range(s):
-        for q in range(s):
-            r0, c0 = -(-max(pad - p, 0) // s), -(-max(pad - q, 0) // s)   # first grid row/column inside x
-            rows = range(s * r0 + p - pad, H, s)[:H_g - r0]                 # the x rows it holds
-            columns = range(s * c0 + q - pad, W, s)[:W_g - c0]
-            shared = max(0, min(shared, c0, W_g - c0 - len(columns)))     # zero columns at both ends
-            phases.append((p, q, slice(r0, r0 + len(rows)), slice(c0, c0 + len(columns)),
-                           slice(rows.start, rows.stop, s), slice(columns.start, columns.stop, s)))
-    # a row's zero columns at its right end double as the next row's at its left: rows P apart;
-    # the last output row's spare columns read past the grid, into room left for them
-    P = W_g - shared
-    n_chunk = max(1, min(CHUNK, B))
-    grids = np.zeros((s, s, n_chunk, C_in, H_g * P + (K_w - 1) // s), dtype)   # the padding stays 0
-    grid_rows = grids[..., :H_g * P].reshape(s, s, n_chunk, C_in, H_g, P)
-    n_cols = H_out * P                                            # columns per image, spare ones included
-    cols = np.empty((C_in * K_h * K_w + 1, n_chunk * n_cols), dtype)  # rows (ci, m, n), columns (bi, i, j)
-    cols[-1] = 1
-    taps = cols[:-1].reshape(C_in, K_h, K_w, n_chunk, n_cols)
-    w_b = np.concatenate([w.reshape(C_out, -1), b.reshape(C_out, 1)], axis=1).astype(dtype, copy=False)
-    y = np.empty((C_out, B, H_out, P), dtype)
-    for lo in range(0, B, n_chunk):
-        n_img = min(n_chunk, B - lo)
-        for p, q, grid_r, grid_c, x_r, x_c in phases:
-            grid_rows[p, q, :n_img, :, grid_r, grid_c] = x[lo:lo + n_img, :, x_r, x_c]
-        for m in range(K_h):
-            for n in range(K_w):
-                start = (m // s) * P + n // s
-                taps[:, m, n, :n_img] = grids[m % s, n % s, :n_img, :, start:start + n_cols].transpose(1, 0, 2)
-        np.matmul(w_b, cols[:, :n_img * n_cols], out=y[:, lo:lo + n_img].reshape(C_out, n_img * n_cols))
-    return y[:, :, :, :W_out].transpose(1, 0, 2, 3)
+    # reuse: 01_conv_forward
+    # Lesson 01's conv2d_forward cell, verbatim (autograder.coursedir expands this marker for the
+    # grader, the samples and `make bench`; in JupyterLab this cell defines only the stub).
     ### END SOLUTION
 
 

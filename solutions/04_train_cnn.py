@@ -104,13 +104,9 @@ def conv2d_forward(x, w, b, stride=1, pad=0):
     Leaves its array arguments unchanged (works on copies).
     """
     ### BEGIN SOLUTION
-    C_out, C_in, K_h, K_w = w.shape
-    x_pad = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
-    # windows[bi, ci, i, j, p, q] = x_pad[bi, ci, i*stride + p, j*stride + q]: a view, no copy yet
-    windows = sliding_window_view(x_pad, (K_h, K_w), axis=(2, 3))[:, :, ::stride, ::stride]
-    # tensordot sums over (ci, p, q): numpy lays the windows out as rows (im2col) and does one matmul
-    y = np.tensordot(windows, w, axes=([1, 4, 5], [1, 2, 3]))        # (B, H_out, W_out, C_out)
-    return y.transpose(0, 3, 1, 2) + b[None, :, None, None]
+    # reuse: 01_conv_forward
+    # Lesson 01's conv2d_forward cell, verbatim (autograder.coursedir expands this marker for the
+    # grader, the samples and `make bench`; in JupyterLab this cell defines only the stub).
     ### END SOLUTION
 
 
@@ -139,20 +135,9 @@ def conv2d_backward(dy, x, w, stride=1, pad=0):
     Leaves its array arguments unchanged (works on copies).
     """
     ### BEGIN SOLUTION
-    B, C_in, H, W = x.shape
-    C_out, _, K_h, K_w = w.shape
-    H_out, W_out = dy.shape[2:]
-    x_pad = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
-    windows = sliding_window_view(x_pad, (K_h, K_w), axis=(2, 3))[:, :, ::stride, ::stride]
-    db = dy.sum(axis=(0, 2, 3))
-    dw = np.tensordot(dy, windows, axes=([0, 2, 3], [0, 2, 3]))      # (C_out, C_in, K_h, K_w)
-    dwindows = np.tensordot(dy, w, axes=([1], [0]))                   # (B, H_out, W_out, C_in, K_h, K_w)
-    # col2im: each kernel offset (p, q) adds its slice back where the window read it
-    dx_pad = np.zeros(x_pad.shape, dtype=dwindows.dtype)
-    for p in range(K_h):
-        for q in range(K_w):
-            dx_pad[:, :, p:p + stride * H_out:stride, q:q + stride * W_out:stride] += dwindows[..., p, q].transpose(0, 3, 1, 2)
-    return dx_pad[:, :, pad:pad + H, pad:pad + W], dw, db
+    # reuse: 03_conv_backward
+    # Lesson 03's conv2d_backward cell, verbatim (autograder.coursedir expands this marker for the
+    # grader, the samples and `make bench`; in JupyterLab this cell defines only the stub).
     ### END SOLUTION
 
 

@@ -19,14 +19,14 @@ from pathlib import Path
 
 import pytest
 
-from autograder import build
+from autograder import coursedir
 from autograder.grader.course import Course
 from autograder.grader.spec import Sample
 from autograder.samples import build_sample
 from tests.serving import serving
 
 CHROMIUM = "/usr/bin/chromium"
-ARTIFACTS = build.ROOT / "test-artifacts" / "browser"
+ARTIFACTS = coursedir.ROOT / "test-artifacts" / "browser"
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 if not Path(CHROMIUM).exists():
@@ -79,7 +79,7 @@ _RENDERED = """w => Array.from(w.querySelectorAll(
     .map(e => e.outerHTML).join('\\n')"""
 
 
-@pytest.mark.parametrize("lesson", build.lessons())
+@pytest.mark.parametrize("lesson", coursedir.lessons())
 def test_lesson_runs_in_jupyterlab_and_its_widget_reacts_to_a_slider(lab, browser, lesson):
     base, token, root = lab
     path = root / lesson / f"{lesson}.ipynb"
@@ -104,7 +104,7 @@ def test_untouched_lesson_01_shows_its_widget_on_the_fallback(lab, browser):
     lesson = "01_conv_forward"
     path = root / "untouched" / f"{lesson}.ipynb"
     path.parent.mkdir()
-    shutil.copy(build.COURSE / lesson / f"{lesson}.ipynb", path)
+    shutil.copy(coursedir.COURSE / lesson / f"{lesson}.ipynb", path)
     with _notebook_page(browser, base, token, path.relative_to(root), "untouched") as page:
         page.locator(".jp-Notebook .jp-Cell").first.click()
         for _ in range(80):

@@ -307,7 +307,7 @@ def test_the_notebooks_widget_shows_the_students_layers(monkeypatch):
     import matplotlib
     matplotlib.use("Agg")
     import convlab
-    from autograder.build import SOLUTIONS
+    from autograder.coursedir import SOLUTIONS
     monkeypatch.setattr(convlab, "FAST", True)
     namespace = {"__name__": "lesson_07"}
     exec(compile((SOLUTIONS / f"{LESSON}.py").read_text(), LESSON, "exec"), namespace)

@@ -1,18 +1,18 @@
 """course/ is exactly what `make release` builds from solutions/, and holds no solutions."""
 import json
 
-from autograder import build
+from autograder import build, coursedir
 
 
 def test_course_matches_a_fresh_build_of_solutions():
-    assert build.lessons(), "no lessons in solutions/"
+    assert coursedir.lessons(), "no lessons in solutions/"
     problems = build.drift()
     assert not problems, build.DRIFT_HELP + ", ".join(problems)
 
 
 def test_every_lesson_has_stubs_and_graded_tests_in_the_release():
-    for lesson in build.lessons():
-        nb = json.loads((build.COURSE / lesson / f"{lesson}.ipynb").read_text())
+    for lesson in coursedir.lessons():
+        nb = json.loads((coursedir.COURSE / lesson / f"{lesson}.ipynb").read_text())
         meta = [c["metadata"].get("nbgrader", {}) for c in nb["cells"]]
         stubs = [c for c, m in zip(nb["cells"], meta) if m.get("solution")]
         graded = [m for m in meta if m.get("grade")]
@@ -26,8 +26,8 @@ def test_instructor_sources_hold_no_control_characters():
     # A "\b" or "\t" typed into a Python string that writes markdown becomes a control character,
     # which a notebook shows as nothing (e.g. LaTeX's \bmod loses its backslash).
     allowed = {"\n", "\t"}
-    for lesson in build.lessons():
-        text = (build.SOLUTIONS / f"{lesson}.py").read_text()
+    for lesson in coursedir.lessons():
+        text = (coursedir.SOLUTIONS / f"{lesson}.py").read_text()
         for number, line in enumerate(text.splitlines(), 1):
             bad = {ch for ch in line if ord(ch) < 32 and ch not in allowed}
             assert not bad, f"solutions/{lesson}.py:{number} holds control character(s) {sorted(map(ord, bad))}"

@@ -4,7 +4,7 @@ are graded again end to end in the sandbox by autograder/tests/test_samples.py, 
 seed of hidden inputs, so between them two different draws are checked)."""
 import pytest
 
-from autograder.build import lessons
+from autograder.coursedir import lessons
 from autograder.grader.course import Course
 from autograder.grader.inprocess import grade_in_process
 from autograder.grader.reference import test_points as graded_points   # not collected as a test

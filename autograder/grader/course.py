@@ -13,13 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 
-import jupytext
 import numpy as np
 
-from autograder.build import COURSE, SOLUTIONS, lessons
 from autograder.checks import check_module
-from autograder.grader.notebook import grade_id, is_solution
-from autograder.grader.reference import load_reference, manual_points, test_points
+from autograder.coursedir import COURSE, SOLUTIONS, grade_id, is_solution, lesson_source, lessons
+from autograder.grader.reference import load_reference
 from autograder.grader.spec import Case, Part
 from autograder.grader.wire import encode_request
 
@@ -52,13 +50,14 @@ class Course:
                 for cell in self.release_notebook(lesson)["cells"] if is_solution(cell)}
 
     def solution_sources(self, lesson: str) -> dict[str, str]:
-        """Stub grade_id -> the instructor's solution cell source (for building sample submissions)."""
-        nb = jupytext.read(self.solutions / f"{lesson}.py")
-        return {grade_id(cell): cell.source for cell in nb.cells if is_solution(cell)}
+        """Stub grade_id -> the instructor's solution cell source, reuse markers expanded (for building
+        sample submissions)."""
+        return lesson_source(lesson, self.solutions).solution_sources()
 
     def graded_points(self, lesson: str) -> dict[str, float]:
         """Every graded cell's points: the autograded tests, then the cells the instructor grades."""
-        return {**test_points(lesson, self.solutions), **manual_points(lesson, self.solutions)}
+        source = lesson_source(lesson, self.solutions)
+        return {**source.test_points(), **source.manual_points()}
 
     def check_module(self, lesson: str) -> ModuleType:
         if self.checks is None:
@@ -68,18 +67,23 @@ class Course:
         spec.loader.exec_module(module)
         return module
 
-    def plan(self, lesson: str, run_seed: int | None = None) -> LessonPlan:
-        """Everything grading `lesson` needs, computed once in the grader's process."""
+    def plan(self, lesson: str, run_seed: int | None = None, inputs_seed: int | None = None) -> LessonPlan:
+        """Everything grading `lesson` needs, computed once in the grader's process. The hidden inputs
+        are drawn from the lesson's own seed (mixed with `run_seed`, if given), or from `inputs_seed`
+        alone (the in-process tests' own draw)."""
         checks = self.check_module(lesson)
-        points = test_points(lesson, self.solutions)
-        rng = np.random.default_rng(lesson_seed(lesson) if run_seed is None else [lesson_seed(lesson), run_seed])
+        source = lesson_source(lesson, self.solutions)
+        points = source.test_points()
+        seed = inputs_seed if inputs_seed is not None else \
+            lesson_seed(lesson) if run_seed is None else [lesson_seed(lesson), run_seed]
+        rng = np.random.default_rng(seed)
         by_id = {part.grade_id: part for part in checks.parts(load_reference(lesson, self.solutions), rng)}
         if missing := sorted(set(points) - set(by_id)):
             raise CourseError(f"{lesson}: graded test cells without a hidden-check Part: {missing}")
         if unknown := sorted(set(by_id) - set(points)):
             raise CourseError(f"{lesson}: hidden-check Parts for no graded test cell: {unknown}")
         return LessonPlan(lesson, self.release_notebook(lesson), points, [by_id[g] for g in points],
-                          manual=manual_points(lesson, self.solutions),
+                          manual=source.manual_points(),
                           cell_timeout=float(getattr(checks, "CELL_TIMEOUT", DEFAULT_CELL_TIMEOUT)),
                           notebook_timeout=float(getattr(checks, "NOTEBOOK_TIMEOUT", DEFAULT_NOTEBOOK_TIMEOUT)))
 

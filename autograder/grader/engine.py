@@ -2,8 +2,8 @@
 
 Per submission: read and rebuild the notebook (notebook.py), run its code cells then the hidden
 checks' calls in a sandbox (sandbox.py, runner.py), judge every returned value in this process
-against references computed here (spec.judge_part), write the result (report.py). A crash or a
-hang restarts the sandbox without the offending cell, or with the next check, within the
+against references computed here (scoring.py, shared with the in-process sample scoring), write
+the result (report.py). A crash or a hang restarts the sandbox without the offending cell, or with the next check, within the
 whole-notebook time limit; N submissions are graded at once, each in a sandbox of its own.
 
 What is not where nbgrader's layout puts it (a folder that is no lesson, a notebook directly in
@@ -33,11 +33,13 @@ from tqdm import tqdm
 
 from autograder.grader import report, resume, startup
 from autograder.grader.course import Course, LessonPlan
-from autograder.grader.notebook import Cell, Unreadable, grade_id, read_submission, reconstruct
+from autograder.coursedir import grade_id
+from autograder.grader.notebook import Cell, Unreadable, read_submission, reconstruct
 from autograder.grader.runner import WALL_FACTOR
 from autograder.grader.sandbox import (BASE_UID, RUNNER, Limits, Mode, Sandbox, claimed_slots, command,
                                        require_sandbox)
-from autograder.grader.spec import Raised, judge_part
+from autograder.grader.scoring import next_probe, score_plan
+from autograder.grader.spec import Raised
 from autograder.grader.wire import decode_result
 
 _SIGNALS = {signal.SIGKILL: "killed", signal.SIGSEGV: "segmentation fault", signal.SIGABRT: "aborted",
@@ -100,19 +102,8 @@ def _index(value: Any, size: int) -> int | None:
 
 
 def _next_probe(plan: LessonPlan, ex: Execution) -> int | None:
-    """The next case to call: in part order, skipping the rest of a part once one of its cases failed."""
-    for ks in plan.part_cases:
-        for k in ks:
-            if k not in ex.results:
-                return k
-            if k not in ex.passed:
-                try:
-                    ex.passed[k] = plan.cases[k].judge(ex.results[k]) is None
-                except Exception:  # noqa: BLE001 - a check that cannot judge this answer fails it (see score)
-                    ex.passed[k] = False
-            if not ex.passed[k]:
-                break
-    return None
+    """The next case to call (scoring.next_probe over this execution's answers)."""
+    return next_probe(plan, ex.results, ex.passed)
 
 
 def _release(probes_dir: Path, released: Path, index: int) -> None:
@@ -218,26 +209,9 @@ def execute(plan: LessonPlan, code: list[Cell], job_dir: Path, probes_dir: Path,
 
 
 def score(plan: LessonPlan, ex: Execution) -> list[dict]:
-    """Each graded test cell's points, earned when all of its cases pass, and the feedback message."""
-    parts = []
-    for part, ks in zip(plan.parts, plan.part_cases):
-        results = [ex.results.get(k, Raised("NotRun", ex.not_run)) for k in ks]
-        try:   # cases _next_probe already judged passing are not judged again
-            message = None if all(ex.passed.get(k) for k in ks) else judge_part(part, results)
-        except Exception as exc:  # noqa: BLE001 - a bug in a hidden check must not stop grading
-            message = f"the hidden check could not judge this answer ({type(exc).__name__}: {exc}); tell the instructor"
-        if message:
-            message += _definition_hint(ex, [plan.cases[k] for k in ks], results)
-        points = plan.points[part.grade_id]
-        parts.append({"grade_id": part.grade_id, "points": points, "score": 0.0 if message else points,
-                      "message": message or ""})
-    return parts + [manual_part(grade_id, points) for grade_id, points in plan.manual.items()]
-
-
-def manual_part(grade_id: str, points: float) -> dict:
-    """A written answer or task: no score until the instructor grades it in formgrader."""
-    return {"grade_id": grade_id, "points": points, "score": 0.0, "message": report.BY_INSTRUCTOR,
-            "needs_manual_grade": True}
+    """Each graded cell's points and feedback message (scoring.score_plan), with the reason a function
+    is undefined added to the message of a part that failed for it."""
+    return score_plan(plan, ex.results, ex.passed, ex.not_run, hint=functools.partial(_definition_hint, ex))
 
 
 def _definition_hint(ex: Execution, cases: list, results: list) -> str:

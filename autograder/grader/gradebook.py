@@ -32,10 +32,9 @@ from sqlalchemy.exc import SAWarning, SQLAlchemyError
 from traitlets.config import Config, PyFileConfigLoader
 from traitlets.utils.importstring import import_item
 
-from autograder.build import ROOT, source_notebook
+from autograder.coursedir import ROOT, grade_id, is_solution, source_notebook
 from autograder.grader import report
 from autograder.grader.course import Course
-from autograder.grader.notebook import grade_id, is_solution
 
 CONFIG = ROOT / "autograder" / "nbgrader_config.py"
 COURSE_ID = "convlab"

@@ -11,6 +11,8 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from autograder.coursedir import grade_id, is_solution
+
 MAX_NOTEBOOK_BYTES = 20 * 1024 * 1024
 
 
@@ -98,24 +100,6 @@ def reconstruct(release: dict, submission: dict, lesson: str) -> list[Cell]:
         cells.append(Cell(rel["cell_type"], sources.get(index, _source(rel)), origin, meta, rel.get("id", "")))
         cells.extend(Cell("code", s, "added") for s in added.get(index, []))
     return cells
-
-
-def _nbgrader(cell: dict) -> dict:
-    meta = cell.get("metadata")
-    nbgrader = meta.get("nbgrader") if isinstance(meta, dict) else None
-    return nbgrader if isinstance(nbgrader, dict) else {}
-
-
-def grade_id(cell: dict) -> str | None:
-    """The cell's nbgrader grade_id, or None (also for malformed metadata). Takes a JSON cell or a
-    jupytext/nbformat one."""
-    value = _nbgrader(cell).get("grade_id")
-    return value if isinstance(value, str) and value else None
-
-
-def is_solution(cell: dict) -> bool:
-    """Whether the cell is an nbgrader solution cell (False for malformed metadata)."""
-    return bool(_nbgrader(cell).get("solution"))
 
 
 def _source(cell: dict) -> str | None:

@@ -19,7 +19,7 @@ import shutil
 import unicodedata
 from pathlib import Path
 
-from autograder.build import KERNELSPEC
+from autograder.coursedir import KERNELSPEC
 from autograder.grader import feedback
 from autograder.grader.runner import FIGURE_CAP
 

@@ -5,7 +5,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from autograder.build import SOLUTIONS, lessons
+from autograder.coursedir import SOLUTIONS, lessons
 from autograder.insight import load
 
 

@@ -7,7 +7,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from autograder.grader.notebook import grade_id
+from autograder.coursedir import grade_id
 
 MAX_FILE = 20 << 20     # bytes: larger result or notebook files are reported, not read
 

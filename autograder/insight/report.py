@@ -20,7 +20,7 @@ import statistics
 from collections import Counter, defaultdict
 from pathlib import Path
 
-from autograder.grader.notebook import grade_id
+from autograder.coursedir import grade_id
 from autograder.insight.figures import bar_chart, histogram
 from autograder.insight.load import ClassResults, Submission, test_cell_outcomes
 

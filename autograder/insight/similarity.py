@@ -36,7 +36,7 @@ from copydetect import CodeFingerprint, compare_files
 from copydetect.utils import hashed_kgrams, highlight_overlap
 from scipy import sparse
 
-from autograder.grader.notebook import grade_id, is_solution
+from autograder.coursedir import grade_id, is_solution
 from autograder.insight.figures import score_distribution
 from autograder.insight.load import ClassResults, Submission, code_cells, source
 from autograder.insight.report import page, table

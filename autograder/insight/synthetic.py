@@ -27,7 +27,7 @@ from pathlib import Path
 
 from autograder.fairness import corpus
 from autograder.grader.course import Course
-from autograder.grader.notebook import grade_id, is_solution
+from autograder.coursedir import grade_id, is_solution
 from autograder.grader.reference import test_points
 from autograder.samples import samples_of
 

@@ -17,7 +17,7 @@ from types import ModuleType
 
 from autograder.grader.bugs import Bug, lesson_bugs
 from autograder.grader.course import Course
-from autograder.grader.notebook import grade_id, is_solution
+from autograder.coursedir import grade_id, is_solution
 from autograder.grader.reference import test_points
 from autograder.grader.spec import Sample
 

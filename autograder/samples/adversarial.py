@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from autograder.grader.course import Course
-from autograder.grader.notebook import grade_id
+from autograder.coursedir import grade_id
 from autograder.grader.spec import Sample
 from autograder.samples import build_sample
 

@@ -88,11 +88,10 @@ def test_without_bubblewrap_the_grader_refuses_and_says_how_to_fix_it(monkeypatc
     assert "`bwrap` is not installed" in capsys.readouterr().err and not (tmp_path / "w").exists()
 
 
-def test_the_fixture_release_is_a_fresh_nbgrader_build(monkeypatch, tmp_path):
+def test_the_fixture_release_is_a_fresh_nbgrader_build(tmp_path):
     from autograder import build
     fixture = Path(__file__).parent / "fixtures"
-    monkeypatch.setattr(build, "SOLUTIONS", fixture / "solutions")
-    built = build.build_release(tmp_path, only=["00_fixture"])[0]
+    built = build.build_release(tmp_path, only=["00_fixture"], solutions=fixture / "solutions")[0]
     assert built.read_text() == (fixture / "course/00_fixture/00_fixture.ipynb").read_text()
 
 

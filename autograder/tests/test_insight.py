@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from autograder.build import SOLUTIONS, lessons
+from autograder.coursedir import SOLUTIONS, lessons
 from autograder.grader.course import Course
-from autograder.grader.notebook import grade_id, is_solution
+from autograder.coursedir import grade_id, is_solution
 from autograder.insight import load, synthetic
 from autograder.insight.report import anonymise, class_numbers
 from autograder.insight.similarity import DEFAULT_THRESHOLD, write_similarity

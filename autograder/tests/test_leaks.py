@@ -8,7 +8,7 @@ import json
 import re
 from pathlib import Path
 
-from autograder.build import lessons
+from autograder.coursedir import lessons
 
 ROOT = Path(__file__).resolve().parents[2]
 _SOLUTION_BLOCK = re.compile(r"### BEGIN SOLUTION(.*?)### END SOLUTION", re.S)

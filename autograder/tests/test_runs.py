@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from autograder import build, grade
+from autograder import coursedir, grade
 from autograder.grader import sandbox
 from autograder.grader.course import Course
 from autograder.grader.engine import _other_lesson, _signatures, discover
@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[2]
 FIXTURE = Path(__file__).parent / "fixtures"
 FIXTURE_COURSE = ["--solutions", str(FIXTURE / "solutions"), "--release", str(FIXTURE / "course"),
                   "--checks", str(FIXTURE / "checks")]
-LESSONS = build.lessons()
+LESSONS = coursedir.lessons()
 
 
 # -- sandbox mode -------------------------------------------------------------------------------
