@@ -36,7 +36,7 @@ def test_instructor_sources_hold_no_control_characters():
 def test_every_lesson_shows_a_convlab_widget():
     # Rule 'a widget' (docs/authoring.md): tests/test_browser.py runs every lesson in JupyterLab and moves
     # its first widget's slider, so each lesson must show one of convlab.widgets (a `convlab-widget` root).
-    for lesson in build.lessons():
-        text = (build.SOLUTIONS / f"{lesson}.py").read_text()
+    for lesson in coursedir.lessons():
+        text = (coursedir.SOLUTIONS / f"{lesson}.py").read_text()
         assert "convlab.widgets" in text, (f"solutions/{lesson}.py shows no convlab widget: rule 'a widget' "
                                            "(docs/authoring.md) asks every lesson for one, with a slider")

@@ -8,28 +8,19 @@ from autograder.coursedir import lessons
 from autograder.grader.course import Course
 from autograder.grader.inprocess import grade_in_process
 from autograder.grader.reference import test_points as graded_points   # not collected as a test
-from autograder.samples import bugs_of, sample_module, samples_of
+from autograder.samples import bugs_of, samples_of
 
 
-def _table() -> list[tuple[str, str]]:
-    rows = []
-    for lesson in lessons():
-        bugs = bugs_of(Course(), lesson)
-        rows += [(lesson, name) for name in (sample_module(lesson).SAMPLES if bugs is None else bugs)]
-    return rows
-
-
-TABLE = _table()
+TABLE = [(lesson, name) for lesson in lessons() for name in bugs_of(Course(), lesson)]
 
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")   # some buggy samples overflow on purpose
 @pytest.mark.parametrize("lesson,name", TABLE, ids=[f"{lesson}:{name}" for lesson, name in TABLE])
 def test_each_bug_fails_exactly_its_cells_with_its_words(lesson, name):
     bugs, points = bugs_of(Course(), lesson), graded_points(lesson)
-    sample = sample_module(lesson).SAMPLES[name] if bugs is None else bugs[name].sample(points)
+    sample = bugs[name].sample(points)
     score, messages = grade_in_process(lesson, sample, seed=0)
-    if bugs is not None:
-        assert set(messages) == bugs[name].failing(points), messages
+    assert set(messages) == bugs[name].failing(points), messages
     assert score == sample.score, messages
     for grade_id, phrase in sample.messages.items():
         assert phrase in messages.get(grade_id, ""), f"{grade_id}: {messages.get(grade_id)!r}"

@@ -10,10 +10,8 @@ sample's `replace` sources; or the sample's `raw` bytes, standing for a broken f
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 from pathlib import Path
-from types import ModuleType
 
 from autograder.grader.bugs import Bug, lesson_bugs
 from autograder.grader.course import Course
@@ -22,25 +20,15 @@ from autograder.grader.reference import test_points
 from autograder.grader.spec import Sample
 
 
-def sample_module(lesson: str) -> ModuleType:
-    """The sample module of `lesson` (e.g. '01_conv_forward' -> autograder.samples.l01_conv_forward):
-    lessons whose check module declares no BUGS yet."""
-    return importlib.import_module(f"autograder.samples.l{lesson}")
-
-
-def bugs_of(course: Course, lesson: str) -> dict[str, Bug] | None:
-    """The lesson's typical bugs with "full" and "blank", or None when its check module declares no BUGS."""
-    declared = getattr(course.check_module(lesson), "BUGS", None)
-    return None if declared is None else lesson_bugs(declared)
+def bugs_of(course: Course, lesson: str) -> dict[str, Bug]:
+    """The lesson's typical bugs (BUGS in its check module; none declared: only "full" and "blank")."""
+    return lesson_bugs(getattr(course.check_module(lesson), "BUGS", {}))
 
 
 def samples_of(course: Course, lesson: str) -> dict[str, Sample]:
     """The lesson's shipped samples, their scores derived from the points in solutions/."""
-    bugs = bugs_of(course, lesson)
-    if bugs is None:
-        return sample_module(lesson).SAMPLES
     points = test_points(lesson, course.solutions)
-    return {name: bug.sample(points) for name, bug in bugs.items() if bug.shipped}
+    return {name: bug.sample(points) for name, bug in bugs_of(course, lesson).items() if bug.shipped}
 
 
 def lesson_samples(course: Course = Course(), log=print) -> dict[str, dict[str, Sample]]:
@@ -50,11 +38,7 @@ def lesson_samples(course: Course = Course(), log=print) -> dict[str, dict[str, 
         if not (course.release / lesson / f"{lesson}.ipynb").exists():
             log(f"skipping {lesson}: course/{lesson}/{lesson}.ipynb is missing (run `make release`)")
             continue
-        try:
-            found[lesson] = samples_of(course, lesson)
-        except ModuleNotFoundError as exc:
-            if exc.name != f"autograder.samples.l{lesson}":
-                raise
+        found[lesson] = samples_of(course, lesson)
     return found
 
 
