@@ -35,7 +35,7 @@ def test_every_reuse_marker_in_solutions_names_an_earlier_lessons_solution_cell(
                 earlier, earlier_gid = target.split("/")
                 assert lesson_source(earlier).solution_sources()[earlier_gid] in expanded
             reused[f"{lesson}/{gid}"] = targets
-    assert reused, "no reuse marker in solutions/: this test and docs/authoring.md's 'Reuse' describe nothing"
+    assert reused, "no reuse marker in solutions/: this test and docs/authoring.md's 'Reusing an earlier lesson's solution' describe nothing"
 
 
 def test_a_reused_cell_runs_the_earlier_lessons_code_and_releases_its_own_stub():

@@ -1,6 +1,6 @@
 """No module imports one above it: the layers below, bottom first, read from every module's imports
 with `ast` (imports inside functions count too). A module may import its own layer and those below;
-tests may import anything. docs/authoring.md ("Layers") says why the order is this one."""
+tests may import anything. docs/authoring.md ("The layout and the layers") says why the order is this one."""
 import ast
 from pathlib import Path
 

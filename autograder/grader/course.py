@@ -77,7 +77,11 @@ class Course:
         seed = inputs_seed if inputs_seed is not None else \
             lesson_seed(lesson) if run_seed is None else [lesson_seed(lesson), run_seed]
         rng = np.random.default_rng(seed)
-        by_id = {part.grade_id: part for part in checks.parts(load_reference(lesson, self.solutions), rng)}
+        built = checks.parts(load_reference(lesson, self.solutions), rng)
+        by_id = {part.grade_id: part for part in built}
+        if len(by_id) < len(built):
+            twice = sorted({p.grade_id for p in built if sum(q.grade_id == p.grade_id for q in built) > 1})
+            raise CourseError(f"{lesson}: more than one hidden-check Part for the graded test cells {twice}")
         if missing := sorted(set(points) - set(by_id)):
             raise CourseError(f"{lesson}: graded test cells without a hidden-check Part: {missing}")
         if unknown := sorted(set(by_id) - set(points)):

@@ -129,3 +129,14 @@ def test_figures_a_cell_leaves_open_become_pngs_and_only_pngs_reach_the_page():
     assert len(figures) == 1 and base64.b64decode(figures[0]).startswith(b"\x89PNG") and plt.get_fignums() == []
     forged = ['"><script>alert(1)</script>', base64.b64encode(b"GIF89a" + bytes(20)).decode(), 42, "A" * (3 << 20)]
     assert png_figures(figures + forged) == figures and png_figures("not a list") == []
+
+
+def test_a_check_module_with_two_parts_for_one_cell_is_refused(tmp_path):
+    from autograder.grader.course import Course, CourseError
+    fixture = Path(__file__).parent / "fixtures"
+    checks = (fixture / "checks" / "l00_fixture.py").read_text()
+    (tmp_path / "l00_fixture.py").write_text(checks + "\n\n_parts = parts\n\n\ndef parts(ref, rng):\n"
+                                             "    built = _parts(ref, rng)\n    return built + built[:1]\n")
+    course = Course(solutions=fixture / "solutions", release=fixture / "course", checks=tmp_path)
+    with pytest.raises(CourseError, match=r"more than one hidden-check Part for the graded test cells \['test_add_arrays'\]"):
+        course.plan("00_fixture")

@@ -26,8 +26,11 @@ def _secrets() -> set[str]:
     solution = _distinctive(line for text in sources for block in _SOLUTION_BLOCK.findall(text)
                             for line in block.splitlines())
     public = _distinctive(line for text in sources for line in _SOLUTION_BLOCK.sub("", text).splitlines())
-    folder = ROOT / "autograder" / "checks"                # each lesson's module and the shared libraries
-    checks = _distinctive(line for path in [*folder.glob("l*.py"), *folder.glob("common/*.py")]
+    # each lesson's check module, its check siblings (_l06_tracking) and the libraries; not the _lNN_bugs
+    # modules, whose sources are typical bugs as students write them (lines the release may show)
+    folder = ROOT / "autograder" / "checks"
+    modules = [p for p in folder.glob("*l[0-9][0-9]_*.py") if not p.stem.endswith("_bugs")]
+    checks = _distinctive(line for path in [*modules, *folder.glob("common/*.py")]
                           for line in path.read_text().splitlines())
     return (solution | checks) - public
 

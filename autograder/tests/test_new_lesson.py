@@ -1,9 +1,11 @@
-"""A new lesson takes four hand-written files (docs/authoring.md, "Adding a lesson"): its instructor
+"""A new lesson takes four hand-written files (docs/authoring.md, its opening table): its instructor
 source, its check module (hidden checks and typical bugs), its fairness variants and its own tests.
-This throwaway lesson, written into a temporary course, goes through everything a course lesson goes
+This throwaway lesson, written into a temporary course, goes through what a course lesson goes
 through: the release is built, samples are derived from its bugs (scores from its points), each bug
-fails exactly its cells in process and in the sandbox, the variants score full marks, and its own
-test file passes. Nothing else is written by hand: no sample module, no table, no list of ids."""
+fails exactly its cells in process and scores the same in the sandbox, its three fairness variants
+score full marks (in process here), and its own test file passes. Nothing else is written by hand:
+no sample module, no table, no list of ids. (It shows no widget: the rule 'a widget' is checked on
+the course's own lessons, whose browser test needs JupyterLab.)"""
 from __future__ import annotations
 
 import importlib.util
@@ -93,17 +95,23 @@ BUGS = {
 
 _FAIRNESS = '''LESSON = "99_tiny"
 VARIANTS = {"power": {"square": "def square(x):\\n    return x ** 2\\n",
-                      "sum_of_squares": "def sum_of_squares(x):\\n    return float(x @ x)\\n"}}
-STYLES = {"power": "x ** 2 and a dot product"}
+                      "sum_of_squares": "def sum_of_squares(x):\\n    return float(x @ x)\\n"},
+            "ufuncs": {"square": "def square(x):\\n    return np.square(x)\\n",
+                       "sum_of_squares": "def sum_of_squares(x):\\n    return float(np.square(x).sum())\\n"},
+            "loop": {"square": "def square(x):\\n    return np.array([v * v for v in x], dtype=x.dtype)\\n",
+                     "sum_of_squares": "def sum_of_squares(x):\\n    return float(sum(square(x)))\\n"}}
+STYLES = {"power": "x ** 2 and a dot product", "ufuncs": "np.square and .sum()", "loop": "a Python loop"}
 '''
 
-_TESTS = '''import numpy as np
+_TESTS = '''from pathlib import Path
+
+import numpy as np
 
 from autograder.grader.reference import load_reference
 
 
-def test_sum_of_squares_against_a_loop(solutions):
-    ref = load_reference("99_tiny", solutions)
+def test_sum_of_squares_against_a_loop():
+    ref = load_reference("99_tiny", Path(__file__).parents[1] / "solutions")
     x = np.random.default_rng(0).standard_normal(5)
     assert abs(ref.sum_of_squares(x) - sum(float(v) * float(v) for v in x)) < 1e-12
 '''
@@ -115,9 +123,6 @@ def _write_lesson(root: Path) -> Course:
     for relpath, text in files.items():
         (root / relpath).parent.mkdir(parents=True, exist_ok=True)
         (root / relpath).write_text(text)
-    (root / "tests" / "conftest.py").write_text(
-        f"import pytest\nfrom pathlib import Path\n\n@pytest.fixture\ndef solutions():\n"
-        f"    return Path({str(root / 'solutions')!r})\n")
     build.build_release(root / "course", solutions=root / "solutions")
     return Course(solutions=root / "solutions", release=root / "course", checks=root / "checks")
 
