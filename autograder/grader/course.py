@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -78,10 +79,9 @@ class Course:
             lesson_seed(lesson) if run_seed is None else [lesson_seed(lesson), run_seed]
         rng = np.random.default_rng(seed)
         built = checks.parts(load_reference(lesson, self.solutions), rng)
-        by_id = {part.grade_id: part for part in built}
-        if len(by_id) < len(built):
-            twice = sorted({p.grade_id for p in built if sum(q.grade_id == p.grade_id for q in built) > 1})
+        if twice := sorted(g for g, n in Counter(part.grade_id for part in built).items() if n > 1):
             raise CourseError(f"{lesson}: more than one hidden-check Part for the graded test cells {twice}")
+        by_id = {part.grade_id: part for part in built}
         if missing := sorted(set(points) - set(by_id)):
             raise CourseError(f"{lesson}: graded test cells without a hidden-check Part: {missing}")
         if unknown := sorted(set(by_id) - set(points)):
