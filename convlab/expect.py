@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import inspect
 import linecache
+import signal
 import sysconfig
+import threading
+import time
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -20,7 +23,7 @@ import numpy as np
 from convlab.tolerance import describe_violation, rounding_bound, within_bound
 
 __all__ = ["CheckFailed", "changed_argument", "expect_implemented", "expect_array", "expect_dtype", "expect_shape", "expect_close", "hint_for",
-           "expect_near", "expect_equal"]
+           "expect_near", "expect_equal", "expect_fast"]
 
 
 class CheckFailed(AssertionError):
@@ -215,3 +218,37 @@ def hint_for(actual: Any, candidates: dict[str, Any]) -> str | None:
                 actual_arr, candidate, np.abs(candidate), 4, actual_arr.dtype):
             return hint
     return None
+
+
+class _TooSlow(BaseException):
+    """Raised by expect_fast's alarm; a BaseException so that the student's `except Exception` cannot hide it."""
+
+
+def expect_fast(func, *args, name: str, seconds: float, hint: str | None = None, **kwargs):
+    """func(*args, **kwargs), failing (CheckFailed) if it uses more than `seconds` of this process's
+    CPU time, as the grader's limit does. Where the platform has CPU-time alarms (not Windows) and
+    this is the main thread, a call over the limit is stopped at the limit, not waited for; an outer
+    alarm that comes sooner (the grader's cell limit) keeps its place. Returns func's result."""
+    can_stop = hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
+    outer_left = signal.getitimer(signal.ITIMER_PROF)[0] if can_stop else 0.0
+    own = can_stop and not 0 < outer_left <= seconds
+    if own:
+        def stop(signum, frame):
+            raise _TooSlow
+        outer_handler = signal.signal(signal.SIGPROF, stop)
+        signal.setitimer(signal.ITIMER_PROF, seconds)
+    started, stopped, result = time.process_time(), False, None
+    try:
+        result = func(*args, **kwargs)
+    except _TooSlow:
+        stopped = True
+    finally:
+        if own:
+            signal.setitimer(signal.ITIMER_PROF, 0)
+            signal.signal(signal.SIGPROF, outer_handler or signal.SIG_DFL)
+        used = time.process_time() - started
+        if own and outer_left:
+            signal.setitimer(signal.ITIMER_PROF, max(outer_left - used, 1e-3))
+    if stopped or used > seconds:
+        _fail(f"{name} used more than {seconds:g} s of CPU time, the limit", hint)
+    return result

@@ -66,7 +66,8 @@ import numpy as np
 import time
 
 import convlab
-from convlab.expect import expect_close, expect_dtype, expect_equal, expect_implemented, expect_shape, hint_for
+from convlab.expect import expect_close, expect_dtype, expect_equal, expect_fast, expect_implemented, expect_shape, hint_for
+from convlab.speed import SPEED_LABEL, SPEED_SECONDS, speed_problem
 from convlab.widgets.conv_slider import conv_slider
 
 # %% [markdown]
@@ -471,7 +472,8 @@ def conv2d_forward(x, w, b, stride=1, pad=0):
 
     x: (B, C_in, H, W); w: (C_out, C_in, K_h, K_w); b: (C_out,); stride, pad: ints.
     Returns y: (B, C_out, H_out, W_out) with the dtype of x (float32 stays float32).
-    No Python loop over pixels.
+    Speed: convlab.speed's problem (32 images of 3x64x64, 16 kernels of 3x3, stride 1, pad 1) within
+    SPEED_SECONDS = 2 s of CPU time, as the grader stops it there: no Python loop over pixels.
     Leaves its array arguments unchanged (works on copies).
     """
     ### BEGIN SOLUTION
@@ -578,6 +580,12 @@ w32 = rng.standard_normal((2, 3, 3, 3)).astype(np.float32)
 y = conv2d_forward(x32, w32, np.zeros(2), stride=1, pad=1)
 expect_dtype(y, np.float32, "conv2d_forward of float32 input",
              hint="keep x's dtype (convert w and b with .astype(x.dtype), avoid np.zeros' float64 default)")
+
+# The speed rule (convlab.speed), as the hidden check applies it: stopped at the limit.
+speed = speed_problem(rng)
+expect_fast(conv2d_forward, speed["x"], speed["w"], speed["b"], stride=1, pad=1, seconds=SPEED_SECONDS,
+            name=f"conv2d_forward on {SPEED_LABEL}",
+            hint="vectorize it: im2col and one matrix product (section 5), no Python loop over pixels")
 print("conv2d_forward: all visible tests passed")
 
 # %% [markdown]

@@ -42,9 +42,10 @@ from numpy.lib.stride_tricks import sliding_window_view
 import time
 
 import convlab
-from convlab.expect import expect_close, expect_dtype, expect_equal, expect_implemented, expect_shape
+from convlab.expect import expect_close, expect_dtype, expect_equal, expect_fast, expect_implemented, expect_shape
 from convlab.conv_bugs import backward_bug, dx_bug
 from convlab.gradcheck import gradient_check, numerical_gradient, numerical_gradient_array, relative_error
+from convlab.speed import SPEED_LABEL, SPEED_SECONDS, speed_problem
 
 # %% [markdown]
 # ## 1. Your forward pass from lesson 01
@@ -638,6 +639,8 @@ def conv2d_backward(dy, x, w, stride=1, pad=0):
     dy: (B, C_out, H_out, W_out), x: (B, C_in, H, W), w: (C_out, C_in, K_h, K_w)
     returns (dx, dw, db): dx (B, C_in, H, W), dw (C_out, C_in, K_h, K_w), db (C_out,);
     float32 in, float32 out.
+    Speed: convlab.speed's problem (32 images of 3x64x64, 16 kernels of 3x3, stride 1, pad 1) within
+    SPEED_SECONDS = 2 s of CPU time, as the grader stops it there: no Python loop over pixels.
     Leaves its array arguments unchanged (works on copies).
     """
     ### BEGIN SOLUTION
@@ -715,6 +718,12 @@ for config in CHECK_CONFIGS:
     print(f"{where}: relative errors dx {gradient_check(dx, num_dx, f'dx {where}', hint=hint):.1e}, "
           f"dw {gradient_check(dw, num_dw, f'dw {where}', hint=hint):.1e}, "
           f"db {gradient_check(db, num_db, f'db {where}', hint=hint):.1e}")
+
+# The speed rule (convlab.speed), as the hidden check applies it: stopped at the limit.
+speed = speed_problem(rng)
+expect_fast(conv2d_backward, speed["dy"], speed["x"], speed["w"], stride=1, pad=1, seconds=SPEED_SECONDS,
+            name=f"conv2d_backward on {SPEED_LABEL}",
+            hint="vectorize it: im2col for dw and col2im for dx (section 5), no Python loop over pixels")
 
 # float32 in, float32 out, and the same numbers as your float64 result up to float32 rounding. Each
 # gradient entry is a sum of products: it may be off by convlab.tolerance's rounding bound, whose

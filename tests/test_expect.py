@@ -1,10 +1,13 @@
 """convlab.expect: the one-sentence messages the notebooks' visible tests give."""
 from __future__ import annotations
 
+import signal
+import time
+
 import numpy as np
 import pytest
 
-from convlab.expect import expect_close, expect_dtype, expect_implemented
+from convlab.expect import expect_close, expect_dtype, expect_fast, expect_implemented
 
 
 class Layer:
@@ -76,3 +79,45 @@ def test_expect_dtype_by_kind_or_exact_dtype():
 def test_every_exported_name_exists():
     import convlab.expect as expect
     assert [name for name in expect.__all__ if not hasattr(expect, name)] == []
+
+
+# ---- expect_fast: the speed rule's visible test (convlab.speed) ----------------------------------
+def spin(cpu_seconds: float) -> str:
+    """Python-level work for `cpu_seconds` of CPU time, like a loop over pixels; swallows Exception."""
+    started = time.process_time()
+    while time.process_time() - started < cpu_seconds:
+        try:
+            sum(range(1000))
+        except Exception:           # a student's catch-all must not hide the limit
+            pass
+    return "done"
+
+
+def test_a_fast_call_passes_and_returns_its_result():
+    assert expect_fast(spin, 0.01, name="spin", seconds=1.0) == "done"
+
+
+def test_a_slow_call_is_stopped_at_the_limit_not_waited_for():
+    started = time.process_time()
+    with pytest.raises(AssertionError, match=r"spin used more than 0.2 s of CPU time, the limit: vectorize"):
+        expect_fast(spin, 5.0, name="spin", seconds=0.2, hint="vectorize")
+    assert time.process_time() - started < 1.0
+    assert signal.getitimer(signal.ITIMER_PROF) == (0.0, 0.0)
+
+
+def test_an_outer_cpu_alarm_keeps_its_place():
+    fired = []
+    previous = signal.signal(signal.SIGPROF, lambda signum, frame: fired.append(time.process_time()))
+    try:
+        signal.setitimer(signal.ITIMER_PROF, 0.3)            # sooner than the speed limit: it stays the outer one's
+        with pytest.raises(AssertionError, match="more than 0.5 s"):
+            expect_fast(spin, 1.0, name="spin", seconds=0.5)
+        assert fired, "the outer alarm did not fire"
+        signal.setitimer(signal.ITIMER_PROF, 5.0)            # later than the limit: restored, less what was used
+        expect_fast(spin, 0.2, name="spin", seconds=1.0)
+        left = signal.getitimer(signal.ITIMER_PROF)[0]
+        assert 4.0 < left < 4.85, left
+        assert signal.getsignal(signal.SIGPROF) is not None and len(fired) == 1
+    finally:
+        signal.setitimer(signal.ITIMER_PROF, 0)
+        signal.signal(signal.SIGPROF, previous)

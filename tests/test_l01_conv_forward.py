@@ -4,6 +4,7 @@ once, as BUGS in autograder/checks/l01_conv_forward.py, and judged by tests/test
 from __future__ import annotations
 
 import itertools
+import time
 
 import numpy as np
 import pytest
@@ -11,6 +12,8 @@ import pytest
 from autograder.checks import check_module
 from autograder.grader.reference import load_reference
 from autograder.grader.spec import Part, Raised, call_in_process, judge_part
+from convlab.expect import expect_fast
+from convlab.speed import SPEED_SECONDS, SPEED_SHAPES, speed_problem
 from convlab.widgets import conv_slider as cs
 
 LESSON = "01_conv_forward"
@@ -185,6 +188,20 @@ def test_a_window_that_does_not_fit_must_raise_value_error(ref, parts):
     assert case.judge(Raised("ValueError", "does not fit")) is None
     assert "raise ValueError" in judge_part(Part(size.grade_id, [case], size.diagnose), [(n + 2 * p - k) // s + 1])
     assert "raised IndexError" in judge_part(Part(size.grade_id, [case], size.diagnose), [Raised("IndexError", "x")])
+
+
+def test_the_speed_rule_passes_the_reference_and_stops_the_loops_at_the_limit(ref, parts):
+    """convlab.speed's limit with the margins its docstring measures: the hidden check's speed case is its
+    problem and limit, the reference is far inside it, the section-4 loops are stopped at it."""
+    speed = parts["test_conv2d_forward"].cases[-1]
+    assert speed.timeout == SPEED_SECONDS and tuple(speed.args[0].shape) == SPEED_SHAPES["x"]
+    problem = speed_problem(np.random.default_rng(0))
+    args = problem["x"], problem["w"], problem["b"]
+    expect_fast(ref.conv2d_forward, *args, stride=1, pad=1, name="reference", seconds=SPEED_SECONDS / 10)
+    started = time.process_time()
+    with pytest.raises(AssertionError, match=f"more than {SPEED_SECONDS:g} s of CPU time"):
+        expect_fast(ref.conv2d_forward_naive, *args, stride=1, pad=1, name="loops", seconds=SPEED_SECONDS)
+    assert time.process_time() - started < SPEED_SECONDS + 1
 
 
 # ---- widget --------------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from autograder.checks.common.conv import diagnose_forward, forward_case
 from autograder.grader.bugs import Bug
 from autograder.grader.spec import Case, Part, Raised, Tol, compare, same_dtype
 from convlab.diagnosis import first_matching_bug
+from convlab.speed import SPEED_SECONDS, speed_problem
 
 LESSON = "01_conv_forward"
 _KEEP_DTYPE = same_dtype("convert w and b with .astype(x.dtype)")
@@ -177,11 +178,9 @@ def _conv_case(ref, func, x, w, b, stride, pad, timeout=10.0, extra="") -> Case:
 
 
 def _speed_case(ref, rng) -> Case:
-    """2 million outputs: instant when vectorized, far beyond the time limit with a loop over pixels."""
-    x = rng.standard_normal((32, 3, 64, 64)).astype(np.float32)
-    w = rng.standard_normal((16, 3, 3, 3)).astype(np.float32)
-    b = rng.standard_normal(16).astype(np.float32)
-    return _conv_case(ref, "conv2d_forward", x, w, b, 1, 1, timeout=5.0,
+    """convlab.speed's problem and limit: instant when vectorized, far beyond the limit with a loop over pixels."""
+    problem = speed_problem(rng)
+    return _conv_case(ref, "conv2d_forward", problem["x"], problem["w"], problem["b"], 1, 1, timeout=SPEED_SECONDS,
                       extra=" (speed check: must be vectorized, no Python loop over pixels)")
 
 

@@ -21,6 +21,7 @@ from autograder.grader.bugs import Bug
 from autograder.grader.spec import Case, Part, Raised, Tol, compare, tol_for
 from convlab import conv_bugs
 from convlab.diagnosis import first_matching_bug
+from convlab.speed import SPEED_SECONDS, speed_problem
 
 LESSON = "03_conv_backward"
 GRADIENTS = ("dx", "dw", "db")
@@ -211,13 +212,13 @@ def _backward_cases(ref, rng, func, specs, big=False):
 
 
 def _speed_case(ref, rng) -> Case:
-    """Lesson 01's speed check for the backward: 2 million outputs, instant when vectorized, far beyond
-    the time limit when conv2d_backward loops over every (image, channel, pixel) as the naive one does."""
-    dy, x, w = (rng.standard_normal(shape).astype(np.float32)
-                for shape in [(32, 16, 64, 64), (32, 3, 64, 64), (16, 3, 3, 3)])
+    """convlab.speed's problem and limit for the backward: instant when vectorized, far beyond the limit
+    when conv2d_backward loops over every (image, channel, pixel) as the naive one does."""
+    problem = speed_problem(rng)
+    dy, x, w = problem["dy"], problem["x"], problem["w"]
     kwargs = {"stride": 1, "pad": 1}
     expected = _expected(lambda: ref.conv2d_backward(*_f64(dy, x, w), **kwargs), np.float32)
-    return Case("conv2d_backward", (dy, x, w), kwargs, expected=expected, check=check_gradients, timeout=5.0,
+    return Case("conv2d_backward", (dy, x, w), kwargs, expected=expected, check=check_gradients, timeout=SPEED_SECONDS,
                 label="B=32, C_in=3, C_out=16, 64x64 input, K 3x3, stride 1, pad 1, float32 (speed check: must be "
                       "vectorized, no Python loop over pixels)", tol=backward_tol(ref, dy, x, w, **kwargs))
 
