@@ -2,6 +2,8 @@
 with `ast` (imports inside functions count too). A module may import its own layer and those below;
 tests may import anything. docs/authoring.md ("The layout and the layers") says why the order is this one."""
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -107,3 +109,14 @@ def test_an_upward_import_is_found_and_named(tmp_path, source, imported):
     found = imports("autograder.grader.spec", path, set(modules()))
     assert found == [(2, imported)]
     assert layer(imported) > layer("autograder.grader.spec")
+
+
+def test_grader_processes_skip_jsonschemas_iri_grammars():
+    """autograder/__init__.py marks rfc3987_syntax absent (about 1 s of lark grammar compiling per
+    process); notebooks still read and validate."""
+    code = ("import sys, autograder.grade, nbformat\n"
+            "from autograder.coursedir import source_notebook\n"
+            "nbformat.validate(source_notebook('01_conv_forward'))\n"
+            "print('lark' in sys.modules, 'rfc3987_syntax' in sys.modules and sys.modules['rfc3987_syntax'])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "None"], out
