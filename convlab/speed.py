@@ -22,7 +22,7 @@ SPEED_SHAPES = {"x": (32, 3, 64, 64), "w": (16, 3, 3, 3), "dy": (32, 16, 64, 64)
 SPEED_LABEL = "32 images of 3x64x64, 16 kernels of 3x3, stride 1, pad 1 (2 million outputs)"
 
 
-def speed_problem(rng: np.random.Generator) -> dict[str, np.ndarray]:
-    """{"x", "w", "b", "dy"}: float32 standard-normal arrays of the speed problem's shapes."""
+def speed_problem(rng: np.random.Generator, *names: str) -> tuple[np.ndarray, ...]:
+    """The speed problem's arrays `names` (of "x", "w", "b", "dy"), float32 standard normal, drawn in that order."""
     shapes = dict(SPEED_SHAPES, b=(SPEED_SHAPES["w"][0],))
-    return {name: rng.standard_normal(shape).astype(np.float32) for name, shape in shapes.items()}
+    return tuple(rng.standard_normal(shapes[name]).astype(np.float32) for name in names)

@@ -582,8 +582,7 @@ expect_dtype(y, np.float32, "conv2d_forward of float32 input",
              hint="keep x's dtype (convert w and b with .astype(x.dtype), avoid np.zeros' float64 default)")
 
 # The speed rule (convlab.speed), as the hidden check applies it: stopped at the limit.
-speed = speed_problem(rng)
-expect_fast(conv2d_forward, speed["x"], speed["w"], speed["b"], stride=1, pad=1, seconds=SPEED_SECONDS,
+expect_fast(conv2d_forward, *speed_problem(rng, "x", "w", "b"), stride=1, pad=1, seconds=SPEED_SECONDS,
             name=f"conv2d_forward on {SPEED_LABEL}",
             hint="vectorize it: im2col and one matrix product (section 5), no Python loop over pixels")
 print("conv2d_forward: all visible tests passed")

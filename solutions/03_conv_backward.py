@@ -720,8 +720,7 @@ for config in CHECK_CONFIGS:
           f"db {gradient_check(db, num_db, f'db {where}', hint=hint):.1e}")
 
 # The speed rule (convlab.speed), as the hidden check applies it: stopped at the limit.
-speed = speed_problem(rng)
-expect_fast(conv2d_backward, speed["dy"], speed["x"], speed["w"], stride=1, pad=1, seconds=SPEED_SECONDS,
+expect_fast(conv2d_backward, *speed_problem(rng, "dy", "x", "w"), stride=1, pad=1, seconds=SPEED_SECONDS,
             name=f"conv2d_backward on {SPEED_LABEL}",
             hint="vectorize it: im2col for dw and col2im for dx (section 5), no Python loop over pixels")
 

@@ -195,8 +195,7 @@ def test_the_speed_rule_passes_the_reference_and_stops_the_loops_at_the_limit(re
     problem and limit, the reference is far inside it, the section-4 loops are stopped at it."""
     speed = parts["test_conv2d_forward"].cases[-1]
     assert speed.timeout == SPEED_SECONDS and tuple(speed.args[0].shape) == SPEED_SHAPES["x"]
-    problem = speed_problem(np.random.default_rng(0))
-    args = problem["x"], problem["w"], problem["b"]
+    args = speed_problem(np.random.default_rng(0), "x", "w", "b")
     expect_fast(ref.conv2d_forward, *args, stride=1, pad=1, name="reference", seconds=SPEED_SECONDS / 10)
     started = time.process_time()
     with pytest.raises(AssertionError, match=f"more than {SPEED_SECONDS:g} s of CPU time"):

@@ -179,8 +179,8 @@ def _conv_case(ref, func, x, w, b, stride, pad, timeout=10.0, extra="") -> Case:
 
 def _speed_case(ref, rng) -> Case:
     """convlab.speed's problem and limit: instant when vectorized, far beyond the limit with a loop over pixels."""
-    problem = speed_problem(rng)
-    return _conv_case(ref, "conv2d_forward", problem["x"], problem["w"], problem["b"], 1, 1, timeout=SPEED_SECONDS,
+    x, w, b = speed_problem(rng, "x", "w", "b")
+    return _conv_case(ref, "conv2d_forward", x, w, b, 1, 1, timeout=SPEED_SECONDS,
                       extra=" (speed check: must be vectorized, no Python loop over pixels)")
 
 

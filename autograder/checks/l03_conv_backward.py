@@ -214,8 +214,7 @@ def _backward_cases(ref, rng, func, specs, big=False):
 def _speed_case(ref, rng) -> Case:
     """convlab.speed's problem and limit for the backward: instant when vectorized, far beyond the limit
     when conv2d_backward loops over every (image, channel, pixel) as the naive one does."""
-    problem = speed_problem(rng)
-    dy, x, w = problem["dy"], problem["x"], problem["w"]
+    dy, x, w = speed_problem(rng, "dy", "x", "w")
     kwargs = {"stride": 1, "pad": 1}
     expected = _expected(lambda: ref.conv2d_backward(*_f64(dy, x, w), **kwargs), np.float32)
     return Case("conv2d_backward", (dy, x, w), kwargs, expected=expected, check=check_gradients, timeout=SPEED_SECONDS,
