@@ -12,6 +12,7 @@ bench/startup.py measures each submission's fixed cost in its sandbox ("startup_
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import statistics
@@ -95,8 +96,13 @@ def measure(copies: int = COPIES, jobs: int | None = None, rounds: int = ROUNDS)
         # interleaved rounds, medians: the machine's load drifts less between the runs than across runs
         with _dask_workers(1) as one, _dask_workers(2) as two:
             times = [(ours(jobs), ours(1), theirs(), on_dask(one), on_dask(two)) for _ in range(rounds)]
+        sandboxed = sorted(json.loads(path.read_text())["seconds"]
+                           for path in (root / "work" / "autograded").glob(f"*/{LESSON}/result.json"))
     parallel, serial, nbgrader, dask1, dask2 = (statistics.median(column) for column in zip(*times))
     rate, baseline = 60 * count / parallel, 60 * count / nbgrader
+    started = startup.measure(repeats=rounds + 2)
+    # the same run with every sandbox's start-up taken away: how far start-up alone can move the ratio
+    no_startup = parallel - count * started[LESSON]["with"] / jobs
     return {"lesson": LESSON, "submissions": count, "jobs": jobs, "rounds": rounds,
             "convlab_seconds": round(parallel, 1), "nbgrader_seconds": round(nbgrader, 1),
             "convlab_per_minute": round(rate, 1), "convlab_serial_per_minute": round(60 * count / serial, 1),
@@ -107,9 +113,12 @@ def measure(copies: int = COPIES, jobs: int | None = None, rounds: int = ROUNDS)
             "dask_scaling_efficiency": round(dask1 / (2 * dask2), 2),
             "nbgrader_per_minute": round(baseline, 1),
             "ratio": round(rate / baseline, 2), "goal_ratio": GOAL, "met": rate / baseline >= GOAL,
+            "ratio_if_startup_were_zero": round(nbgrader / no_startup, 2),
+            # seconds each submission spent in its sandbox (start-up, cells, checks), the last round's
+            "sandbox_seconds_per_submission": {"median": statistics.median(sandboxed), "max": sandboxed[-1]},
             # seconds from launching a sandbox to the end of the lesson's imports, without and with
             # what the grader prepares once (autograder/grader/startup.py)
-            "startup_seconds": startup.measure(repeats=rounds + 2), "startup_goal_seconds": STARTUP_GOAL}
+            "startup_seconds": started, "startup_goal_seconds": STARTUP_GOAL}
 
 
 if __name__ == "__main__":
