@@ -912,7 +912,13 @@ loss, d_objectness, d_deltas = result
 logistic = [np.log(2.), np.log1p(np.exp(-2.)), np.log(2.), np.log1p(np.exp(-3.))]   # -log p, -log p, -log(1-p), -log(1-p)
 box_positives = (0.125 + 1.5) + (0.03125 + 1.0)      # smooth_l1 of the positives' deltas - targets
 box_negatives = 4 * 0.5 + 2.5
+# Rounding (lesson 01's rule): a log of a number >= 1 is off by a few u of 1, an exp of x by a few u of
+# |x| (relative); sigmoid(x) - y is a difference of numbers in [0, 1]; smooth_l1 takes one subtraction.
+if not isinstance(loss, (float, np.floating)):
+    raise AssertionError(f"rpn_loss's loss should be a float (float(...) of the sum), got {type(loss).__name__}")
+loss_size = (4 + np.abs(logits).sum() + sum(logistic) + 8 + np.abs(deltas[:2]).sum() + np.abs(targets[:2]).sum()) / 4
 expect_close(loss, (sum(logistic) + box_positives) / 4, name="rpn_loss on 4 anchors (2 positive)",
+             magnitude=loss_size, terms=30,
              hint=hint_for(loss, {"the box term counts the negative anchors too: only positives (label 1) have a box "
                                   "to regress to": (sum(logistic) + box_positives + box_negatives) / 4,
                                   "the box term is divided by the number of positives: divide both sums by S, the "
@@ -922,13 +928,18 @@ expect_close(loss, (sum(logistic) + box_positives) / 4, name="rpn_loss on 4 anch
 sigmoid = np.array([0.5, 1 / (1 + np.exp(-2.)), 0.5, 1 / (1 + np.exp(3.))])
 expect_shape(d_objectness, (4,), name="d_objectness", hint="one gradient per sampled anchor")
 expect_close(d_objectness, (sigmoid - labels) / 4, name="d_objectness of rpn_loss",
+             magnitude=(1 + sigmoid * (1 + np.abs(logits)) + labels) / 4, terms=8,
              hint=hint_for(d_objectness, {"the sign is flipped: the gradient is (p - y) / S": (labels - sigmoid) / 4,
                                           "the gradient is not divided by S: (p - y) / S": sigmoid - labels}))
 expect_shape(d_deltas, (4, 4), name="d_deltas", hint="d_deltas has the shape of deltas")
 expect_close(d_deltas[2:], np.zeros((2, 4)), name="d_deltas on the negative anchors' rows",
              hint="a negative anchor has no box: its deltas get no gradient")
 expect_close(d_deltas[:2], np.array([[0.5, -1., 0., 0.], [0., 0., 0.25, -1.]]) / 4,
-             name="d_deltas on the positive anchors' rows", hint="box_weight * smooth_l1's gradient / S")
+             name="d_deltas on the positive anchors' rows", hint="box_weight * smooth_l1's gradient / S",
+             magnitude=(1 + np.abs(deltas[:2]) + np.abs(targets[:2])) / 4, terms=6)
+expect_close(rpn_loss(logits, deltas, labels, targets, 2.0)[0], (sum(logistic) + 2 * box_positives) / 4,
+             name="rpn_loss with box_weight 2", magnitude=2 * loss_size, terms=30,
+             hint="box_weight multiplies the box term (and its gradient) only")
 
 # Large logits: finite, a confident wrong anchor costs its logit, a confident right one nothing.
 loss, d_objectness, _ = rpn_loss(np.array([1000., -1000., -1000., 1000.]), np.zeros((4, 4)), np.array([1, 0, 1, 0]),
@@ -1008,7 +1019,17 @@ loss, d_class, d_box = result
 softmax = np.exp(class_logits) / np.exp(class_logits).sum(axis=1, keepdims=True)
 cross_entropy = -np.log(softmax[[0, 1, 2], labels])
 box_true = 0.125 + (0.125 + 1.0)                     # region 1: class 1's deltas; region 2: class 2's, minus targets
+# Rounding: log-sum-exp is off by a few u of 1 + 2 max|z| per region, each softmax entry by a few u of
+# itself times that; smooth_l1 takes one subtraction (the true class's deltas minus the targets).
+if not isinstance(loss, (float, np.floating)):
+    raise AssertionError(f"head_loss's loss should be a float (float(...) of the sum), got {type(loss).__name__}")
+spread = 1 + 2 * np.abs(class_logits).max(axis=1, keepdims=True)
+true_deltas = box_deltas[[1, 2], [0, 1]]
+box_size = np.zeros((3, 2, 4))
+box_size[[1, 2], [0, 1]] = 1 + np.abs(true_deltas) + np.abs(targets[1:])
+loss_size = (spread.sum() + cross_entropy.sum() + box_size.sum()) / 3
 expect_close(loss, (cross_entropy.sum() + box_true) / 3, name="head_loss on 3 regions (one background)",
+             magnitude=loss_size, terms=30,
              hint=hint_for(loss, {"the background region got a box term: box_deltas[r, labels[r] - 1] with label 0 "
                                   "reads the LAST class (index -1); only foreground regions have a box term":
                                   (cross_entropy.sum() + box_true + 1.5) / 3,
@@ -1017,6 +1038,7 @@ expect_close(loss, (cross_entropy.sum() + box_true) / 3, name="head_loss on 3 re
 onehot = np.eye(3)[labels]
 expect_shape(d_class, (3, 3), name="d_class_logits", hint="one gradient per region and class")
 expect_close(d_class, (softmax - onehot) / 3, name="d_class_logits of head_loss",
+             magnitude=(softmax * (spread + 3) + onehot) / 3, terms=11,
              hint=hint_for(d_class, {"the one-hot of the true class is not subtracted: the gradient is "
                                      "(softmax - onehot(labels)) / R": softmax / 3,
                                      "the sign is flipped: the gradient is (softmax - onehot) / R": (onehot - softmax) / 3,
@@ -1025,10 +1047,13 @@ expected = np.zeros((3, 2, 4))
 expected[1, 0] = [0.5, 0., 0., 0.]
 expected[2, 1] = [0., 0., -0.5, 1.]
 expect_shape(d_box, (3, 2, 4), name="d_box_deltas", hint="d_box_deltas has the shape of box_deltas")
-expect_close(d_box, expected / 3, name="d_box_deltas of head_loss",
+expect_close(d_box, expected / 3, name="d_box_deltas of head_loss", magnitude=box_size / 3, terms=6,
              hint=hint_for(d_box[0], {"the background region's last class got a gradient: labels[r] - 1 = -1 for "
                                       "background; only foreground regions have a box term": [[0., 0., 0., 0.], [1 / 3, 0., 0., 0.]]})
              or "only the true class's deltas of foreground regions get a gradient: box_weight * smooth_l1's gradient / R")
+expect_close(head_loss(class_logits, box_deltas, labels, targets, 2.0)[0], (cross_entropy.sum() + 2 * box_true) / 3,
+             name="head_loss with box_weight 2", magnitude=2 * loss_size, terms=30,
+             hint="box_weight multiplies the box term (and its gradient) only")
 
 # Large logits: finite. Region 0's true class has logit 0 against 1000 (costs 1000), region 1's has 1000.
 loss, d_class, _ = head_loss(np.array([[1000., 0.], [0., 1000.]]), np.zeros((2, 1, 4)), np.array([0, 1]), np.zeros((2, 4)), 1.0)

@@ -78,15 +78,17 @@ def _rpn_bugs(x, deltas, labels, targets, weight) -> BugList:
 
 def _rpn_tols(x, deltas, labels, targets, weight) -> tuple[Tol, Tol, Tol]:
     """Each logistic term log(1 + e^(-+x)) is a log of a number >= 1 (an error of a few u, absolute) after
-    an exp of x (relative, of size |x|); sigmoid(x) carries u (1 + |x|) relative; each smooth L1 term
-    one subtraction of deltas and targets. The sums run over at most 5 S terms."""
+    an exp of x (relative, of size |x|); sigmoid(x) carries u (1 + |x|) relative, and p - y is a
+    difference of numbers in [0, 1], which formulas reaching p as 1 - something (tanh, 1 - sigmoid(-x))
+    compute with a few u absolute: hence the 1; each smooth L1 term one subtraction of deltas and
+    targets. The sums run over at most 5 S terms."""
     x, deltas, targets = (np.asarray(a, dtype=np.float64) for a in (x, deltas, targets))
     y = (np.asarray(labels) == 1).astype(np.float64)
     S = len(x)
     logistic = y * np.logaddexp(0.0, -x) + (1 - y) * np.logaddexp(0.0, x)
     box = weight * (1 + np.abs(deltas) + np.abs(targets)) * y[:, None]
     loss = (np.sum(1 + np.abs(x) + logistic) + np.sum(box)) / S
-    return (Tol(loss, 5 * S + 10), Tol((_sigmoid(x) * (1 + np.abs(x)) + y) / S, 8), Tol(box / S, 6))
+    return (Tol(loss, 5 * S + 10), Tol((1 + _sigmoid(x) * (1 + np.abs(x)) + y) / S, 8), Tol(box / S, 6))
 
 
 def _rpn_inputs(rng: np.random.Generator) -> list[tuple]:
