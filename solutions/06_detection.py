@@ -38,6 +38,7 @@
 # | `encode_boxes`, `decode_boxes` | box regression: a box as small corrections $(t_x, t_y, t_w, t_h)$ of another |
 # | `non_max_suppression` | keep one box per object out of many overlapping detections |
 # | `roi_max_pool` | Fast R-CNN's fixed-size features for a box of any size |
+# | `rpn_loss`, `head_loss` | the two stages' multi-task losses and their gradients, which train the learned detector |
 # | `generate_anchors` | Faster R-CNN's reference boxes: scales × aspect ratios at every grid cell |
 # | `match_detections`, `precision_recall`, `average_precision` | how detectors are scored (PASCAL VOC mAP) |
 #
@@ -1499,12 +1500,12 @@ if detector is not None:
 #   two `Conv2D(1×1)` heads: 4 class logits (background, car, truck, bike) and $4 \cdot 3$ deltas.
 #   When it detects, per class your NMS at 0.35 removes duplicates, and scores below 0.01 are dropped.
 #
-# **The losses** are section 5's multi-task losses. The RPN's, on 128 anchors per frame sampled by
-# section 6's rules (at most half positive): the logistic loss of the objectness (gradient $p - y$)
-# plus your `smooth_l1` of the positives' deltas against your `encode_boxes` targets. The head's, on
-# 64 proposals (and the true boxes) per frame, at most a quarter vehicles: softmax cross-entropy
-# (gradient $p - \text{onehot}(u)$) plus `smooth_l1` of the true class's deltas. Each sum is
-# divided by its number of samples.
+# **The losses** are section 5's multi-task losses, your `rpn_loss` and `head_loss`. The RPN's, on
+# 128 anchors per frame sampled by section 6's rules (at most half positive): the logistic loss of
+# the objectness (gradient $p - y$) plus your `smooth_l1` of the positives' deltas against your
+# `encode_boxes` targets. The head's, on 64 proposals (and the true boxes) per frame, at most a
+# quarter vehicles: softmax cross-entropy (gradient $p - \text{onehot}(u)$) plus `smooth_l1` of the
+# true class's deltas. Each sum is divided by its number of samples.
 #
 # **Training: approximate joint training** (the Faster R-CNN paper's section 3.2 and its public
 # code). One forward pass computes both losses; one backward pass sends the head's gradient back
