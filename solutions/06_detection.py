@@ -834,26 +834,26 @@ print("smooth_l1: all visible tests passed")
 #
 # **The head's loss.** For `R` regions $r$ with labels `labels[r]` $= u_r \in \{0, \dots, K\}$
 # (0: background), the head gives `class_logits[r, c]` $= z_{r,c}$ for $c = 0, \dots, K$ and box
-# deltas `box_deltas[r, k, i]` for each vehicle class $k + 1$ ($k = 0, \dots, K-1$: there are no
-# deltas for the background). With the softmax $p_{r,c} = e^{z_{r,c}} / \sum_{c'} e^{z_{r,c'}}$,
+# deltas `box_deltas[r, k, i]` $= B[r, k, i]$ for each vehicle class $k + 1$ ($k = 0, \dots, K-1$:
+# there are no deltas for the background). With the softmax $p_{r,c} = e^{z_{r,c}} / \sum_{c'} e^{z_{r,c'}}$,
 #
 # $$L_\text{head} = \frac{1}{R}\sum_{r=0}^{R-1} -\log p_{r, u_r}
-#   + \frac{\lambda}{R} \sum_{r:\, u_r \ge 1}\ \sum_{i=0}^{3} \text{smooth}_{L_1}(\text{box\_deltas}[r, u_r - 1, i] - \text{targets}[r, i]).$$
+#   + \frac{\lambda}{R} \sum_{r:\, u_r \ge 1}\ \sum_{i=0}^{3} \text{smooth}_{L_1}(B[r, u_r - 1, i] - \text{targets}[r, i]).$$
 #
 # *The softmax cross-entropy's gradient.* $-\log p_{r,u} = \log \sum_{c'} e^{z_{r,c'}} - z_{r,u}$, and
 # $\partial \log \sum_{c'} e^{z_{r,c'}} / \partial z_{r,c} = e^{z_{r,c}} / \sum_{c'} e^{z_{r,c'}} = p_{r,c}$, so
 #
-# $$\frac{\partial L_\text{head}}{\partial\, \text{class\_logits}[r, c]} = \frac{p_{r,c} - [c = u_r]}{R}
+# $$\frac{\partial L_\text{head}}{\partial z_{r,c}} = \frac{p_{r,c} - [c = u_r]}{R}
 #   = \frac{p_{r,c} - \text{onehot}(u_r)_c}{R}.$$
 #
 # *The box term* reads one class's deltas per region: those of its true class $u_r$, and none for
-# background regions. Only `box_deltas[r, u_r - 1, :]` of the foreground regions gets a gradient,
+# background regions. Only `box_deltas[r, labels[r] - 1]` of the foreground regions gets a gradient,
 #
-# $$\frac{\partial L_\text{head}}{\partial\, \text{box\_deltas}[r, k, i]} = \frac{\lambda}{R}\,
-#   [u_r \ge 1]\,[k = u_r - 1]\; \text{smooth}_{L_1}'(\text{box\_deltas}[r, k, i] - \text{targets}[r, i]);$$
+# $$\frac{\partial L_\text{head}}{\partial\, B[r, k, i]} = \frac{\lambda}{R}\,
+#   [u_r \ge 1]\,[k = u_r - 1]\; \text{smooth}_{L_1}'(B[r, k, i] - \text{targets}[r, i]);$$
 #
 # the other classes' deltas of a region predict a box for a class it is not. Careful with numpy here:
-# for a background region `u_r - 1` is `-1`, which silently indexes the *last* class.
+# for a background region `labels[r] - 1` is `-1`, which silently indexes the *last* class.
 #
 # **Numerically stable.** Logits are unbounded: a confident wrong logit of $-1000$ must cost $1000$,
 # not $\infty$ or NaN. $\log(1 / (1 + e^{1000}))$ overflows, and `np.log(p + 1e-12)` caps the loss at 27.6.
