@@ -10,7 +10,7 @@
 
 `layers` maps Conv2D, ReLU, MaxPool2D and sgd_momentum_step to the student's lesson-04 classes and
 function; `ops` maps iou, non_max_suppression, encode_boxes, decode_boxes, roi_max_pool,
-roi_max_pool_backward and smooth_l1 to the student's lesson-06 functions. Training is the
+roi_max_pool_backward, rpn_loss and head_loss to the student's lesson-06 functions. Training is the
 approximate joint training of Faster R-CNN: one backward pass adds the RPN's and the head's losses'
 gradients in the shared feature map, and the proposals the head trains on count as constants (no
 gradient flows through their coordinates).
@@ -168,13 +168,12 @@ def _step(det: CNNDetector, frame, gt, gt_labels, ops, rng, labels, box_weight=1
     logits, deltas = _rpn(det, features)
     pos, neg, rpn_t = _rpn_targets(det, gt, ops, rng, labels)
     sampled = np.concatenate([pos, neg])
-    y = np.concatenate([np.ones(len(pos)), np.zeros(len(neg))])
-    p = 1.0 / (1.0 + np.exp(-logits[sampled]))
+    y = np.concatenate([np.ones(len(pos), dtype=int), np.zeros(len(neg), dtype=int)])
+    targets = np.zeros((len(sampled), 4))
+    targets[:len(pos)] = rpn_t
+    rpn_loss, d_sampled_logits, d_sampled_deltas = ops["rpn_loss"](logits[sampled], deltas[sampled], y, targets, box_weight)
     d_logits, d_deltas = np.zeros_like(logits), np.zeros_like(deltas)
-    d_logits[sampled] = (p - y) / len(sampled)                           # logistic loss: p - y
-    box_loss, box_grad = ops["smooth_l1"](deltas[pos] - rpn_t)
-    d_deltas[pos] = box_weight * np.asarray(box_grad) / len(sampled)
-    rpn_loss = -np.mean(y * np.log(p + 1e-12) + (1 - y) * np.log(1 - p + 1e-12)) + box_weight * np.sum(box_loss) / len(sampled)
+    d_logits[sampled], d_deltas[sampled] = d_sampled_logits, d_sampled_deltas    # pos and neg are disjoint
 
     rois = np.concatenate([_proposals(det, logits, deltas, ops, frame.shape[:2], pre_nms=300), gt])  # constants
     rois, labels, head_t = _head_targets(rois, gt, gt_labels, ops, rng, head_batch, fg_fraction)
@@ -182,16 +181,9 @@ def _step(det: CNNDetector, frame, gt, gt_labels, ops, rng, labels, box_weight=1
     hidden = _forward(det.head, pooled)
     class_logits = det.head_cls.forward(hidden)[:, :, 0, 0]
     reg = det.head_reg.forward(hidden)[:, :, 0, 0].reshape(len(rois), det.num_classes, 4)
-    probs = _softmax(class_logits)
-    d_class = probs.copy()
-    d_class[np.arange(len(rois)), labels] -= 1.0
-    d_class /= len(rois)
-    fg = np.flatnonzero(labels > 0)
-    d_reg = np.zeros_like(reg)
-    head_box_loss, head_box_grad = ops["smooth_l1"](reg[fg, labels[fg] - 1] - head_t)
-    d_reg[fg, labels[fg] - 1] = box_weight * np.asarray(head_box_grad) / len(rois)
-    head_loss = (-np.mean(np.log(probs[np.arange(len(rois)), labels] + 1e-12))
-                 + box_weight * np.sum(head_box_loss) / len(rois))
+    targets = np.zeros((len(rois), 4))
+    targets[:len(head_t)] = head_t                                       # the foreground RoIs come first
+    head_loss, d_class, d_reg = ops["head_loss"](class_logits, reg, labels, targets, box_weight)
 
     d_hidden = (det.head_cls.backward(d_class[:, :, None, None])
                 + det.head_reg.backward(d_reg.reshape(len(rois), -1)[:, :, None, None]))

@@ -38,6 +38,7 @@
 # | `encode_boxes`, `decode_boxes` | box regression: a box as small corrections $(t_x, t_y, t_w, t_h)$ of another |
 # | `non_max_suppression` | keep one box per object out of many overlapping detections |
 # | `roi_max_pool` | Fast R-CNN's fixed-size features for a box of any size |
+# | `rpn_loss`, `head_loss` | the two stages' multi-task losses and their gradients, which train the learned detector |
 # | `generate_anchors` | Faster R-CNN's reference boxes: scales × aspect ratios at every grid cell |
 # | `match_detections`, `precision_recall`, `average_precision` | how detectors are scored (PASCAL VOC mAP) |
 #
@@ -62,7 +63,7 @@ import convlab
 from convlab import cnn_detector, fixed_detector, tracking
 from convlab import rcnn_figures as figures
 from convlab.expect import expect_close, expect_dtype, expect_equal, expect_implemented, expect_shape, hint_for
-from convlab.gradcheck import gradient_check, numerical_gradient_array
+from convlab.gradcheck import gradient_check, numerical_gradient, numerical_gradient_array
 from convlab.video import concat_videos, first_frames, make_road_video
 from convlab.widgets.boxes import anchor_explorer, iou_explorer, nms_explorer, video_scrubber
 from convlab.widgets.tracking import feature_map_explorer, tracking_scrubber
@@ -801,6 +802,283 @@ gradient_check(grad, numerical_gradient_array(lambda v: smooth_l1(v)[0], big.cop
 print("smooth_l1: all visible tests passed")
 
 # %% [markdown]
+# ### The two multi-task losses, as functions
+#
+# The detector of section 8.2 trains on two losses of this shape. Both are *means over the sampled
+# examples*, and both call your `smooth_l1`.
+#
+# **The RPN's loss.** For the `S` sampled anchors $n = 0, \dots, S-1$ the network gives one
+# objectness logit `objectness[n]` $= x_n$ and four deltas `deltas[n, i]`; the sampler gives a label
+# `labels[n]` $= y_n$ (1: positive, on a vehicle; 0: negative, background) and, for positives,
+# `targets[n, i]` from `encode_boxes`. With $p_n = \sigma(x_n) = 1 / (1 + e^{-x_n})$ and
+# $\lambda$ = `box_weight`,
+#
+# $$L_\text{rpn} = \frac{1}{S}\sum_{n=0}^{S-1} \ell(x_n, y_n)
+#   + \frac{\lambda}{S} \sum_{n:\, y_n = 1}\ \sum_{i=0}^{3} \text{smooth}_{L_1}(\text{deltas}[n, i] - \text{targets}[n, i]),
+#   \qquad \ell(x, y) = -y \log p - (1 - y) \log(1 - p).$$
+#
+# *The logistic loss's gradient.* $\sigma'(x) = \sigma(x)(1 - \sigma(x)) = p(1 - p)$, so
+#
+# $$\frac{\partial \ell}{\partial x_n} = -y_n \frac{p_n(1 - p_n)}{p_n} + (1 - y_n)\frac{p_n(1 - p_n)}{1 - p_n}
+#   = -y_n(1 - p_n) + (1 - y_n)\,p_n = p_n - y_n,
+#   \qquad \frac{\partial L_\text{rpn}}{\partial\, \text{objectness}[n]} = \frac{p_n - y_n}{S}.$$
+#
+# *The box term* is a sum over the positives only: a negative anchor has no box to regress to, and
+# its `targets` row means nothing. So
+#
+# $$\frac{\partial L_\text{rpn}}{\partial\, \text{deltas}[n, i]} = \frac{\lambda}{S}\, y_n\,
+#   \text{smooth}_{L_1}'(\text{deltas}[n, i] - \text{targets}[n, i]),$$
+#
+# zero on the rows of negatives. Both terms are divided by $S$, the number of *sampled* anchors
+# (not by the number of positives, which changes from frame to frame).
+#
+# **The head's loss.** For `R` regions $r$ with labels `labels[r]` $= u_r \in \{0, \dots, K\}$
+# (0: background), the head gives `class_logits[r, c]` $= z_{r,c}$ for $c = 0, \dots, K$ and box
+# deltas `box_deltas[r, k, i]` $= B[r, k, i]$ for each vehicle class $k + 1$ ($k = 0, \dots, K-1$:
+# there are no deltas for the background). With the softmax $p_{r,c} = e^{z_{r,c}} / \sum_{c'} e^{z_{r,c'}}$,
+#
+# $$L_\text{head} = \frac{1}{R}\sum_{r=0}^{R-1} -\log p_{r, u_r}
+#   + \frac{\lambda}{R} \sum_{r:\, u_r \ge 1}\ \sum_{i=0}^{3} \text{smooth}_{L_1}(B[r, u_r - 1, i] - \text{targets}[r, i]).$$
+#
+# *The softmax cross-entropy's gradient.* $-\log p_{r,u} = \log \sum_{c'} e^{z_{r,c'}} - z_{r,u}$, and
+# $\partial \log \sum_{c'} e^{z_{r,c'}} / \partial z_{r,c} = e^{z_{r,c}} / \sum_{c'} e^{z_{r,c'}} = p_{r,c}$, so
+#
+# $$\frac{\partial L_\text{head}}{\partial z_{r,c}} = \frac{p_{r,c} - [c = u_r]}{R}
+#   = \frac{p_{r,c} - \text{onehot}(u_r)_c}{R}.$$
+#
+# *The box term* reads one class's deltas per region: those of its true class $u_r$, and none for
+# background regions. Only `box_deltas[r, labels[r] - 1]` of the foreground regions gets a gradient,
+#
+# $$\frac{\partial L_\text{head}}{\partial\, B[r, k, i]} = \frac{\lambda}{R}\,
+#   [u_r \ge 1]\,[k = u_r - 1]\; \text{smooth}_{L_1}'(B[r, k, i] - \text{targets}[r, i]);$$
+#
+# the other classes' deltas of a region predict a box for a class it is not. Careful with numpy here:
+# for a background region `labels[r] - 1` is `-1`, which silently indexes the *last* class.
+#
+# **Numerically stable.** Logits are unbounded: a confident wrong logit of $-1000$ must cost $1000$,
+# not $\infty$ or NaN. $\log(1 / (1 + e^{1000}))$ overflows, and `np.log(p + 1e-12)` caps the loss at 27.6.
+# Write the logs without forming $p$: $-\log \sigma(x) = \log(1 + e^{-x})$ = `np.logaddexp(0, -x)`
+# and $-\log(1 - \sigma(x)) = \log(1 + e^{x})$ = `np.logaddexp(0, x)`; and subtract each row's
+# maximum $m_r = \max_c z_{r,c}$ before the exponentials (log-sum-exp):
+# $\log \sum_c e^{z_{r,c}} = m_r + \log \sum_c e^{z_{r,c} - m_r}$, a sum of terms at most 1, one of them 1.
+# For the gradients, $1 / (1 + e^{-x})$ is accurate for every $x$ (at $x = -1000$ it is $1/\infty = 0$:
+# silence numpy's overflow warning with `np.errstate(over="ignore")`), and so is the softmax of
+# the shifted logits.
+
+# %% nbgrader={"grade": false, "grade_id": "rpn_loss", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def rpn_loss(objectness, deltas, labels, targets, box_weight=1.0):
+    """The RPN's multi-task loss on S sampled anchors, and its gradients.
+
+    objectness: (S,) float, the anchors' objectness logits x; deltas: (S, 4) float, their predicted
+    box deltas; labels: (S,) int, 1 for a positive anchor and 0 for a negative one; targets: (S, 4)
+    float, encode_boxes targets, read only on the rows of positives; box_weight: lambda >= 0. S >= 1.
+    loss = (sum over all S anchors of the logistic loss -y log sigmoid(x) - (1 - y) log(1 - sigmoid(x))
+            + box_weight * sum over the positives' 4 deltas of smooth_l1(deltas - targets)) / S,
+    both sums divided by S, the number of sampled anchors.
+    Returns (loss, d_objectness, d_deltas): loss a float, d_objectness (S,) = (sigmoid(x) - y) / S,
+    d_deltas (S, 4) = box_weight * smooth_l1's gradient / S on the positives' rows, exactly 0 on the
+    negatives' rows; float arrays. Uses smooth_l1.
+    Numerically stable: logits of any size give a finite loss and gradients; a logit of +-1000 on the
+    wrong side of its label costs 1000 / S (its gradient is +-1 / S), on the right side 0 (gradient 0).
+    Leaves its array arguments unchanged (works on copies).
+    """
+    ### BEGIN SOLUTION
+    x = np.asarray(objectness, dtype=np.float64)
+    y = (np.asarray(labels) == 1).astype(np.float64)
+    S = len(x)
+    # -log sigmoid(x) = log(1 + e^-x), -log(1 - sigmoid(x)) = log(1 + e^x): finite for any x
+    logistic = np.where(y == 1, np.logaddexp(0.0, -x), np.logaddexp(0.0, x))
+    with np.errstate(over="ignore"):                 # e^-x = inf gives sigmoid(x) = 0, which is right
+        p = 1.0 / (1.0 + np.exp(-x))
+    positive = y == 1
+    box_loss, box_grad = smooth_l1(np.asarray(deltas)[positive] - np.asarray(targets)[positive])
+    d_deltas = np.zeros(np.shape(deltas))
+    d_deltas[positive] = box_weight * np.asarray(box_grad) / S
+    loss = (np.sum(logistic) + box_weight * np.sum(box_loss)) / S
+    return float(loss), (p - y) / S, d_deltas
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "test_rpn_loss", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false} tags=["raises-exception"]
+# Four sampled anchors, two positive: logits 0 and 2 (positives), 0 and -3 (negatives). The
+# negatives' target rows are zeros (they mean nothing), and their deltas are not.
+logits = np.array([0., 2., 0., -3.])
+labels = np.array([1, 1, 0, 0])
+deltas = np.array([[0.5, -2., 0., 0.], [0., 0., 0.25, 0.], [1., 1., 1., 1.], [0., 3., 0., 0.]])
+targets = np.array([[0., 0., 0., 0.], [0., 0., 0., 1.5], [0., 0., 0., 0.], [0., 0., 0., 0.]])
+result = expect_implemented(rpn_loss, logits, deltas, labels, targets, 1.0)
+if not isinstance(result, tuple) or len(result) != 3:
+    raise AssertionError("rpn_loss should return a tuple (loss, d_objectness, d_deltas)")
+loss, d_objectness, d_deltas = result
+logistic = [np.log(2.), np.log1p(np.exp(-2.)), np.log(2.), np.log1p(np.exp(-3.))]   # -log p, -log p, -log(1-p), -log(1-p)
+box_positives = (0.125 + 1.5) + (0.03125 + 1.0)      # smooth_l1 of the positives' deltas - targets
+box_negatives = 4 * 0.5 + 2.5
+# Rounding (lesson 01's rule): a log of a number >= 1 is off by a few u of 1, an exp of x by a few u of
+# |x| (relative); sigmoid(x) - y is a difference of numbers in [0, 1]; smooth_l1 takes one subtraction.
+if not isinstance(loss, (float, np.floating)):
+    raise AssertionError(f"rpn_loss's loss should be a float (float(...) of the sum), got {type(loss).__name__}")
+loss_size = (4 + np.abs(logits).sum() + sum(logistic) + 8 + np.abs(deltas[:2]).sum() + np.abs(targets[:2]).sum()) / 4
+expect_close(loss, (sum(logistic) + box_positives) / 4, name="rpn_loss on 4 anchors (2 positive)",
+             magnitude=loss_size, terms=30,
+             hint=hint_for(loss, {"the box term counts the negative anchors too: only positives (label 1) have a box "
+                                  "to regress to": (sum(logistic) + box_positives + box_negatives) / 4,
+                                  "the box term is divided by the number of positives: divide both sums by S, the "
+                                  "number of sampled anchors": sum(logistic) / 4 + box_positives / 2,
+                                  "the loss is a sum: divide it by S, the number of sampled anchors":
+                                  sum(logistic) + box_positives}))
+sigmoid = np.array([0.5, 1 / (1 + np.exp(-2.)), 0.5, 1 / (1 + np.exp(3.))])
+expect_shape(d_objectness, (4,), name="d_objectness", hint="one gradient per sampled anchor")
+expect_close(d_objectness, (sigmoid - labels) / 4, name="d_objectness of rpn_loss",
+             magnitude=(1 + sigmoid * (1 + np.abs(logits)) + labels) / 4, terms=8,
+             hint=hint_for(d_objectness, {"the sign is flipped: the gradient is (p - y) / S": (labels - sigmoid) / 4,
+                                          "the gradient is not divided by S: (p - y) / S": sigmoid - labels}))
+expect_shape(d_deltas, (4, 4), name="d_deltas", hint="d_deltas has the shape of deltas")
+expect_close(d_deltas[2:], np.zeros((2, 4)), name="d_deltas on the negative anchors' rows",
+             hint="a negative anchor has no box: its deltas get no gradient")
+expect_close(d_deltas[:2], np.array([[0.5, -1., 0., 0.], [0., 0., 0.25, -1.]]) / 4,
+             name="d_deltas on the positive anchors' rows", hint="box_weight * smooth_l1's gradient / S",
+             magnitude=(1 + np.abs(deltas[:2]) + np.abs(targets[:2])) / 4, terms=6)
+expect_close(rpn_loss(logits, deltas, labels, targets, 2.0)[0], (sum(logistic) + 2 * box_positives) / 4,
+             name="rpn_loss with box_weight 2", magnitude=2 * loss_size, terms=30,
+             hint="box_weight multiplies the box term (and its gradient) only")
+
+# Large logits: finite, a confident wrong anchor costs its logit, a confident right one nothing.
+loss, d_objectness, _ = rpn_loss(np.array([1000., -1000., -1000., 1000.]), np.zeros((4, 4)), np.array([1, 0, 1, 0]),
+                                 np.zeros((4, 4)), 1.0)
+expect_close(loss, 2000. / 4, name="rpn_loss with logits of +-1000 (two right, two wrong)",
+             hint="-log(sigmoid(x)) = np.logaddexp(0, -x) and -log(1 - sigmoid(x)) = np.logaddexp(0, x) are finite "
+                  "for any x; np.log(sigmoid(x)) is -inf at x = -1000, and log(p + 1e-12) stops at 27.6")
+expect_close(d_objectness, np.array([0., 0., -1., 1.]) / 4, name="d_objectness with logits of +-1000",
+             hint="sigmoid(1000) = 1 and sigmoid(-1000) = 0: 1 / (1 + np.exp(-x)) gives both, np.exp(x) / (1 + np.exp(x)) "
+                  "is inf / inf = NaN at x = 1000")
+
+# Against numerical gradients of your loss, box_weight 2, deltas on both sides of |z| = 1.
+rng = np.random.default_rng(3)
+logits, deltas, targets = rng.normal(0, 2, 6), rng.normal(0, 1.5, (6, 4)), rng.normal(0, 0.5, (6, 4))
+labels = np.array([1, 0, 1, 1, 0, 0])
+_, d_objectness, d_deltas = rpn_loss(logits, deltas, labels, targets, 2.0)
+gradient_check(d_objectness, numerical_gradient(lambda v: rpn_loss(v, deltas, labels, targets, 2.0)[0], logits.copy()),
+               name="d_objectness against the numerical gradient of rpn_loss's loss")
+gradient_check(d_deltas, numerical_gradient(lambda v: rpn_loss(logits, v, labels, targets, 2.0)[0], deltas.copy()),
+               name="d_deltas against the numerical gradient of rpn_loss's loss",
+               hint="box_weight * smooth_l1's gradient / S, on the positives' rows only")
+print("rpn_loss: all visible tests passed")
+
+# %% nbgrader={"grade": false, "grade_id": "head_loss", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def head_loss(class_logits, box_deltas, labels, targets, box_weight=1.0):
+    """The detection head's multi-task loss on R regions, and its gradients.
+
+    class_logits: (R, K + 1) float, column 0 the background, column c the vehicle class c;
+    box_deltas: (R, K, 4) float, box_deltas[r, c - 1] the deltas for class c (no background deltas);
+    labels: (R,) int in 0..K, each region's true class (0: background); targets: (R, 4) float,
+    encode_boxes targets, read only on the rows of foreground regions (label >= 1);
+    box_weight: lambda >= 0. R >= 1.
+    loss = (sum over all R regions of the softmax cross-entropy -log softmax(class_logits[r])[labels[r]]
+            + box_weight * sum over the foreground regions' 4 deltas of their TRUE class,
+              smooth_l1(box_deltas[r, labels[r] - 1] - targets[r])) / R.
+    Returns (loss, d_class_logits, d_box_deltas): loss a float, d_class_logits (R, K + 1) =
+    (softmax(class_logits) - onehot(labels)) / R, d_box_deltas (R, K, 4) = box_weight * smooth_l1's
+    gradient / R at [r, labels[r] - 1] of each foreground region, exactly 0 everywhere else (other
+    classes' deltas, background regions); float arrays. Uses smooth_l1.
+    Numerically stable: logits of any size give a finite loss and gradients; logits of 1000 and 0
+    with the true class at 0 cost 1000 / R, with the true class at 1000 cost 0.
+    Leaves its array arguments unchanged (works on copies).
+    """
+    ### BEGIN SOLUTION
+    z = np.asarray(class_logits, dtype=np.float64)
+    labels = np.asarray(labels)
+    R, rows = len(z), np.arange(len(z))
+    shifted = z - z.max(axis=1, keepdims=True)       # log-sum-exp: every exponent <= 0
+    exp = np.exp(shifted)
+    total = exp.sum(axis=1, keepdims=True)
+    cross_entropy = np.log(total[:, 0]) - shifted[rows, labels]
+    onehot = np.zeros_like(z)
+    onehot[rows, labels] = 1.0
+    fg = np.flatnonzero(labels > 0)
+    box_deltas = np.asarray(box_deltas)
+    box_loss, box_grad = smooth_l1(box_deltas[fg, labels[fg] - 1] - np.asarray(targets)[fg])
+    d_box_deltas = np.zeros(box_deltas.shape)
+    d_box_deltas[fg, labels[fg] - 1] = box_weight * np.asarray(box_grad) / R
+    loss = (np.sum(cross_entropy) + box_weight * np.sum(box_loss)) / R
+    return float(loss), (exp / total - onehot) / R, d_box_deltas
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "test_head_loss", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false} tags=["raises-exception"]
+# Three regions, K = 2 vehicle classes: a background region, one of class 1, one of class 2. Every
+# class's deltas are non-zero, so a box term on the wrong deltas changes the loss.
+class_logits = np.array([[2., 0., 0.], [0., 1., -1.], [0., 0., 0.]])
+labels = np.array([0, 1, 2])
+box_deltas = np.array([[[1., 1., 1., 1.], [2., 0., 0., 0.]],
+                       [[0.5, 0., 0., 0.], [3., 3., 0., 0.]],
+                       [[0., 4., 0., 0.], [0., 0., -0.5, 2.]]])
+targets = np.array([[0., 0., 0., 0.], [0., 0., 0., 0.], [0., 0., 0., 0.5]])
+result = expect_implemented(head_loss, class_logits, box_deltas, labels, targets, 1.0)
+if not isinstance(result, tuple) or len(result) != 3:
+    raise AssertionError("head_loss should return a tuple (loss, d_class_logits, d_box_deltas)")
+loss, d_class, d_box = result
+softmax = np.exp(class_logits) / np.exp(class_logits).sum(axis=1, keepdims=True)
+cross_entropy = -np.log(softmax[[0, 1, 2], labels])
+box_true = 0.125 + (0.125 + 1.0)                     # region 1: class 1's deltas; region 2: class 2's, minus targets
+# Rounding: log-sum-exp is off by a few u of 1 + 2 max|z| per region, each softmax entry by a few u of
+# itself times that; smooth_l1 takes one subtraction (the true class's deltas minus the targets).
+if not isinstance(loss, (float, np.floating)):
+    raise AssertionError(f"head_loss's loss should be a float (float(...) of the sum), got {type(loss).__name__}")
+spread = 1 + 2 * np.abs(class_logits).max(axis=1, keepdims=True)
+true_deltas = box_deltas[[1, 2], [0, 1]]
+box_size = np.zeros((3, 2, 4))
+box_size[[1, 2], [0, 1]] = 1 + np.abs(true_deltas) + np.abs(targets[1:])
+loss_size = (spread.sum() + cross_entropy.sum() + box_size.sum()) / 3
+expect_close(loss, (cross_entropy.sum() + box_true) / 3, name="head_loss on 3 regions (one background)",
+             magnitude=loss_size, terms=30,
+             hint=hint_for(loss, {"the background region got a box term: box_deltas[r, labels[r] - 1] with label 0 "
+                                  "reads the LAST class (index -1); only foreground regions have a box term":
+                                  (cross_entropy.sum() + box_true + 1.5) / 3,
+                                  "the box term is divided by the number of foreground regions: divide both sums by "
+                                  "R, the number of regions": cross_entropy.sum() / 3 + box_true / 2}))
+onehot = np.eye(3)[labels]
+expect_shape(d_class, (3, 3), name="d_class_logits", hint="one gradient per region and class")
+expect_close(d_class, (softmax - onehot) / 3, name="d_class_logits of head_loss",
+             magnitude=(softmax * (spread + 3) + onehot) / 3, terms=11,
+             hint=hint_for(d_class, {"the one-hot of the true class is not subtracted: the gradient is "
+                                     "(softmax - onehot(labels)) / R": softmax / 3,
+                                     "the sign is flipped: the gradient is (softmax - onehot) / R": (onehot - softmax) / 3,
+                                     "the gradient is not divided by R: (softmax - onehot) / R": softmax - onehot}))
+expected = np.zeros((3, 2, 4))
+expected[1, 0] = [0.5, 0., 0., 0.]
+expected[2, 1] = [0., 0., -0.5, 1.]
+expect_shape(d_box, (3, 2, 4), name="d_box_deltas", hint="d_box_deltas has the shape of box_deltas")
+expect_close(d_box, expected / 3, name="d_box_deltas of head_loss", magnitude=box_size / 3, terms=6,
+             hint=hint_for(d_box[0], {"the background region's last class got a gradient: labels[r] - 1 = -1 for "
+                                      "background; only foreground regions have a box term": [[0., 0., 0., 0.], [1 / 3, 0., 0., 0.]]})
+             or "only the true class's deltas of foreground regions get a gradient: box_weight * smooth_l1's gradient / R")
+expect_close(head_loss(class_logits, box_deltas, labels, targets, 2.0)[0], (cross_entropy.sum() + 2 * box_true) / 3,
+             name="head_loss with box_weight 2", magnitude=2 * loss_size, terms=30,
+             hint="box_weight multiplies the box term (and its gradient) only")
+
+# Large logits: finite. Region 0's true class has logit 0 against 1000 (costs 1000), region 1's has 1000.
+loss, d_class, _ = head_loss(np.array([[1000., 0.], [0., 1000.]]), np.zeros((2, 1, 4)), np.array([0, 1]), np.zeros((2, 4)), 1.0)
+expect_close(loss, 0. / 2, name="head_loss with logits of 1000 on the true classes",
+             hint="subtract each row's maximum before np.exp (log-sum-exp): np.exp(1000) is inf")
+loss, d_class, _ = head_loss(np.array([[0., 1000.], [0., 1000.]]), np.zeros((2, 1, 4)), np.array([0, 1]), np.zeros((2, 4)), 1.0)
+expect_close(loss, 1000. / 2, name="head_loss with a logit of 1000 on a wrong class",
+             hint="-log softmax(z)[u] = log(sum(exp(z - m))) + m - z[u] with m = max(z): finite for any logits")
+expect_close(d_class, np.array([[-1., 1.], [0., 0.]]) / 2, name="d_class_logits with logits of 1000",
+             hint="the softmax of z - max(z) is the softmax of z, and never overflows")
+
+# Against numerical gradients of your loss, box_weight 2, K = 3.
+rng = np.random.default_rng(4)
+class_logits, box_deltas, targets = rng.normal(0, 2, (5, 4)), rng.normal(0, 1.5, (5, 3, 4)), rng.normal(0, 0.5, (5, 4))
+labels = np.array([0, 3, 1, 0, 2])
+_, d_class, d_box = head_loss(class_logits, box_deltas, labels, targets, 2.0)
+gradient_check(d_class, numerical_gradient(lambda v: head_loss(v, box_deltas, labels, targets, 2.0)[0], class_logits.copy()),
+               name="d_class_logits against the numerical gradient of head_loss's loss")
+gradient_check(d_box, numerical_gradient(lambda v: head_loss(class_logits, v, labels, targets, 2.0)[0], box_deltas.copy()),
+               name="d_box_deltas against the numerical gradient of head_loss's loss",
+               hint="only box_deltas[r, labels[r] - 1] of foreground regions: box_weight * smooth_l1's gradient / R")
+print("head_loss: all visible tests passed")
+
+# %% [markdown]
 # ## 6. Faster R-CNN: anchors and the region proposal network
 #
 # **Faster R-CNN** (Ren, He, Girshick, Sun, 2015) proposes regions with the same feature map. At
@@ -1222,12 +1500,12 @@ if detector is not None:
 #   two `Conv2D(1×1)` heads: 4 class logits (background, car, truck, bike) and $4 \cdot 3$ deltas.
 #   When it detects, per class your NMS at 0.35 removes duplicates, and scores below 0.01 are dropped.
 #
-# **The losses** are section 5's multi-task losses. The RPN's, on 128 anchors per frame sampled by
-# section 6's rules (at most half positive): the logistic loss of the objectness (gradient $p - y$)
-# plus your `smooth_l1` of the positives' deltas against your `encode_boxes` targets. The head's, on
-# 64 proposals (and the true boxes) per frame, at most a quarter vehicles: softmax cross-entropy
-# (gradient $p - \text{onehot}(u)$) plus `smooth_l1` of the true class's deltas. Each sum is
-# divided by its number of samples.
+# **The losses** are section 5's multi-task losses, your `rpn_loss` and `head_loss`. The RPN's, on
+# 128 anchors per frame sampled by section 6's rules (at most half positive): the logistic loss of
+# the objectness (gradient $p - y$) plus your `smooth_l1` of the positives' deltas against your
+# `encode_boxes` targets. The head's, on 64 proposals (and the true boxes) per frame, at most a
+# quarter vehicles: softmax cross-entropy (gradient $p - \text{onehot}(u)$) plus `smooth_l1` of the
+# true class's deltas. Each sum is divided by its number of samples.
 #
 # **Training: approximate joint training** (the Faster R-CNN paper's section 3.2 and its public
 # code). One forward pass computes both losses; one backward pass sends the head's gradient back
@@ -1396,7 +1674,8 @@ print("your lesson-04 layers work")
 # %%
 CNN_STEPS = 12 if convlab.FAST else 4500
 LAYERS = dict(Conv2D=Conv2D, ReLU=ReLU, MaxPool2D=MaxPool2D, sgd_momentum_step=sgd_momentum_step)
-cnn_ops = dict(ops, roi_max_pool=roi_max_pool, roi_max_pool_backward=roi_max_pool_backward, smooth_l1=smooth_l1)
+cnn_ops = dict(ops, roi_max_pool=roi_max_pool, roi_max_pool_backward=roi_max_pool_backward, smooth_l1=smooth_l1,
+               rpn_loss=rpn_loss, head_loss=head_loss)
 cnn = None
 try:
     start = time.perf_counter()

@@ -212,6 +212,65 @@ def encode_boxes(anchors, gt):
     return np.concatenate([shift, np.log(np.stack([w_g / w_a, h_g / h_a], axis=1))], axis=1)
 '''
 
+_RPN_BOX_LOSS_ON_NEGATIVES = '''\
+def rpn_loss(objectness, deltas, labels, targets, box_weight=1.0):
+    S = len(objectness)
+    y = (labels == 1).astype(float)
+    logistic = np.where(y == 1, np.logaddexp(0, -objectness), np.logaddexp(0, objectness))
+    p = 1 / (1 + np.exp(-objectness))
+    box_loss, box_grad = smooth_l1(deltas - targets)          # every sampled anchor, negatives too
+    loss = (logistic.sum() + box_weight * box_loss.sum()) / S
+    return float(loss), (p - y) / S, box_weight * box_grad / S
+'''
+
+_RPN_BOX_OVER_POSITIVES = '''\
+def rpn_loss(objectness, deltas, labels, targets, box_weight=1.0):
+    S = len(objectness)
+    positive = labels == 1
+    P = max(int(positive.sum()), 1)
+    logistic = np.where(positive, np.logaddexp(0, -objectness), np.logaddexp(0, objectness))
+    p = 1 / (1 + np.exp(-objectness))
+    box_loss, box_grad = smooth_l1(deltas[positive] - targets[positive])
+    d_deltas = np.zeros_like(deltas, dtype=float)
+    d_deltas[positive] = box_weight * box_grad / P
+    return float(logistic.sum() / S + box_weight * box_loss.sum() / P), (p - positive) / S, d_deltas
+'''
+
+_RPN_NAIVE_LOG = '''\
+def rpn_loss(objectness, deltas, labels, targets, box_weight=1.0):
+    S = len(objectness)
+    y = (labels == 1).astype(float)
+    p = 1 / (1 + np.exp(-objectness))
+    logistic = -(y * np.log(p) + (1 - y) * np.log(1 - p))
+    positive = labels == 1
+    box_loss, box_grad = smooth_l1(deltas[positive] - targets[positive])
+    d_deltas = np.zeros(deltas.shape)
+    d_deltas[positive] = box_weight * box_grad / S
+    return float((logistic.sum() + box_weight * box_loss.sum()) / S), (p - y) / S, d_deltas
+'''
+
+# label 0 - 1 = -1: numpy reads the last class's deltas for every background region, silently
+_HEAD_BOX_LOSS_ON_BACKGROUND = '''\
+def head_loss(class_logits, box_deltas, labels, targets, box_weight=1.0):
+    R = len(class_logits)
+    rows = np.arange(R)
+    shifted = class_logits - class_logits.max(axis=1, keepdims=True)
+    log_total = np.log(np.exp(shifted).sum(axis=1))
+    probs = np.exp(shifted - log_total[:, None])
+    onehot = np.eye(class_logits.shape[1])[labels]
+    box_loss, box_grad = smooth_l1(box_deltas[rows, labels - 1] - targets)
+    d_box = np.zeros(box_deltas.shape)
+    d_box[rows, labels - 1] = box_weight * box_grad / R
+    loss = (np.sum(log_total - shifted[rows, labels]) + box_weight * box_loss.sum()) / R
+    return float(loss), (probs - onehot) / R, d_box
+'''
+
+_HEAD_NO_ONEHOT = (_HEAD_BOX_LOSS_ON_BACKGROUND
+                   .replace("    box_loss, box_grad = smooth_l1(box_deltas[rows, labels - 1] - targets)\n",
+                            "    fg = rows[labels > 0]\n    box_loss, box_grad = smooth_l1(box_deltas[fg, labels[fg] - 1] - targets[fg])\n")
+                   .replace("d_box[rows, labels - 1]", "d_box[fg, labels[fg] - 1]")
+                   .replace("(probs - onehot) / R", "probs / R"))
+
 BUGS = {   # base "solution": every other function is the instructor's
     "iou_union_not_subtracted": Bug({"iou": _IOU_UNION_NOT_SUBTRACTED}, fails={
         "test_iou": "counts the intersection twice", "test_non_max_suppression": "fix iou",
@@ -232,8 +291,8 @@ BUGS = {   # base "solution": every other function is the instructor's
     "roi_backward_fancy_index_per_bin": Bug({"roi_max_pool_backward": _ROI_BACKWARD_FANCY_INDEX_PER_BIN},
                                             fails={"test_roi_max_pool_backward": "keeps only the last region's gradient"},
                                             shipped=False),
-    "smooth_l1_threshold_half": Bug({"smooth_l1": _SMOOTH_L1_THRESHOLD_HALF},
-                                    fails={"test_smooth_l1": "the threshold is 0.5"}),
+    "smooth_l1_threshold_half": Bug({"smooth_l1": _SMOOTH_L1_THRESHOLD_HALF}, fails={    # the losses call smooth_l1
+        "test_smooth_l1": "the threshold is 0.5", "test_rpn_loss": "fix smooth_l1", "test_head_loss": "fix smooth_l1"}),
     "associate_tracks_in_index_order": Bug({"associate": _ASSOCIATE_TRACKS_IN_ORDER}, fails={
         "test_associate": "highest IoU first", "test_update_tracks": "greedy by IoU"}),
     "tracker_reuses_ids": Bug({"update_tracks": _TRACKER_REUSES_IDS}, fails={"test_update_tracks": "never reused"}),
@@ -247,4 +306,15 @@ BUGS = {   # base "solution": every other function is the instructor's
                                       fails={"test_generate_anchors": "centred on the cell's corner"}, shipped=False),
     "encode_corner_shift": Bug({"encode_boxes": _ENCODE_CORNER_SHIFT},
                                fails={"test_encode_boxes": "use the box centres"}, shipped=False),
+    "head_box_loss_on_background": Bug({"head_loss": _HEAD_BOX_LOSS_ON_BACKGROUND},
+                                       fails={"test_head_loss": "background regions got a box term"}),
+    "head_gradient_without_onehot": Bug({"head_loss": _HEAD_NO_ONEHOT},
+                                        fails={"test_head_loss": "one-hot of the true class is not subtracted"},
+                                        shipped=False),
+    "rpn_box_loss_on_negatives": Bug({"rpn_loss": _RPN_BOX_LOSS_ON_NEGATIVES},
+                                     fails={"test_rpn_loss": "counts the negative anchors too"}, shipped=False),
+    "rpn_box_divided_by_positives": Bug({"rpn_loss": _RPN_BOX_OVER_POSITIVES},
+                                        fails={"test_rpn_loss": "divided by the number of positives"}, shipped=False),
+    "rpn_naive_log": Bug({"rpn_loss": _RPN_NAIVE_LOG}, fails={"test_rpn_loss": "inf or NaN for large logits"},
+                         shipped=False),
 }

@@ -1,5 +1,6 @@
 """Hidden checks for lesson 06 (object detection: IoU, NMS, anchors, box coding, RoI pooling, AP;
-the RoI backward, smooth L1, tracking and counting parts are in _l06_tracking.py).
+the RoI backward, smooth L1, tracking and counting parts are in _l06_tracking.py, the multi-task
+losses' in _l06_losses.py).
 
 Cases: random boxes with degenerate ones mixed in (zero width, zero height, single points,
 identical boxes, boxes touching along an edge, disjoint and nested boxes, empty sets); NMS on
@@ -518,7 +519,9 @@ def _ranking_parts(ref, rng) -> list[Part]:
 
 
 def parts(ref, rng: np.random.Generator) -> list[Part]:
-    from autograder.checks import _l06_tracking      # it takes _first_match from here: imported when called
+    from autograder.checks import _l06_losses, _l06_tracking      # they take _first_match from here: imported when called
     gradients, tracking = _l06_tracking.parts(ref, rng, _first_match)
-    return [_iou_part(ref, rng), *_coding_parts(ref, rng), _nms_part(ref, rng), _roi_part(ref, rng), *gradients,
-            _anchor_part(ref, rng), _match_part(ref, rng), *_ranking_parts(ref, rng), *tracking]
+    before = [_iou_part(ref, rng), *_coding_parts(ref, rng), _nms_part(ref, rng), _roi_part(ref, rng), *gradients]
+    after = [_anchor_part(ref, rng), _match_part(ref, rng), *_ranking_parts(ref, rng), *tracking]
+    losses = _l06_losses.parts(ref, rng, _first_match)     # drawn last: the other parts' inputs stay as they were
+    return [*before, *losses, *after]

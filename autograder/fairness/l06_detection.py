@@ -1,5 +1,6 @@
 """Independently written correct solutions of lesson 06, in several styles (fairness corpus)."""
 from autograder.fairness.stubs import filler
+from autograder.fairness._l06_losses import VARIANTS as _LOSS_VARIANTS
 from autograder.fairness._l06_tracking import VARIANTS as _TRACKING_VARIANTS
 
 LESSON = "06_detection"
@@ -383,8 +384,8 @@ VARIANTS = {
     },
 }
 
-for _name, _cells in _TRACKING_VARIANTS.items():
-    VARIANTS[_name].update(_cells)
+for _name in VARIANTS:
+    VARIANTS[_name].update(_TRACKING_VARIANTS[_name], **_LOSS_VARIANTS[_name])
 
 STYLES = {
     "broadcast": "the notebook's recipes: (N, 1, 4) x (1, M, 4) broadcasting with np.divide(where=), centre_size/"
