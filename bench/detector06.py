@@ -32,7 +32,7 @@ def references():
     layers = {name: getattr(l04, name) for name in ("Conv2D", "ReLU", "MaxPool2D", "sgd_momentum_step")}
     ops = {name: getattr(l06, name) for name in ("iou", "non_max_suppression", "encode_boxes", "decode_boxes",
                                                  "match_detections", "average_precision", "roi_max_pool",
-                                                 "roi_max_pool_backward", "smooth_l1")}
+                                                 "roi_max_pool_backward", "smooth_l1", "rpn_loss", "head_loss")}
     return layers, ops, l06.generate_anchors(GRID, STRIDE, SCALES, RATIOS)
 
 
