@@ -54,6 +54,12 @@
 # reference. Loops, `einsum`, `tensordot` and one big matrix product all pass, in any order of
 # summation, in float32 or float64. The visible tests use the same rule (`convlab.tolerance`).
 #
+# **Time limits, in every lesson.** The grader runs your notebook top to bottom in a fresh sandbox
+# and stops what runs too long: a cell after 30 s of CPU time, one hidden-check call after 10 s, the
+# whole notebook after 180 s. A function with a tighter limit says so in its docstring and its
+# visible test applies it (`conv2d_forward` below: 2 s). Code that passes the visible tests in a
+# few seconds is far inside all of them.
+#
 # **Conventions** (the "channels first" layout of PyTorch). An input batch `x` has shape
 # `(B, C_in, H, W)`: batch, input channels, height, width. The weights `w` have shape
 # `(C_out, C_in, K_h, K_w)`: one kernel of shape `(C_in, K_h, K_w)` per output channel. The bias `b`

@@ -47,7 +47,8 @@ import matplotlib.pyplot as plt
 from IPython.display import display
 from threadpoolctl import threadpool_limits
 
-from convlab.expect import expect_array, expect_close, expect_equal, expect_implemented, expect_near, expect_shape
+from convlab.expect import (expect_array, expect_close, expect_equal, expect_fast, expect_implemented, expect_near,
+                            expect_shape)
 from convlab.gradcheck import gradient_check, numerical_gradient, numerical_gradient_array
 from convlab.widgets.training import FeatureMapExplorer, TrainingMonitor, feature_maps_figure, filters_figure, history_figure
 
@@ -749,11 +750,13 @@ def count_params(layers):
 
 # %% nbgrader={"grade": false, "grade_id": "probe_overfit", "locked": true, "schema_version": 3, "solution": false, "task": false} tags=["reference"]
 OVERFIT_EXAMPLES, OVERFIT_STEPS = 20, 40
+OVERFIT_SECONDS = 30.0              # of CPU time: the grader stops the call there (the reference needs about 1 s)
 
 
 def probe_overfit(seed):
     """Train build_cnn on the first 20 training images only, one full batch per step, 40 steps.
-    -> {'predictions': (20,) predicted labels of those images, 'losses': (40,) loss per step}."""
+    -> {'predictions': (20,) predicted labels of those images, 'losses': (40,) loss per step}.
+    Must finish within OVERFIT_SECONDS of CPU time: your layers' vectorized passes make it."""
     tiny = load_digits_split()
     x, y = tiny.x_train[:OVERFIT_EXAMPLES], tiny.y_train[:OVERFIT_EXAMPLES]
     layers = build_cnn(np.random.default_rng(seed))
@@ -762,7 +765,8 @@ def probe_overfit(seed):
 
 
 # %% nbgrader={"grade": true, "grade_id": "test_overfit_tiny_batch", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false} tags=["raises-exception"]
-result = expect_implemented(probe_overfit, 0)
+result = expect_fast(expect_implemented, probe_overfit, 0, seconds=OVERFIT_SECONDS, name="probe_overfit(0)",
+                     hint="the convolution's forward or backward loops over pixels: use lesson 01's and 03's vectorized passes")
 tiny_labels = data.y_train[:OVERFIT_EXAMPLES]
 fitted = int(np.count_nonzero(result["predictions"] == tiny_labels))
 print(f"loss {result['losses'][0]:.3f} -> {result['losses'][-1]:.4f};  {fitted}/{OVERFIT_EXAMPLES} examples fitted")
@@ -826,11 +830,13 @@ else:
 
 # %% nbgrader={"grade": false, "grade_id": "probe_train", "locked": true, "schema_version": 3, "solution": false, "task": false} tags=["reference"]
 PROBE_EPOCHS, PROBE_ACCURACY = 4, 0.90
+PROBE_SECONDS = 60.0                # of CPU time: the grader stops the call there (the reference needs a few s)
 
 
 def probe_train(seed):
     """Train build_cnn(seed) on the training split for PROBE_EPOCHS epochs (batch 32, lr 0.05, momentum 0.9).
-    -> {'test_predictions': (360,) predicted labels of the test split, 'losses': (PROBE_EPOCHS,) mean loss per epoch}."""
+    -> {'test_predictions': (360,) predicted labels of the test split, 'losses': (PROBE_EPOCHS,) mean loss per epoch}.
+    Must finish within PROBE_SECONDS of CPU time: your layers' vectorized passes make it."""
     split = load_digits_split()
     layers = build_cnn(np.random.default_rng(seed))
     history = train(layers, split.x_train, split.y_train, epochs=PROBE_EPOCHS, batch_size=32, lr=0.05, seed=seed)
@@ -839,7 +845,8 @@ def probe_train(seed):
 
 # %% nbgrader={"grade": true, "grade_id": "test_probe_train", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false} tags=["raises-exception"]
 cpu_start = time.process_time()
-result = expect_implemented(probe_train, 0)
+result = expect_fast(expect_implemented, probe_train, 0, seconds=PROBE_SECONDS, name="probe_train(0)",
+                     hint="the convolution's forward or backward loops over pixels: use lesson 01's and 03's vectorized passes")
 graded_accuracy = float(np.mean(result["test_predictions"] == data.y_test))
 print(f"graded run: test accuracy {graded_accuracy:.2%} (needs {PROBE_ACCURACY:.0%}), "
       f"loss per epoch {np.round(result['losses'], 3)}, {time.process_time() - cpu_start:.1f} s CPU")

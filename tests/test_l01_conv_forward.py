@@ -178,6 +178,14 @@ def test_reference_earns_every_part(ref, parts):
         assert judge_part(part, [call_in_process(ref.__dict__, case) for case in part.cases]) is None, part.grade_id
 
 
+def test_conv_single_step_may_return_a_0d_array_but_not_a_1_element_one(ref, parts):
+    """"Returns a float": np.asarray(total), one number, earns the part as the visible test accepts it."""
+    part = parts["test_conv_single_step"]
+    results = [call_in_process(ref.__dict__, case) for case in part.cases]
+    assert judge_part(part, [np.asarray(value) for value in results]) is None
+    assert "returned ndarray, expected a number" in judge_part(part, [np.asarray([value]) for value in results])
+
+
 # judges crafted results (another exception, a size for a window that does not fit), not a student's function
 def test_a_window_that_does_not_fit_must_raise_value_error(ref, parts):
     size = parts["test_conv_output_size"]

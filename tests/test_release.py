@@ -40,3 +40,17 @@ def test_every_lesson_shows_a_convlab_widget():
         text = (coursedir.SOLUTIONS / f"{lesson}.py").read_text()
         assert "convlab.widgets" in text, (f"solutions/{lesson}.py shows no convlab widget: rule 'a widget' "
                                            "(docs/authoring.md) asks every lesson for one, with a slider")
+
+
+def test_the_time_limits_students_read_are_the_graders():
+    """Lesson 01's introduction and the README state the grader's default limits; they must stay its numbers."""
+    from autograder.grader.course import DEFAULT_CELL_TIMEOUT, DEFAULT_NOTEBOOK_TIMEOUT
+    from autograder.grader.spec import Case
+    call = Case.__dataclass_fields__["timeout"].default
+    intro = (coursedir.SOLUTIONS / "01_conv_forward.py").read_text()
+    stated = [f"a cell after {DEFAULT_CELL_TIMEOUT:g} s of CPU time", f"one hidden-check call after {call:g} s",
+              f"whole notebook after {DEFAULT_NOTEBOOK_TIMEOUT:g} s"]
+    assert all(phrase in " ".join(intro.replace("# ", " ").split()) for phrase in stated), stated
+    readme = " ".join((coursedir.ROOT / "README.md").read_text().split())
+    assert (f"{DEFAULT_CELL_TIMEOUT:g} s of CPU per cell, {call:g} s per hidden-check call, "
+            f"{DEFAULT_NOTEBOOK_TIMEOUT:g} s per notebook") in readme

@@ -4,7 +4,7 @@ Randomised shapes: batch 1-3, channels 1-5 (some cases with C_in == C_out so tha
 has the right shape), non-square inputs and kernels (K 1-4), strides 1-3, paddings 0-2, and input
 sizes where (H + 2*pad - K_h) is not a multiple of stride (the last rows of x get zero gradient).
 float64 and float32 (float32 in must give float32 out for conv2d_backward), and conv2d_backward
-on a layer too big for Python loops over pixels (5 s limit, as lesson 01's forward).
+on a layer too big for Python loops over pixels (convlab.speed: 2 s of CPU time, as lesson 01's forward).
 
 Expected values are computed by the reference in float64 and cast to the case's dtype. Each
 gradient is a sum of products, judged by convlab.tolerance's rounding bound: its magnitude is the

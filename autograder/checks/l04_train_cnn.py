@@ -396,9 +396,9 @@ def _prediction_check(key: str, labels: np.ndarray, threshold: float, what: str)
 
 def _training_parts(ref) -> list[Part]:
     split = load_digits_split()
-    overfit = Case("probe_overfit", (0,), timeout=30.0, label=f"seed 0, {ref.OVERFIT_EXAMPLES} images, {ref.OVERFIT_STEPS} full-batch steps",
+    overfit = Case("probe_overfit", (0,), timeout=ref.OVERFIT_SECONDS, label=f"seed 0, {ref.OVERFIT_EXAMPLES} images, {ref.OVERFIT_STEPS} full-batch steps",
                    check=_prediction_check("predictions", split.y_train[:ref.OVERFIT_EXAMPLES], 1.0, "the tiny-batch training"))
-    graded = Case("probe_train", (0,), timeout=60.0, label=f"seed 0, {ref.PROBE_EPOCHS} epochs",
+    graded = Case("probe_train", (0,), timeout=ref.PROBE_SECONDS, label=f"seed 0, {ref.PROBE_EPOCHS} epochs",
                   check=_prediction_check("test_predictions", split.y_test, ref.PROBE_ACCURACY, "the graded training run"))
     return [Part("test_overfit_tiny_batch", [overfit]), Part("test_probe_train", [graded])]
 
