@@ -14,6 +14,7 @@ import pytest
 
 from autograder.checks import l07_going_deep as checks
 from autograder.grader.reference import load_reference
+from autograder.grader.spec import Part, judge_part
 from convlab.gradcheck import numerical_gradient_array, relative_error
 from convlab.widgets import depthflow
 
@@ -244,6 +245,20 @@ def test_bug_models_without_a_bug_are_the_reference(ref):
                           ref.spatial_batchnorm_backward(dy, args[0], args[1])[0]) < 1e-12
     x, params = rng.normal(size=(2, 2, 4, 4)), block_params(rng, 2, 3)
     assert relative_error(checks.block_with(ref, x, params), ref.residual_block_forward(x, params)) < 1e-12
+
+
+@pytest.mark.parametrize("grade_id,returned", [("test_cap_depth", 0), ("test_cap_depth", 1), ("test_cap_depth", 2),
+                                                 ("test_spatial_batchnorm_forward", "train mode's answer")])
+def test_a_case_expecting_value_error_names_no_likely_bug(ref, grade_id, returned):
+    """Returning a value where a ValueError is due is the whole mistake: no count or statistic is wrong."""
+    part = next(p for p in checks.parts(ref, np.random.default_rng(0)) if p.grade_id == grade_id)
+    raising = [case for case in part.cases if case.expected is None]
+    assert raising
+    for case in raising:
+        actual = (ref.spatial_batchnorm_forward(*case.args, mode="train") if returned == "train mode's answer"
+                  else returned)
+        message = judge_part(Part(grade_id, [case], part.diagnose), [actual])
+        assert "expected it to raise ValueError" in message and "Likely bug" not in message, message
 
 
 # ---- the widget's logic ------------------------------------------------------------------------------
