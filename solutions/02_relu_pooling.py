@@ -95,6 +95,10 @@ expect_close(y, np.array([0, 0, 0, 0.5, 3.0]).reshape(1, 1, 1, 5), "relu_forward
              hint="negative inputs become 0, positive inputs pass through unchanged")
 expect_equal(y.dtype, np.dtype(np.float32), "relu_forward(float32 input).dtype",
              hint="keep the input's dtype (compare with the Python number 0, not a float64 array)")
+# Any shape: lesson 04 applies ReLU to a dense layer's (N, D) output too.
+dense_output = np.array([[-1.0, 2.0, 0.0], [3.0, -4.0, 0.5]])
+expect_close(expect_implemented(relu_forward, dense_output), np.array([[0, 2.0, 0], [3.0, 0, 0.5]]),
+             "relu_forward of a 2-D (2, 3) array", hint="ReLU is elementwise: do not assume 4 axes (B, C, H, W)")
 print("relu_forward: all checks passed")
 
 # %% [markdown]
@@ -136,7 +140,7 @@ plt.show()
 def relu_backward(dy, x):
     """Gradient of the loss with respect to ReLU's input.
 
-    dy: upstream gradient dL/dy, shape (B, C, H, W).  x: the forward input, same shape and dtype.
+    dy: upstream gradient dL/dy, any shape, e.g. (B, C, H, W).  x: the forward input, same shape and dtype.
     Returns dx: dy where x > 0, and 0 where x <= 0 (gradient 0 at x == 0); same shape and dtype as x.
     Leaves its array arguments unchanged (works on copies).
     """
@@ -161,6 +165,9 @@ expect_close(dx, np.array([0, 0, 0, -3.0, 4.0]).reshape(1, 1, 1, 5), "relu_backw
              hint="dx = dy where x > 0 and 0 elsewhere, also at x == 0; the mask comes from x, not from dy")
 expect_equal(relu_backward(dy.astype(np.float32), x.astype(np.float32)).dtype, np.dtype(np.float32),
              "relu_backward(float32 inputs).dtype", hint="keep the inputs' dtype")
+expect_close(expect_implemented(relu_backward, dy.reshape(5, 1), x.reshape(5, 1)),
+             np.array([[0], [0], [0], [-3.0], [4.0]]), "relu_backward of 2-D (5, 1) arrays",
+             hint="ReLU is elementwise: do not assume 4 axes (B, C, H, W)")
 rng = np.random.default_rng(0)
 x = rng.choice([-1.0, 1.0], size=(2, 3, 4, 4)) * rng.uniform(0.1, 1.0, size=(2, 3, 4, 4))
 dy = rng.standard_normal(x.shape)
@@ -204,13 +211,20 @@ def pool_output_size(size, pool, stride):
 
 
 # %% nbgrader={"grade": true, "grade_id": "test_pool_output_size", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false} tags=["raises-exception"]
-expect_equal(expect_implemented(pool_output_size, 8, 2, 2), 4, "pool_output_size(8, 2, 2)")
-expect_equal(pool_output_size(7, 2, 2), 3, "pool_output_size(7, 2, 2)",
-             hint="the last row is left over: round down with //")
-expect_equal(pool_output_size(7, 3, 2), 3, "pool_output_size(7, 3, 2)",
-             hint="windows start at rows 0, 2 and 4; one at row 6 would need rows 6 to 8")
-expect_equal(pool_output_size(5, 3, 1), 3, "pool_output_size(5, 3, 1)",
-             hint="with stride 1 there is one window per start row 0, 1, 2")
+def check_pool_output_size(args, expected, hint=None):
+    """pool_output_size(*args) must be the int `expected` (an integer-valued float such as 4.0 fails)."""
+    call = f"pool_output_size{args}"
+    got = expect_implemented(pool_output_size, *args)
+    if isinstance(got, bool) or not isinstance(got, (int, np.integer)):
+        raise AssertionError(f"{call} returned {got} ({type(got).__name__}): return an int "
+                             "(use // (floor division), not np.floor, which returns a float)")
+    expect_equal(got, expected, call, hint=hint)
+
+
+check_pool_output_size((8, 2, 2), 4)
+check_pool_output_size((7, 2, 2), 3, hint="the last row is left over: round down with //")
+check_pool_output_size((7, 3, 2), 3, hint="windows start at rows 0, 2 and 4; one at row 6 would need rows 6 to 8")
+check_pool_output_size((5, 3, 1), 3, hint="with stride 1 there is one window per start row 0, 1, 2")
 print("pool_output_size: all checks passed")
 
 # %% [markdown]

@@ -143,7 +143,9 @@ loss, dlogits = expect_implemented(softmax_cross_entropy, np.zeros((4, 10)), np.
 expect_close(loss, np.log(10), "loss for all-zero logits (10 equally likely classes)")
 expect_close(dlogits[0], (np.full(10, 0.1) - np.eye(10)[0]) / 4, "dlogits[0] for all-zero logits, label 0, N = 4",
              hint="dL/dz = (p - one_hot(y)) / N")
-loss, dlogits = softmax_cross_entropy(np.array([[1e4, 0.0, -1e4], [-1e4, 1e4, 0.0]]), np.array([0, 2]))
+# Nonzero logits: a call that shifts them in place (logits -= max) fails here, naming the argument.
+loss, dlogits = expect_implemented(softmax_cross_entropy, np.array([[1e4, 0.0, -1e4], [-1e4, 1e4, 0.0]]),
+                                   np.array([0, 2]))
 expect_close(loss, 5e3, "loss for logits [[1e4, 0, -1e4], [-1e4, 1e4, 0]] with labels [0, 2]",
              hint="subtract each row's max before np.exp, and compute log p with log-sum-exp")
 print("softmax_cross_entropy: OK")
@@ -630,6 +632,11 @@ expect_equal(cap_depth([{"residual": [block, "conv"], "shortcut": "identity"}]),
 try:
     cap_depth(["conv", "softmax"])
     raise AssertionError("cap_depth(['conv', 'softmax']) returned: an unknown layer name must raise ValueError")
+except ValueError:
+    pass
+try:
+    cap_depth([{"residual": ["conv", "relu", "conv"], "shortcut": "skip"}])
+    raise AssertionError("cap_depth of a block with shortcut 'skip' returned: an unknown shortcut must raise ValueError")
 except ValueError:
     pass
 print("cap_depth: OK")

@@ -13,6 +13,7 @@ from autograder.grader.reference import test_points as graded_points   # not col
 from autograder.grader.spec import call_in_process, judge_part
 from convlab.gradcheck import numerical_gradient_array, relative_error
 from convlab.widgets import pooling
+from tests.visible import visible_test_failure
 
 LESSON = "02_relu_pooling"
 CONFIGS = [(2, 2), (3, 2), (3, 1), (2, 1), (2, 3), (1, 1), (4, 4)]       # (pool, stride)
@@ -100,6 +101,26 @@ def test_pool_output_size_counts_the_windows(ref):
         for pool in range(1, size + 1):
             for stride in range(1, 5):
                 assert ref.pool_output_size(size, pool, stride) == out_size(size, pool, stride), (size, pool, stride)
+
+
+# Rules the hidden checks enforce, each caught by a visible test too (a correct answer never loses a point unseen).
+_FLOAT_SIZE = "def pool_output_size(size, pool, stride):\n    return np.floor((size - pool) / stride) + 1\n"
+_FOUR_AXES_FORWARD = "def relu_forward(x):\n    B, C, H, W = x.shape\n    return np.maximum(x, 0)\n"
+_FOUR_AXES_BACKWARD = "def relu_backward(dy, x):\n    B, C, H, W = x.shape\n    return dy * (x > 0)\n"
+
+
+@pytest.mark.parametrize("test_id,stub,student,words", [
+    ("test_pool_output_size", "pool_output_size", _FLOAT_SIZE, "return an int (use // (floor division), not np.floor"),
+    ("test_relu_forward", "relu_forward", _FOUR_AXES_FORWARD, "raised ValueError"),
+    ("test_relu_backward", "relu_backward", _FOUR_AXES_BACKWARD, "raised ValueError")],
+    ids=["size_is_a_float", "relu_forward_assumes_4_axes", "relu_backward_assumes_4_axes"])
+def test_visible_tests_catch_what_the_hidden_checks_reject(ref, test_id, stub, student, words):
+    assert visible_test_failure(LESSON, test_id, {}) is None
+    assert words in (visible_test_failure(LESSON, test_id, {stub: student}) or "passed")
+    part = next(p for p in parts(ref, np.random.default_rng(0)) if p.grade_id == test_id)
+    namespace = {"np": np}
+    exec(student, namespace)
+    assert judge_part(part, [call_in_process(namespace, case) for case in part.cases]) is not None
 
 
 def test_relu_reference_and_the_gradient_at_zero(ref):

@@ -14,8 +14,10 @@ import pytest
 
 from autograder.checks import l07_going_deep as checks
 from autograder.grader.reference import load_reference
+from autograder.grader.spec import Part, call_in_process, judge_part
 from convlab.gradcheck import numerical_gradient_array, relative_error
 from convlab.widgets import depthflow
+from tests.visible import visible_test_failure
 
 LESSON = "07_going_deep"
 
@@ -244,6 +246,53 @@ def test_bug_models_without_a_bug_are_the_reference(ref):
                           ref.spatial_batchnorm_backward(dy, args[0], args[1])[0]) < 1e-12
     x, params = rng.normal(size=(2, 2, 4, 4)), block_params(rng, 2, 3)
     assert relative_error(checks.block_with(ref, x, params), ref.residual_block_forward(x, params)) < 1e-12
+
+
+@pytest.mark.parametrize("grade_id,returned", [("test_cap_depth", 0), ("test_cap_depth", 1), ("test_cap_depth", 2),
+                                                 ("test_spatial_batchnorm_forward", "train mode's answer")])
+def test_a_case_expecting_value_error_names_no_likely_bug(ref, grade_id, returned):
+    """Returning a value where a ValueError is due is the whole mistake: no count or statistic is wrong."""
+    part = next(p for p in checks.parts(ref, np.random.default_rng(0)) if p.grade_id == grade_id)
+    raising = [case for case in part.cases if case.expected is None]
+    assert raising
+    for case in raising:
+        actual = (ref.spatial_batchnorm_forward(*case.args, mode="train") if returned == "train mode's answer"
+                  else returned)
+        message = judge_part(Part(grade_id, [case], part.diagnose), [actual])
+        assert "expected it to raise ValueError" in message and "Likely bug" not in message, message
+
+
+# Rules the hidden checks enforce, each caught by a visible test too (a correct answer never loses a point unseen).
+_SHIFTS_LOGITS_IN_PLACE = """def softmax_cross_entropy(logits, y):
+    N = len(y)
+    logits -= logits.max(axis=1, keepdims=True)
+    log_p = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+    return float(-log_p[np.arange(N), y].mean()), (np.exp(log_p) - np.eye(logits.shape[1])[y]) / N
+"""
+_ANY_SHORTCUT = """def cap_depth(architecture):
+    depth = 0
+    for entry in architecture:
+        if isinstance(entry, dict):
+            depth += max(cap_depth(entry["residual"]), 1 if entry["shortcut"] == "projection" else 0)
+        elif entry in ("conv", "dense"):
+            depth += 1
+        elif entry not in ("bn", "relu", "maxpool", "avgpool", "gap", "flatten"):
+            raise ValueError(f"unknown layer {entry!r}")
+    return depth
+"""
+
+
+@pytest.mark.parametrize("test_id,stub,student,words", [
+    ("test_softmax_cross_entropy", "softmax_cross_entropy", _SHIFTS_LOGITS_IN_PLACE, "changed its argument logits in place"),
+    ("test_cap_depth", "cap_depth", _ANY_SHORTCUT, "an unknown shortcut must raise ValueError")],
+    ids=["softmax_shifts_logits_in_place", "cap_depth_takes_any_shortcut"])
+def test_visible_tests_catch_what_the_hidden_checks_reject(ref, test_id, stub, student, words):
+    assert visible_test_failure(LESSON, test_id, {}) is None
+    assert words in (visible_test_failure(LESSON, test_id, {stub: student}) or "passed")
+    part = next(p for p in checks.parts(ref, np.random.default_rng(0)) if p.grade_id == test_id)
+    namespace = {"np": np}
+    exec(student, namespace)
+    assert judge_part(part, [call_in_process(namespace, case) for case in part.cases]) is not None
 
 
 # ---- the widget's logic ------------------------------------------------------------------------------
