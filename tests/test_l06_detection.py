@@ -412,6 +412,25 @@ def test_hidden_checks_cover_every_graded_cell_and_pass_the_reference(ref):
         assert judge_part(part, [call_in_process(ref, case) for case in part.cases]) is None, part.grade_id
 
 
+def _part(ref, grade_id):
+    return next(p for p in check_module(LESSON).parts(ref, np.random.default_rng(0)) if p.grade_id == grade_id)
+
+
+def test_the_tracker_check_takes_any_pair_and_any_sequence_of_int_ids_but_not_float_ids(ref):
+    for case in _part(ref, "test_update_tracks").cases:
+        new_tracks, det_ids = case.expected
+        as_ints = [int(i) for i in det_ids]
+        assert case.judge([new_tracks, as_ints]) is None and case.judge((new_tracks, tuple(as_ints))) is None
+        if len(det_ids):
+            assert "det_ids is" in case.judge((new_tracks, det_ids.astype(float)))
+            assert "det_ids is" in case.judge((new_tracks, det_ids.astype(bool)))
+
+
+def test_right_counts_as_floats_fail_without_naming_a_bug(ref):
+    part = _part(ref, "test_count_crossings")
+    case = part.cases[0]
+    message = judge_part(part, [tuple(float(c) for c in case.expected)] + [c.expected for c in part.cases[1:]])
+    assert "whole numbers (ints)" in message and "Likely bug" not in message
 
 
 # ---- gradients, tracking and counting ---------------------------------------------------------------
