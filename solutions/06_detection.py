@@ -2037,7 +2037,7 @@ hint = {(2, 2): "compare each observation with the next observation of the SAME 
 expect_equal(tuple(int(c) for c in counts), (1, 1), name="(rightwards, leftwards) of interleaved tracks", hint=hint)
 if any(isinstance(c, (bool, np.bool_)) or not isinstance(c, (int, np.integer)) for c in counts):
     raise AssertionError(f"count_crossings returned {counts!r}: the counts are whole numbers, return two ints "
-                         "(start from rightwards = leftwards = 0 and add 1, or int(...) of a float count)")
+                         "(count from the int 0, not 0.0; int(...) converts a float count)")
 # A box that jitters on the line counts once, in the direction of its first crossing.
 jitter = count_crossings(np.array([1, 1, 1, 1, 1]), np.array([48., 51., 49., 52., 60.]), 50.)
 hint = {(2, 1): "a track counts at most once: in the direction of its first crossing"}.get(tuple(int(c) for c in jitter))
