@@ -37,12 +37,22 @@ import numpy as np
 import matplotlib.pyplot as plt
 
 from convlab import FAST
-from convlab.expect import expect_close, expect_equal, expect_implemented, expect_shape
+from convlab.expect import CheckFailed, expect_close, expect_equal, expect_implemented, expect_shape
 from convlab.gradcheck import gradient_check, numerical_gradient_array
 from convlab.sequences import multi_sine_forecasting
 from convlab.widgets.dilation import dilation_pyramid
 
 AXES = ("batch", "channels", "time")   # axis names for the shape messages of (B, C, T) arrays
+LONG_HISTORY = ("a tap whose shift (K-1-k)*dilation is >= T reads only the zeros before t = 0: skip it or clip "
+                "its slice (x[..., :T - shift] with shift > T is not empty, it drops entries from the end)")
+
+
+def expect_implemented_or_hint(hint, func, *args, **kwargs):
+    """expect_implemented(func, *args, **kwargs), with `hint` added when func raised an error."""
+    try:
+        return expect_implemented(func, *args, **kwargs)
+    except CheckFailed as failure:
+        raise CheckFailed(f"{failure}: {hint}" if " raised " in str(failure) else str(failure)) from None
 
 # %% [markdown]
 # ## 1. From 2-D to 1-D convolution
@@ -90,6 +100,7 @@ def conv1d_causal_forward(x, w, b, dilation=1):
 
     x (B, C_in, T), w (C_out, C_in, K), b (C_out,), dilation an int >= 1  ->  y (B, C_out, T) with
     y[bi, co, t] = b[co] + sum_ci sum_k w[co, ci, k] * x[bi, ci, t - (K-1-k)*dilation], x = 0 before t = 0.
+    A tap's shift (K-1-k)*dilation may exceed T: such a tap reads only zeros.
     Leaves its array arguments unchanged (works on copies).
     """
     ### BEGIN SOLUTION
@@ -114,6 +125,10 @@ expect_close(y, [[[10.5, 21.5, 32.5, 43.5, 54.5]]], "y for dilation=1",
              hint="y[t] = 10*x[t] + x[t-1] + 0.5, and x[-1] = 0")
 expect_close(expect_implemented(conv1d_causal_forward, x, w, b, dilation=2), [[[10.5, 20.5, 31.5, 42.5, 53.5]]],
              "y for dilation=2", hint="y[t] = 10*x[t] + x[t-2] + 0.5: pad (K - 1) * dilation zeros on the left")
+# A history longer than the sequence: tap 0 reaches 7 steps back, past the start of all T = 5 inputs.
+expect_close(expect_implemented_or_hint(LONG_HISTORY, conv1d_causal_forward, x, w, b, dilation=7),
+             [[[10.5, 20.5, 30.5, 40.5, 50.5]]], "y for dilation=7 > T = 5",
+             hint="y[t] = 10*x[t] + x[t-7] + 0.5 with x[t-7] = 0 for every t: " + LONG_HISTORY)
 
 # Channels: the output sums over input channels and keeps output channels apart.
 rng = np.random.default_rng(0)
@@ -173,8 +188,8 @@ print("conv1d_causal_forward is causal")
 def conv1d_causal_backward(dy, x, w, dilation=1):
     """Gradients of conv1d_causal_forward(x, w, b, dilation).
 
-    dy (B, C_out, T) = dL/dy, x (B, C_in, T) and w (C_out, C_in, K) as in the forward pass
-    ->  dx (B, C_in, T), dw (C_out, C_in, K), db (C_out,).
+    dy (B, C_out, T) = dL/dy, x (B, C_in, T) and w (C_out, C_in, K) as in the forward pass (a tap's
+    shift (K-1-k)*dilation may exceed T)  ->  dx (B, C_in, T), dw (C_out, C_in, K), db (C_out,).
     Leaves its array arguments unchanged (works on copies).
     """
     ### BEGIN SOLUTION
@@ -202,20 +217,22 @@ def conv1d_causal_backward(dy, x, w, dilation=1):
 
 # %% nbgrader={"grade": true, "grade_id": "test_conv1d_causal_backward", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false} tags=["raises-exception"]
 rng = np.random.default_rng(2)
-for B, C_in, C_out, T, K, dilation in [(2, 3, 2, 10, 3, 2), (1, 2, 3, 7, 2, 5)]:   # the second: history longer than T
+# the second reaches back 5 of T = 7 steps; the third 6 > T = 5 (tap 0's shift exceeds T: its dw is 0)
+for B, C_in, C_out, T, K, dilation in [(2, 3, 2, 10, 3, 2), (1, 2, 3, 7, 2, 5), (2, 2, 3, 5, 3, 3)]:
     x, w, b = rng.standard_normal((B, C_in, T)), rng.standard_normal((C_out, C_in, K)), rng.standard_normal(C_out)
     dy = rng.standard_normal((B, C_out, T))
-    grads = expect_implemented(conv1d_causal_backward, dy, x, w, dilation=dilation)
+    grads = expect_implemented_or_hint(LONG_HISTORY, conv1d_causal_backward, dy, x, w, dilation=dilation)
     assert isinstance(grads, tuple) and len(grads) == 3, "conv1d_causal_backward must return (dx, dw, db)"
     dx, dw, db = grads
     expect_shape(dx, x.shape, "dx", axes=AXES)
     expect_shape(dw, w.shape, "dw")
     expect_shape(db, b.shape, "db")
     where = f"(K={K}, dilation={dilation})"
+    long_history = LONG_HISTORY if (K - 1) * dilation >= T else None
     gradient_check(dx, numerical_gradient_array(lambda v: conv1d_causal_forward(v, w, b, dilation), x, dy),
-                   f"dx {where}", tol=1e-7)
+                   f"dx {where}", tol=1e-7, hint=long_history)
     gradient_check(dw, numerical_gradient_array(lambda v: conv1d_causal_forward(x, v, b, dilation), w, dy),
-                   f"dw {where}", tol=1e-7)
+                   f"dw {where}", tol=1e-7, hint=long_history)
     gradient_check(db, numerical_gradient_array(lambda v: conv1d_causal_forward(x, w, v, dilation), b, dy),
                    f"db {where}", tol=1e-7)
 print("conv1d_causal_backward passes the gradient checks")
@@ -304,7 +321,8 @@ def tcn_block_forward(x, params, dilation):
 
     x (B, C_in, T), params a dict of arrays: w1 (C_out, C_in, K), b1 (C_out,), w2 (C_out, C_out, K),
     b2 (C_out,), and when C_in != C_out also w_skip (C_out, C_in, 1), b_skip (C_out,) for the 1x1 skip
-    conv (without them the skip is the identity)  ->  y (B, C_out, T).
+    conv (without them the skip is the identity); dilation an int >= 1, (K-1)*dilation may exceed T
+    ->  y (B, C_out, T).
     Leaves its array arguments unchanged (works on copies).
     """
     ### BEGIN SOLUTION
@@ -347,6 +365,17 @@ y35 = expect_implemented(tcn_block_forward, x3, params35, 4)
 expect_close(y35, skip, "y for 3 -> 5 channels with w2 = 0", axes=AXES,
              hint="when C_in != C_out the skip path is the 1x1 conv with w_skip, b_skip", terms=4,
              magnitude=np.einsum("oi,bit->bot", np.abs(params35["w_skip"][:, :, 0]), np.abs(x3)) + np.abs(params35["b_skip"])[:, None])
+
+# A history longer than the sequence: K = 3, dilation 4, T = 6. Taps 0 and 1 reach 8 and 4 steps back;
+# tap 0 reads only zeros, so each conv is its taps 1 and 2 alone (a K = 2 conv with the same dilation).
+x6 = rng.standard_normal((2, 4, 6))
+y6 = expect_implemented_or_hint(LONG_HISTORY, tcn_block_forward, x6, params, 4)
+late = {key: value[..., 1:] if key.startswith("w") else value for key, value in params.items()}   # taps 1, 2
+hidden6 = np.maximum(conv1d_causal_forward(x6, late["w1"], late["b1"], 4), 0)
+expect_close(y6, conv1d_causal_forward(hidden6, late["w2"], late["b2"], 4) + x6, "y for dilation 4, K = 3, T = 6",
+             axes=AXES, hint=LONG_HISTORY, terms=2 * (12 + 12 + 2),
+             magnitude=conv1d_causal_forward(conv1d_causal_forward(np.abs(x6), abs_params["w1"], abs_params["b1"], 4),
+                                             abs_params["w2"], abs_params["b2"], 4) + np.abs(x6))
 print("tcn_block_forward passes the visible tests")
 
 # %% [markdown]

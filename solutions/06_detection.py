@@ -129,8 +129,8 @@ def iou(boxes_a, boxes_b):
     """Pairwise intersection over union.
 
     boxes_a: (N, 4), boxes_b: (M, 4) float arrays of boxes (x1, y1, x2, y2) with x1 <= x2, y1 <= y2.
-    Returns an (N, M) float array: entry [n, m] is the IoU of boxes_a[n] and boxes_b[m]; 0 where
-    the union is empty (two zero-area boxes), never NaN.
+    Returns an (N, M) float array, also when N or M is 0: entry [n, m] is the IoU of boxes_a[n] and
+    boxes_b[m]; 0 where the union is empty (two zero-area boxes), never NaN.
     Leaves its array arguments unchanged (works on copies).
     """
     ### BEGIN SOLUTION
@@ -179,6 +179,10 @@ result = iou(flat, np.concatenate([flat, a]))
 expect_close(result, np.zeros((2, 3)), name="iou of zero-area boxes",
              hint="when the union is 0, the IoU is 0: divide only where union > 0")
 expect_close(iou(boxes_b, boxes_a), iou(boxes_a, boxes_b).T, name="iou(b, a)", hint="IoU is symmetric")
+# No boxes against 2 (a detector that found nothing) is an empty (0, 2) matrix, not shape (0,).
+expect_shape(iou(np.zeros((0, 4)), boxes_b), (0, 2), name="iou of 0 boxes against 2", axes=("boxes_a", "boxes_b"),
+             hint="the result is (N, M) even when N = 0: broadcast boxes_a[:, None, :] against boxes_b[None, :, :] "
+                  "(a list of rows built in a loop has no columns when there are no rows)")
 print("iou: all visible tests passed")
 
 # %% [markdown]
@@ -566,6 +570,12 @@ expect_close(roi_max_pool(two_channels - 1, np.array([[-2., -2., 8., 3.]]), (1, 
 empty = roi_max_pool(fmap + 1, np.array([[10., 10., 12., 12.], [2., 2., 2., 2.]]), (2, 2), 1.0)
 expect_close(empty, np.zeros((2, 1, 2, 2)), name="roi_max_pool of empty regions",
              hint="an empty bin gives 0: clip the bins to the map and check they contain a cell")
+
+# A float32 feature map (as a network in float32 gives) pools to float32: a max is one of its entries.
+pooled32 = roi_max_pool(fmap.astype(np.float32), np.array([[0., 0., 4., 4.]]), (2, 2), 1.0)
+expect_dtype(pooled32, np.float32, name="roi_max_pool of a float32 feature map",
+             hint="keep the feature map's dtype: np.zeros(..., dtype=feature_map.dtype), not np.zeros(...)")
+expect_close(pooled32, [[[[5., 7.], [13., 15.]]]], name="roi_max_pool of the whole float32 map")
 print("roi_max_pool: all visible tests passed")
 
 # %% [markdown]
@@ -918,6 +928,9 @@ box_negatives = 4 * 0.5 + 2.5
 if not isinstance(loss, (float, np.floating)):
     raise AssertionError(f"rpn_loss's loss should be a float (float(...) of the sum), got {type(loss).__name__}")
 loss_size = (4 + np.abs(logits).sum() + sum(logistic) + 8 + np.abs(deltas[:2]).sum() + np.abs(targets[:2]).sum()) / 4
+# An epsilon inside the log (np.log(p + 1e-12)) moves the loss by about 1e-12: far less than any bug, more than rounding.
+epsilon_hint = ("off by far less than any formula bug: an epsilon inside the log (np.log(p + 1e-12)) shifts the loss; "
+                "-log(sigmoid(x)) = np.logaddexp(0, -x) and -log(1 - sigmoid(x)) = np.logaddexp(0, x) need none")
 expect_close(loss, (sum(logistic) + box_positives) / 4, name="rpn_loss on 4 anchors (2 positive)",
              magnitude=loss_size, terms=30,
              hint=hint_for(loss, {"the box term counts the negative anchors too: only positives (label 1) have a box "
@@ -925,7 +938,8 @@ expect_close(loss, (sum(logistic) + box_positives) / 4, name="rpn_loss on 4 anch
                                   "the box term is divided by the number of positives: divide both sums by S, the "
                                   "number of sampled anchors": sum(logistic) / 4 + box_positives / 2,
                                   "the loss is a sum: divide it by S, the number of sampled anchors":
-                                  sum(logistic) + box_positives}))
+                                  sum(logistic) + box_positives})
+             or (epsilon_hint if abs(float(loss) - (sum(logistic) + box_positives) / 4) < 1e-6 else None))
 sigmoid = np.array([0.5, 1 / (1 + np.exp(-2.)), 0.5, 1 / (1 + np.exp(3.))])
 expect_shape(d_objectness, (4,), name="d_objectness", hint="one gradient per sampled anchor")
 expect_close(d_objectness, (sigmoid - labels) / 4, name="d_objectness of rpn_loss",
@@ -1882,8 +1896,9 @@ def update_tracks(tracks, det_boxes, iou_threshold=0.3, max_missed=2):
     missed + 1 and is removed when that exceeds max_missed; each unpaired detection, in detection
     order, starts a track with missed 0 and the ID next_id, next_id + 1, ... (IDs are never reused).
     new_tracks is a dict like tracks: the surviving tracks in their old order, then the new ones,
-    and next_id past the last ID given. det_ids: (D,) int, the ID of each detection's track.
-    Leaves its arguments unchanged (works on copies).
+    and next_id past the last ID given. det_ids: (D,) ints (an int array or a list of ints), the ID of
+    each detection's track.
+    Leaves its arguments unchanged, the arrays inside tracks too (builds new arrays, never writes into them).
     """
     ### BEGIN SOLUTION
     matched = associate(tracks["boxes"], det_boxes, iou_threshold)      # (K, 2): (track, detection)
@@ -1948,6 +1963,22 @@ hint = {1: "the bike's old ID 1 was given again: IDs are never reused, keep coun
         0: "a new track took an ID that is in use"}.get(ids[-1][1] if len(ids[-1]) == 2 else None)
 expect_equal(ids[-1], [0, 2], name="IDs when the bike comes back after its track died", hint=hint)
 expect_equal(state["next_id"], 3, name="next_id after three births")
+
+# The caller's state stays as it was: a tracker keeps old states (to draw trails, to compare), so
+# update_tracks builds new arrays and never writes into tracks["boxes"] or tracks["missed"].
+tracks = {"ids": np.array([4, 9]), "boxes": np.array([car, bike]), "missed": np.array([1, 0]), "next_id": 12}
+before = {key: np.copy(value) for key, value in tracks.items()}
+result = update_tracks(tracks, np.array([car + [2., 0., 2., 0.]]))
+for key, value in before.items():
+    if not np.array_equal(tracks[key], value):
+        raise AssertionError(f"update_tracks changed tracks[{key!r}] in place: build new arrays (np.array(tracks[{key!r}]) "
+                             "copies one) instead of writing into the caller's; tracks.copy() is not enough, it shares "
+                             "the arrays")
+if not isinstance(result, (tuple, list)) or len(result) != 2:
+    raise AssertionError(f"update_tracks should return (new_tracks, det_ids), got {type(result).__name__}")
+expect_dtype(np.asarray(result[1]), "iu", name="det_ids",
+             hint="the IDs are ints, one per detection: np.full(D, -1) gives an int array, np.full(D, -1.0) does not")
+expect_equal(np.asarray(result[1]).tolist(), [4], name="det_ids of a detection following track 4")
 print("update_tracks: all visible tests passed")
 
 # %% [markdown]
@@ -2004,6 +2035,9 @@ if not isinstance(counts, tuple) or len(counts) != 2:
 hint = {(2, 2): "compare each observation with the next observation of the SAME track, not the next entry "
                 "of the array"}.get(tuple(int(c) for c in counts))
 expect_equal(tuple(int(c) for c in counts), (1, 1), name="(rightwards, leftwards) of interleaved tracks", hint=hint)
+if any(isinstance(c, (bool, np.bool_)) or not isinstance(c, (int, np.integer)) for c in counts):
+    raise AssertionError(f"count_crossings returned {counts!r}: the counts are whole numbers, return two ints "
+                         "(count from the int 0, not 0.0; int(...) converts a float count)")
 # A box that jitters on the line counts once, in the direction of its first crossing.
 jitter = count_crossings(np.array([1, 1, 1, 1, 1]), np.array([48., 51., 49., 52., 60.]), 50.)
 hint = {(2, 1): "a track counts at most once: in the direction of its first crossing"}.get(tuple(int(c) for c in jitter))

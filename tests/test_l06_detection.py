@@ -15,6 +15,9 @@ import numpy as np
 import pytest
 
 from autograder.checks import check_module
+from autograder.coursedir import grade_id, is_solution, lesson_source
+from autograder.grader.inprocess import sample_namespace
+from autograder.grader.spec import Sample
 from autograder.grader.reference import load_reference
 from autograder.grader.reference import test_points as graded_points
 from autograder.grader.spec import call_in_process, judge_part
@@ -412,6 +415,25 @@ def test_hidden_checks_cover_every_graded_cell_and_pass_the_reference(ref):
         assert judge_part(part, [call_in_process(ref, case) for case in part.cases]) is None, part.grade_id
 
 
+def _part(ref, grade_id):
+    return next(p for p in check_module(LESSON).parts(ref, np.random.default_rng(0)) if p.grade_id == grade_id)
+
+
+def test_the_tracker_check_takes_any_pair_and_any_sequence_of_int_ids_but_not_float_ids(ref):
+    for case in _part(ref, "test_update_tracks").cases:
+        new_tracks, det_ids = case.expected
+        as_ints = [int(i) for i in det_ids]
+        assert case.judge([new_tracks, as_ints]) is None and case.judge((new_tracks, tuple(as_ints))) is None
+        if len(det_ids):
+            assert "det_ids is" in case.judge((new_tracks, det_ids.astype(float)))
+            assert "det_ids is" in case.judge((new_tracks, det_ids.astype(bool)))
+
+
+def test_right_counts_as_floats_fail_without_naming_a_bug(ref):
+    part = _part(ref, "test_count_crossings")
+    case = part.cases[0]
+    message = judge_part(part, [tuple(float(c) for c in case.expected)] + [c.expected for c in part.cases[1:]])
+    assert "whole numbers (ints)" in message and "Likely bug" not in message
 
 
 # ---- gradients, tracking and counting ---------------------------------------------------------------
@@ -651,3 +673,91 @@ def test_the_learned_detector_trains_on_the_students_layers_and_its_loss_falls(r
         assert np.mean(det.losses[name][-6:]) < np.mean(det.losses[name][:6]), name
     boxes, scores, labels = cnn_detector.detect_cnn(det, video.frames[0], ops)
     assert boxes.shape == (len(scores), 4) and np.all(np.diff(scores) <= 0) and set(labels.tolist()) <= {0, 1, 2}
+
+
+# ---- the visible tests state what the hidden checks enforce ------------------------------------------
+def visible_test_failure(test_id: str, replace: dict[str, str]) -> str | None:
+    """The message of the visible test cell `test_id` run on the reference with the stub cells in
+    `replace` swapped for their sources (after the lesson's set-up cells, those before the first
+    stub), or None when it passes."""
+    namespace = sample_namespace(LESSON, Sample(replace=replace))
+    code = [cell for cell in lesson_source(LESSON).cells if cell.cell_type == "code"]
+    first_stub = next(i for i, cell in enumerate(code) if is_solution(cell))
+    for cell in code[:first_stub]:
+        exec(compile(cell.source, "<setup>", "exec"), namespace)
+    try:
+        exec(compile(next(c for c in code if grade_id(c) == test_id).source, test_id, "exec"), namespace)
+    except AssertionError as failure:
+        return str(failure)
+    return None
+
+
+_ROI_FLOAT64 = '''def roi_max_pool(feature_map, rois, output_size, spatial_scale):
+    C, H, W = feature_map.shape
+    out = np.zeros((len(rois), C) + tuple(output_size))          # float64 whatever the map's dtype
+    for r, (x1, y1, x2, y2) in enumerate(np.asarray(rois, float) * spatial_scale):
+        bin_h, bin_w = (y2 - y1) / output_size[0], (x2 - x1) / output_size[1]
+        for p in range(output_size[0]):
+            for q in range(output_size[1]):
+                top, bottom = max(int(np.floor(y1 + p * bin_h)), 0), min(int(np.ceil(y1 + (p + 1) * bin_h)), H)
+                left, right = max(int(np.floor(x1 + q * bin_w)), 0), min(int(np.ceil(x1 + (q + 1) * bin_w)), W)
+                if top < bottom and left < right:
+                    out[r, :, p, q] = feature_map[:, top:bottom, left:right].max(axis=(1, 2))
+    return out
+'''
+_IOU_LOOP = '''def iou(boxes_a, boxes_b):
+    def one(a, b):
+        inter = max(0., min(a[2], b[2]) - max(a[0], b[0])) * max(0., min(a[3], b[3]) - max(a[1], b[1]))
+        union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+        return inter / union if union > 0 else 0.0
+    return np.array([[one(a, b) for b in boxes_b] for a in boxes_a])
+'''
+_TRACKER_IN_PLACE = '''def update_tracks(tracks, det_boxes, iou_threshold=0.3, max_missed=2):
+    pairs = associate(tracks["boxes"], det_boxes, iou_threshold)
+    boxes, missed = tracks["boxes"], tracks["missed"]
+    missed += 1                                   # writes into the caller's state
+    boxes[pairs[:, 0]] = det_boxes[pairs[:, 1]]
+    missed[pairs[:, 0]] = 0
+    det_ids = np.full(len(det_boxes), -1, dtype=np.int64)
+    det_ids[pairs[:, 1]] = tracks["ids"][pairs[:, 0]]
+    alive, born = missed <= max_missed, np.flatnonzero(det_ids < 0)
+    det_ids[born] = tracks["next_id"] + np.arange(len(born))
+    return {"ids": np.concatenate([tracks["ids"][alive], det_ids[born]]),
+            "boxes": np.concatenate([boxes[alive], det_boxes[born]]),
+            "missed": np.concatenate([missed[alive], np.zeros(len(born), dtype=np.int64)]),
+            "next_id": tracks["next_id"] + len(born)}, det_ids
+'''
+_COUNT_FLOATS = '''def count_crossings(ids, centres_x, line_x):
+    ids, right = np.asarray(ids), np.asarray(centres_x) >= line_x
+    rightwards = leftwards = 0.0
+    for track in np.unique(ids):
+        sides = right[ids == track]
+        changes = np.flatnonzero(sides[1:] != sides[:-1])
+        if len(changes):
+            rightwards, leftwards = (rightwards + 1, leftwards) if sides[changes[0] + 1] else (rightwards, leftwards + 1)
+    return rightwards, leftwards
+'''
+_RPN_EPSILON = '''def rpn_loss(objectness, deltas, labels, targets, box_weight=1.0):
+    x, y = np.asarray(objectness, float), (np.asarray(labels) == 1).astype(float)
+    with np.errstate(over="ignore"):
+        p = 1 / (1 + np.exp(-x))
+    logistic = -(y * np.log(p + 1e-12) + (1 - y) * np.log(1 - p + 1e-12))
+    positive = y == 1
+    box_loss, box_grad = smooth_l1(np.asarray(deltas)[positive] - np.asarray(targets)[positive])
+    d_deltas = np.zeros(np.shape(deltas))
+    d_deltas[positive] = box_weight * np.asarray(box_grad) / len(x)
+    return float((logistic.sum() + box_weight * np.sum(box_loss)) / len(x)), (p - y) / len(x), d_deltas
+'''
+
+
+@pytest.mark.parametrize("test_id,stub,source,words", [
+    ("test_roi_max_pool", "roi_max_pool", _ROI_FLOAT64, "dtype=feature_map.dtype"),
+    ("test_iou", "iou", _IOU_LOOP, "(N, M) even when N = 0"),
+    ("test_update_tracks", "update_tracks", _TRACKER_IN_PLACE, "tracks.copy() is not enough"),
+    ("test_count_crossings", "count_crossings", _COUNT_FLOATS, "return two ints"),
+    ("test_rpn_loss", "rpn_loss", _RPN_EPSILON, "np.log(p + 1e-12)"),
+], ids=["roi_float64", "iou_loop", "tracker_in_place", "count_floats", "rpn_epsilon"])
+def test_each_hidden_rule_fails_its_visible_test_with_a_hint(test_id, stub, source, words):
+    assert visible_test_failure(test_id, {}) is None
+    message = visible_test_failure(test_id, {stub: source})
+    assert message is not None and words in message, message

@@ -140,3 +140,12 @@ def test_a_check_module_with_two_parts_for_one_cell_is_refused(tmp_path):
     course = Course(solutions=fixture / "solutions", release=fixture / "course", checks=tmp_path)
     with pytest.raises(CourseError, match=r"more than one hidden-check Part for the graded test cells \['test_add_arrays'\]"):
         course.plan("00_fixture")
+
+
+def test_the_advice_for_an_argument_changed_in_place_fits_an_array_and_an_array_inside_a_dict():
+    plain = Raised("ChangedInput", "x").describe("relu_forward")
+    assert plain == ("relu_forward changed its argument x in place: work on a copy (e.g. x.copy(), or build a new "
+                     "array) instead of writing into it")
+    inner = Raised("ChangedInput", "tracks['missed']").describe("update_tracks")
+    assert inner.startswith("update_tracks changed its argument tracks['missed'] in place: build new arrays")
+    assert "np.array(tracks['missed'])" in inner and "tracks.copy() is not enough" in inner   # a shallow copy shares
