@@ -22,7 +22,7 @@ import numpy as np
 
 from convlab.tolerance import describe_violation, rounding_bound, within_bound
 
-__all__ = ["CheckFailed", "changed_argument", "expect_implemented", "expect_array", "expect_dtype", "expect_shape", "expect_close", "hint_for",
+__all__ = ["CheckFailed", "changed_argument", "copy_advice", "expect_implemented", "expect_array", "expect_dtype", "expect_shape", "expect_close", "hint_for",
            "expect_near", "expect_equal", "expect_fast"]
 
 
@@ -83,8 +83,7 @@ def expect_implemented(func, *args, **kwargs) -> Any:
         where = _where(_innermost_student_frame(error.__traceback__.tb_next))
         raise CheckFailed(f"{name} raised {type(error).__name__}: {error}{where}") from None
     if changed := changed_argument(func, args, kwargs, *originals):
-        _fail(f"{name} changed its argument {changed} in place: work on a copy (e.g. {changed.split('[')[0]}.copy(), "
-              "or build a new array) instead of writing into it", None)
+        _fail(f"{name} changed its argument {changed} in place: {copy_advice(changed)}", None)
     return result
 
 
@@ -197,6 +196,16 @@ def changed_argument(func, args, kwargs, original_args, original_kwargs):
                                                   and np.array_equal(a, b, equal_nan=True)):
                 return label
     return None
+
+
+def copy_advice(changed: str) -> str:
+    """How not to write into the argument `changed` ("x", or "tracks['missed']" for an array inside a dict,
+    list or tuple, where the container's shallow .copy() would still share the array)."""
+    if "[" not in changed:
+        return f"work on a copy (e.g. {changed}.copy(), or build a new array) instead of writing into it"
+    container = changed.split("[")[0]
+    return (f"build new arrays (np.array({changed}) copies that one) instead of writing into it; {container}.copy() "
+            f"is not enough: the copy shares the arrays inside {container}")
 
 
 def expect_equal(actual: Any, expected: Any, name: str = "result", hint: str | None = None) -> None:

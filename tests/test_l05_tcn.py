@@ -16,9 +16,7 @@ from autograder.grader.spec import call_in_process
 from convlab.gradcheck import numerical_gradient_array, relative_error
 from convlab.sequences import multi_sine_forecasting
 from convlab.widgets import dilation as pyramid
-from autograder.coursedir import grade_id, is_solution, lesson_source
-from autograder.grader.inprocess import sample_namespace
-from autograder.grader.spec import Sample
+from tests.visible import visible_test_failure
 
 LESSON = "05_tcn"
 
@@ -243,25 +241,9 @@ _SLICED = {
 '''}
 
 
-def visible_test_failure(test_id: str, replace: dict[str, str]) -> str | None:
-    """The message of the visible test cell `test_id` run on the reference with the stub cells in
-    `replace` swapped for their sources (after the lesson's set-up cells, those before the first
-    stub), or None when it passes."""
-    namespace = sample_namespace(LESSON, Sample(replace=replace))
-    code = [cell for cell in lesson_source(LESSON).cells if cell.cell_type == "code"]
-    first_stub = next(i for i, cell in enumerate(code) if is_solution(cell))
-    for cell in code[:first_stub]:
-        exec(compile(cell.source, "<setup>", "exec"), namespace)
-    try:
-        exec(compile(next(c for c in code if grade_id(c) == test_id).source, test_id, "exec"), namespace)
-    except AssertionError as failure:
-        return str(failure)
-    return None
-
-
 @pytest.mark.parametrize("test_id", ["test_conv1d_causal_forward", "test_conv1d_causal_backward",
                                      "test_tcn_block_forward"])
 def test_a_tap_slice_that_breaks_past_t_fails_each_visible_test_with_the_hint(test_id):
-    assert visible_test_failure(test_id, {}) is None
-    message = visible_test_failure(test_id, _SLICED)
+    assert visible_test_failure(LESSON, test_id, {}) is None
+    message = visible_test_failure(LESSON, test_id, _SLICED)
     assert message is not None and "raised ValueError" in message and "shift (K-1-k)*dilation is >= T" in message

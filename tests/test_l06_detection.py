@@ -15,9 +15,6 @@ import numpy as np
 import pytest
 
 from autograder.checks import check_module
-from autograder.coursedir import grade_id, is_solution, lesson_source
-from autograder.grader.inprocess import sample_namespace
-from autograder.grader.spec import Sample
 from autograder.grader.reference import load_reference
 from autograder.grader.reference import test_points as graded_points
 from autograder.grader.spec import call_in_process, judge_part
@@ -25,6 +22,7 @@ from convlab import fixed_detector
 from convlab.rcnn_figures import pr_figure
 from convlab.video import CLASS_NAMES, draw_vehicle, make_road_video
 from convlab.widgets import boxes as wd
+from tests.visible import visible_test_failure
 
 LESSON = "06_detection"
 
@@ -676,22 +674,6 @@ def test_the_learned_detector_trains_on_the_students_layers_and_its_loss_falls(r
 
 
 # ---- the visible tests state what the hidden checks enforce ------------------------------------------
-def visible_test_failure(test_id: str, replace: dict[str, str]) -> str | None:
-    """The message of the visible test cell `test_id` run on the reference with the stub cells in
-    `replace` swapped for their sources (after the lesson's set-up cells, those before the first
-    stub), or None when it passes."""
-    namespace = sample_namespace(LESSON, Sample(replace=replace))
-    code = [cell for cell in lesson_source(LESSON).cells if cell.cell_type == "code"]
-    first_stub = next(i for i, cell in enumerate(code) if is_solution(cell))
-    for cell in code[:first_stub]:
-        exec(compile(cell.source, "<setup>", "exec"), namespace)
-    try:
-        exec(compile(next(c for c in code if grade_id(c) == test_id).source, test_id, "exec"), namespace)
-    except AssertionError as failure:
-        return str(failure)
-    return None
-
-
 _ROI_FLOAT64 = '''def roi_max_pool(feature_map, rois, output_size, spatial_scale):
     C, H, W = feature_map.shape
     out = np.zeros((len(rois), C) + tuple(output_size))          # float64 whatever the map's dtype
@@ -758,6 +740,6 @@ _RPN_EPSILON = '''def rpn_loss(objectness, deltas, labels, targets, box_weight=1
     ("test_rpn_loss", "rpn_loss", _RPN_EPSILON, "np.log(p + 1e-12)"),
 ], ids=["roi_float64", "iou_loop", "tracker_in_place", "count_floats", "rpn_epsilon"])
 def test_each_hidden_rule_fails_its_visible_test_with_a_hint(test_id, stub, source, words):
-    assert visible_test_failure(test_id, {}) is None
-    message = visible_test_failure(test_id, {stub: source})
+    assert visible_test_failure(LESSON, test_id, {}) is None
+    message = visible_test_failure(LESSON, test_id, {stub: source})
     assert message is not None and words in message, message

@@ -29,6 +29,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from convlab.expect import copy_advice
 from convlab.tolerance import describe_violation, rounding_bound, violations
 
 Check = Callable[[Any, "Case"], "str | None"]
@@ -147,18 +148,8 @@ class Raised:
         if self.type == "NotRun":        # set by the sandboxed grader: the call was never made
             return f"{func} was not checked: {self.message}"
         if self.type == "ChangedInput":  # set by the runner: the call wrote into one of its arguments
-            return f"{func} changed its argument {self.message} in place: {_copy_advice(self.message)}"
+            return f"{func} changed its argument {self.message} in place: {copy_advice(self.message)}"
         return f"{func} raised {self.type}: {self.message}"
-
-
-def _copy_advice(changed: str) -> str:
-    """How not to write into the argument `changed` ("x", or "tracks['missed']" for an array inside a dict,
-    list or tuple, where the container's shallow .copy() would still share the array)."""
-    if "[" not in changed:
-        return f"work on a copy (e.g. {changed}.copy(), or build a new array) instead of writing into it"
-    container = changed.split("[")[0]
-    return (f"build new arrays (np.array({changed}) copies that one) instead of writing into it; {container}.copy() "
-            f"is not enough: the copy shares the arrays inside {container}")
 
 
 def compare(actual: Any, expected: Any, name: str = "result", tol: Any = None) -> str | None:
