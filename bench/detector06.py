@@ -30,9 +30,7 @@ def references():
     """(layers, ops, anchors) from the lesson-04 and lesson-06 reference solutions."""
     l04, l06 = load_reference("04_train_cnn"), load_reference("06_detection")
     layers = {name: getattr(l04, name) for name in ("Conv2D", "ReLU", "MaxPool2D", "sgd_momentum_step")}
-    ops = {name: getattr(l06, name) for name in ("iou", "non_max_suppression", "encode_boxes", "decode_boxes",
-                                                 "match_detections", "average_precision", "roi_max_pool",
-                                                 "roi_max_pool_backward", "smooth_l1", "rpn_loss", "head_loss")}
+    ops = {name: getattr(l06, name) for name in (*cnn_detector.STUDENT_OPS, "match_detections", "average_precision")}
     return layers, ops, l06.generate_anchors(GRID, STRIDE, SCALES, RATIOS)
 
 

@@ -9,8 +9,7 @@
               logits and 4K box deltas
 
 `layers` maps Conv2D, ReLU, MaxPool2D and sgd_momentum_step to the student's lesson-04 classes and
-function; `ops` maps iou, non_max_suppression, encode_boxes, decode_boxes, roi_max_pool,
-roi_max_pool_backward, rpn_loss and head_loss to the student's lesson-06 functions. Training is the
+function; `ops` maps each name of STUDENT_OPS to the student's lesson-06 function. Training is the
 approximate joint training of Faster R-CNN: one backward pass adds the RPN's and the head's losses'
 gradients in the shared feature map, and the proposals the head trains on count as constants (no
 gradient flows through their coordinates).
@@ -22,6 +21,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from convlab.fixed_detector import _softmax, per_class_detections
+
+# The student's lesson-06 functions the detector calls, the keys of every `ops` below
+STUDENT_OPS = ("iou", "non_max_suppression", "encode_boxes", "decode_boxes", "roi_max_pool", "roi_max_pool_backward",
+               "rpn_loss", "head_loss")
 
 __all__ = ["CNNDetector", "build_detector", "train_cnn_detector", "detect_cnn", "backbone_features"]
 

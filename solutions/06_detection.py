@@ -1688,8 +1688,8 @@ print("your lesson-04 layers work")
 # %%
 CNN_STEPS = 12 if convlab.FAST else 4500
 LAYERS = dict(Conv2D=Conv2D, ReLU=ReLU, MaxPool2D=MaxPool2D, sgd_momentum_step=sgd_momentum_step)
-cnn_ops = dict(ops, roi_max_pool=roi_max_pool, roi_max_pool_backward=roi_max_pool_backward, smooth_l1=smooth_l1,
-               rpn_loss=rpn_loss, head_loss=head_loss)
+cnn_ops = dict(ops, roi_max_pool=roi_max_pool, roi_max_pool_backward=roi_max_pool_backward, rpn_loss=rpn_loss,
+               head_loss=head_loss)
 cnn = None
 try:
     start = time.perf_counter()

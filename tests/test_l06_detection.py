@@ -659,9 +659,7 @@ def test_the_learned_detector_trains_on_the_students_layers_and_its_loss_falls(r
     lesson04 = load_reference("04_train_cnn")
     layers = dict(Conv2D=lesson04.Conv2D, ReLU=lesson04.ReLU, MaxPool2D=lesson04.MaxPool2D,
                   sgd_momentum_step=lesson04.sgd_momentum_step)
-    ops = {name: getattr(ref, name) for name in ("iou", "non_max_suppression", "encode_boxes", "decode_boxes",
-                                                 "roi_max_pool", "roi_max_pool_backward", "smooth_l1", "rpn_loss",
-                                                 "head_loss")}
+    ops = {name: getattr(ref, name) for name in cnn_detector.STUDENT_OPS}
     video = make_road_video(6, seed=0, frame_step=4)
     det = cnn_detector.build_detector(layers, ref.generate_anchors((24, 48), 4, (8, 16, 24), (0.35, 0.5, 1.0)), 9, 3)
     before = [{k: v.copy() for k, v in layer.params.items()} for layer in det.layers()]
