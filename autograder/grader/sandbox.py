@@ -303,7 +303,7 @@ class Sandbox:
     probe k, `kill()` ends it (and every process in it). Use as a context manager."""
 
     def __init__(self, argv_for_fd, uid: int, limits: Limits, mode: Mode = Mode("uid", 0)):
-        self.uid, self.mode, self.namespace = uid, mode, None
+        self.uid, self.mode, self.namespace, self.status_read = uid, mode, None, b""
         self.memory = MemoryCap.start(limits.total_memory, limits.memory_cgroup)
         read_fd, write_fd = os.pipe()
         # bwrap's status, written by bwrap itself (it closes the fd before the sandboxed command runs)
@@ -373,15 +373,17 @@ class Sandbox:
             time.sleep(0.01)
 
     def _pid_namespace(self) -> int | None:
-        """The sandbox's pid namespace as bwrap reported it ({"child-pid": ..., "pid-namespace": ...})."""
+        """The sandbox's pid namespace as bwrap reported it ({"child-pid": ..., "pid-namespace": ...}).
+        bwrap writes that line in several pieces, so what was read stays until the line is whole."""
         if self.namespace is not None:
             return self.namespace
-        data = b""
         os.set_blocking(self.status_fd, False)
         with contextlib.suppress(BlockingIOError):
             while chunk := os.read(self.status_fd, 1 << 16):
-                data += chunk
-        first = data.split(b"\n", 1)[0]
+                self.status_read += chunk
+        first, newline, _ = self.status_read.partition(b"\n")
+        if not newline:
+            return None
         try:
             value = json.loads(first).get("pid-namespace")
         except (ValueError, AttributeError):

@@ -89,3 +89,22 @@ def test_bwraps_options_reach_it_through_a_pipe_not_its_command_line():
         assert os.read(fd, 1000) == b"--ro-bind\0/tmp/convlab-grade-x/jobs\0/job\0"
     finally:
         os.close(fd)
+
+
+def test_the_pid_namespace_is_read_from_a_status_line_written_in_pieces():
+    """bwrap writes its status line in several write()s: a sample taken between two of them must not
+    lose the namespace (the sampled memory cap would then see no processes at all)."""
+    from autograder.grader.sandbox import Sandbox
+    box = object.__new__(Sandbox)
+    box.namespace, box.status_read = None, b""
+    box.status_fd, write_fd = os.pipe()
+    try:
+        os.write(write_fd, b'{ "child-pid": 12')
+        assert box._pid_namespace() is None
+        os.write(write_fd, b'3, "pid-namespace": 4026532182')
+        assert box._pid_namespace() is None
+        os.write(write_fd, b' }\n{ "exit-code": 0 }\n')
+        assert box._pid_namespace() == 4026532182
+    finally:
+        os.close(box.status_fd)
+        os.close(write_fd)
