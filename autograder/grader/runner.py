@@ -10,6 +10,8 @@ outside (autograder.grader.wire decodes it with size caps and no pickle).
 JOB_DIR/cells.json is the list of cell sources; SKIP lists cell indices not to run ("3,7" or "-").
 Reports are JSON lines on CHANNEL_FD; after the cells, each line "k" on stdin asks for probe
 PROBES_DIR/k.json ({"func", "args", "kwargs", "timeout"}) to be called and its result reported.
+A result's arrays follow its line as raw .npy bytes: the line says {"frames": [their sizes]} and
+each array {"__ndarray__": its frame's index}.
 """
 import base64
 import io
@@ -39,8 +41,9 @@ class Unsupported(Exception):
     """A result that is not plain data (arrays, numbers, str, None, lists/tuples/dicts of these)."""
 
 
-def encode(value, depth=0, budget=None):
-    """Plain data -> JSON-able structure; arrays and numpy scalars as base64 .npy (no pickle).
+def encode(value, depth=0, budget=None, frames=None):
+    """Plain data -> JSON-able structure; arrays and numpy scalars as .npy (no pickle): base64 in
+    the JSON, or, given the list `frames`, appended to it as bytes and named by their index there.
     `budget` ([n], for results): at most n values in all, so that parsing them stays small."""
     if budget is not None:
         budget[0] -= 1
@@ -60,15 +63,18 @@ def encode(value, depth=0, budget=None):
         buffer = io.BytesIO()
         np.save(buffer, array, allow_pickle=False)
         key = "__ndarray__" if isinstance(value, np.ndarray) else "__scalar__"
-        return {key: base64.b64encode(buffer.getvalue()).decode("ascii")}
+        if frames is None:
+            return {key: base64.b64encode(buffer.getvalue()).decode("ascii")}
+        frames.append(buffer.getbuffer())
+        return {key: len(frames) - 1}
     if type(value) is tuple:
-        return {"__tuple__": [encode(item, depth + 1, budget) for item in value]}
+        return {"__tuple__": [encode(item, depth + 1, budget, frames) for item in value]}
     if type(value) is list:
-        return [encode(item, depth + 1, budget) for item in value]
+        return [encode(item, depth + 1, budget, frames) for item in value]
     if type(value) is dict:
         if not all(type(key) is str for key in value):
             raise Unsupported("a dict with keys that are not strings")
-        return {"__dict__": [[key, encode(item, depth + 1, budget)] for key, item in value.items()]}
+        return {"__dict__": [[key, encode(item, depth + 1, budget, frames)] for key, item in value.items()]}
     raise Unsupported(f"an object of type {type(value).__name__}")
 
 
@@ -173,8 +179,12 @@ class Runner:
         self.stdout, self.stderr = sys.stdout, sys.stderr
         self.error = None
 
-    def emit(self, event):
-        data = (json.dumps(event) + "\n").encode()
+    def emit(self, event, frames=()):
+        """One report line, then the raw bytes of its frames (see the module's docstring)."""
+        if frames:
+            event = dict(event, frames=[len(frame) for frame in frames])
+        # one write: a line of a few kB stays whole even if the student's forked copies write too
+        data = memoryview(b"".join(((json.dumps(event) + "\n").encode(), *frames)))
         while data:
             data = data[os.write(self.channel, data):]
 
@@ -207,9 +217,11 @@ class Runner:
             index = int(line)
             with open(os.path.join(probes_dir, f"{index}.json")) as file:
                 request = json.load(file)
-            self.emit({"ev": "result", "k": index, **self.call(request)})
+            frames = []
+            self.emit({"ev": "result", "k": index, **self.call(request, frames)}, frames)
 
-    def call(self, request):
+    def call(self, request, frames):
+        """{"value": the result, encoded} with its arrays appended to `frames`, or {"raised": ...}."""
         name = request["func"]
         sys.stdout = sys.stderr = CappedText()   # prints during a probe are not feedback
         try:
@@ -224,10 +236,12 @@ class Runner:
                 alarm(0)
             if changed := changed_argument(func, args, kwargs, decode(request["args"]), decode(request["kwargs"])):
                 return {"raised": {"type": "ChangedInput", "message": changed}}
-            return {"value": encode(value, budget=[MAX_VALUES])}
+            return {"value": encode(value, budget=[MAX_VALUES], frames=frames)}
         except Unsupported as exc:
+            frames.clear()
             return {"raised": {"type": "Unsupported", "message": safe_str(exc)}}
         except BaseException as exc:  # noqa: BLE001 - every outcome of student code is reported as data
+            frames.clear()
             return {"raised": {"type": error_name(type(exc)), "message": safe_str(exc)}}
         finally:
             sys.stdout, sys.stderr = self.stdout, self.stderr

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from autograder.grader.memcap import POLL, MemoryCap
-from autograder.grader.wire import Malformed, parse_event
+from autograder.grader.wire import ChannelReader
 
 BASE_UID = 60000
 MAX_SLOTS = 1000                        # sandbox uids BASE_UID .. BASE_UID + MAX_SLOTS - 1
@@ -329,7 +329,7 @@ class Sandbox:
             os.set_blocking(fd, False)
             self.selector.register(fd, selectors.EVENT_READ)
         self.channel_fd, self.open_fds = read_fd, {read_fd, self.proc.stdout.fileno()}
-        self.pending, self.events, self.received = bytearray(), deque(), 0
+        self.reader, self.events, self.received = ChannelReader(limits.channel), deque(), 0
         self.console, self.console_dropped = bytearray(), 0
 
     def __enter__(self) -> Sandbox:
@@ -444,13 +444,4 @@ class Sandbox:
             self.kill()
             self.events.append({"ev": "overflow"})
             return
-        if b"\n" not in chunk:   # only split when a line ends: long lines arrive in many chunks
-            self.pending += chunk
-            return
-        *lines, rest = (self.pending + chunk).split(b"\n")
-        self.pending = bytearray(rest)
-        for line in lines:
-            try:
-                self.events.append(parse_event(bytes(line)))
-            except Malformed as exc:
-                self.events.append({"ev": "malformed", "message": str(exc)})
+        self.events.extend(self.reader.feed(chunk))

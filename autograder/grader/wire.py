@@ -1,10 +1,12 @@
 """Data across the sandbox boundary: what the grader sends in, and the hardened decoding of what comes out.
 
-Both directions use the format of `runner.encode`: JSON, with arrays and numpy scalars as base64
-.npy and tuples/dicts marked. Going in, the grader's own data is encoded with `runner.encode`.
-Coming out, everything is untrusted: `decode_result` accepts only that format, parses .npy
-headers itself (dtype numbers only, size consistent with the bytes, no pickle), limits nesting,
-and turns anything else into a `Raised` saying what was wrong. Nothing is ever unpickled.
+Both directions use the format of `runner.encode`: JSON, with tuples/dicts marked and arrays and
+numpy scalars as .npy. Going in (the grader's own data), the .npy is base64 inside the JSON. Coming
+out, a result's arrays travel as raw frames after its JSON line (`ChannelReader`), so an 8 MB answer
+costs no base64 and no JSON scan of 11 MB; base64 is still accepted. Everything that comes out is
+untrusted: `decode_result` accepts only that format, parses .npy headers itself (dtype numbers only,
+size consistent with the bytes, no pickle), uses each frame at most once, limits nesting, and turns
+anything else into a `Raised` saying what was wrong. Nothing is ever unpickled.
 """
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ import numpy as np
 from autograder.grader.runner import MAX_DEPTH, MAX_VALUES, OUTPUT_CAP, encode
 from autograder.grader.spec import Raised
 
-__all__ = ["encode_request", "decode_result", "parse_event", "Malformed"]
+__all__ = ["encode_request", "decode_result", "parse_event", "ChannelReader", "Malformed"]
 
 _MAGIC = b"\x93NUMPY"
 MAX_HEADER = 10_000   # numpy's own limit for .npy headers (np.load's max_header_size): a real one is ~100 bytes
@@ -55,44 +57,112 @@ def parse_event(line: bytes) -> dict:
     return event
 
 
+class ChannelReader:
+    """The runner's channel, fed chunk by chunk (`feed`): JSON lines (`parse_event`), where a line
+    with "frames": [n0, n1, ...] is followed by that many raw bytes, which become the event's
+    "frames" (a list of memoryviews) before it is handed on. A line that breaks this becomes
+    {"ev": "malformed", "message": ...}; one that declares more than `cap` bytes, {"ev": "overflow"}. Linear in what it is fed, however the chunks fall."""
+
+    def __init__(self, cap: int):
+        self.cap = cap                  # no frames beyond what the whole channel may carry
+        self.buffer, self.scanned = bytearray(), 0
+        self.waiting: tuple[dict, list[int], int] | None = None   # event, frame sizes, their sum
+
+    def feed(self, chunk: bytes) -> list[dict]:
+        self.buffer += chunk
+        events = []
+        while True:
+            if self.waiting is not None:
+                event, lengths, need = self.waiting
+                if len(self.buffer) < need:
+                    return events
+                data, start = memoryview(bytes(self.buffer[:need])), 0
+                del self.buffer[:need]
+                event["frames"] = []
+                for n in lengths:
+                    event["frames"].append(data[start:start + n])
+                    start += n
+                events.append(event)
+                self.waiting = None
+                continue
+            end = self.buffer.find(b"\n", self.scanned)
+            if end < 0:
+                self.scanned = len(self.buffer)   # a long line: never scan the same bytes twice
+                return events
+            line = bytes(self.buffer[:end])
+            del self.buffer[:end + 1]
+            self.scanned = 0
+            try:
+                event = parse_event(line)
+            except Malformed as exc:
+                events.append({"ev": "malformed", "message": str(exc)})
+                continue
+            if "frames" not in event:
+                events.append(event)
+                continue
+            lengths = event["frames"]
+            if not (type(lengths) is list and len(lengths) <= MAX_VALUES and
+                    all(type(n) is int and n >= 0 for n in lengths)):
+                events.append({"ev": "malformed", "message": "a report with unreadable frames"})
+            elif sum(lengths) > self.cap:   # as if the bytes had been sent: more than the channel carries
+                events.append({"ev": "overflow"})
+            else:
+                self.waiting = (event, lengths, sum(lengths))
+
+
 def decode_result(event: dict) -> Any:
     """A runner 'result' event -> the student's value, or Raised (what the call raised, or why the
     value could not be read)."""
     raised = event.get("raised")
     if isinstance(raised, dict):
         return Raised(str(raised.get("type", "Error"))[:100], str(raised.get("message", ""))[:2000])
+    frames = event.get("frames")   # set by ChannelReader, never by the JSON itself
+    frames = frames if type(frames) is list and all(type(f) is memoryview for f in frames) else []
     try:
-        return _decode(event.get("value"), 0)
+        return _decode(event.get("value"), 0, frames, set())
     except Malformed as exc:
         return Raised("Unsupported", str(exc))
 
 
-def _decode(data: Any, depth: int) -> Any:
+def _decode(data: Any, depth: int, frames: list[memoryview], used: set[int]) -> Any:
     if depth > MAX_DEPTH:
         raise Malformed(f"a structure nested more than {MAX_DEPTH} levels deep")
     if data is None or type(data) in (bool, int, float, str):
         return data
     if type(data) is list:
-        return [_decode(item, depth + 1) for item in data]
+        return [_decode(item, depth + 1, frames, used) for item in data]
     if type(data) is dict and len(data) == 1:
         (key, inner), = data.items()
         if key == "__tuple__" and type(inner) is list:
-            return tuple(_decode(item, depth + 1) for item in inner)
+            return tuple(_decode(item, depth + 1, frames, used) for item in inner)
         if key == "__dict__" and type(inner) is list and all(
                 type(pair) is list and len(pair) == 2 and type(pair[0]) is str for pair in inner):
-            return {name: _decode(item, depth + 1) for name, item in inner}
-        if key in ("__ndarray__", "__scalar__") and type(inner) is str:
-            array = _load_npy(inner)
+            return {name: _decode(item, depth + 1, frames, used) for name, item in inner}
+        if key in ("__ndarray__", "__scalar__") and type(inner) in (str, int):
+            array = _load_npy(_base64(inner) if type(inner) is str else _frame(inner, frames, used))
             return array if key == "__ndarray__" else array[()]
     raise Malformed("data in an unknown format")
 
 
-def _load_npy(text: str) -> np.ndarray:
+def _frame(index: int, frames: list[memoryview], used: set[int]) -> memoryview:
+    """Frame `index`, once: a frame named twice would let one 64 MiB of bytes become many arrays."""
+    if not 0 <= index < len(frames):
+        raise Malformed(f"an array in frame {index}, which the report does not have")
+    if index in used:
+        raise Malformed(f"an array frame used twice (frame {index})")
+    used.add(index)
+    return frames[index]
+
+
+def _base64(text: str) -> bytes:
     try:
-        raw = base64.b64decode(text, validate=True)
+        return base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError):
         raise Malformed("an array that is not valid base64") from None
-    if not raw.startswith(_MAGIC) or len(raw) < 10:
+
+
+def _load_npy(raw: bytes | memoryview) -> np.ndarray:
+    if not bytes(raw[:6]) == _MAGIC or len(raw) < 10:
         raise Malformed("an array without a .npy header")
     major = raw[6]
     header_len, start = (int.from_bytes(raw[8:10], "little"), 10) if major == 1 else \
@@ -100,7 +170,7 @@ def _load_npy(text: str) -> np.ndarray:
     if header_len > MAX_HEADER:       # literal_eval of a long header would take the grader gigabytes
         raise Malformed(f"an array with a .npy header of {header_len:,} bytes (at most {MAX_HEADER:,})")
     try:
-        header = ast.literal_eval(raw[start:start + header_len].decode("latin1"))
+        header = ast.literal_eval(bytes(raw[start:start + header_len]).decode("latin1"))
         dtype = np.dtype(header["descr"])
         shape = tuple(int(n) for n in header["shape"])
         fortran = bool(header["fortran_order"])

@@ -63,6 +63,17 @@ os.write(channel, json.dumps({"ev": "result", "k": 0, "value": {"__ndarray__": b
 def add_arrays(a, b):
     return a + b
 """
+REUSED_FRAME = """import io, json, os, sys
+import numpy as np
+channel = int(sys.argv[3])
+buffer = io.BytesIO()
+np.save(buffer, np.zeros(1 << 20))   # 8 MB, named 1,000 times: 8 GB if each name were an array
+os.write(channel, json.dumps({"ev": "cells_done"}).encode() + b"\\n")
+os.write(channel, json.dumps({"ev": "result", "k": 0, "value": [{"__ndarray__": 0}] * 1000,
+                              "frames": [len(buffer.getvalue())]}).encode() + b"\\n" + buffer.getvalue())
+def add_arrays(a, b):
+    return a + b
+"""
 FORGED_REPORTS = """import os, sys
 channel = int(sys.argv[3])   # the runner's report channel
 os.write(channel, b'{"ev": "cells_done"}\\n{"ev": "result", "k": 0, "value": 1000}\\n')
@@ -96,7 +107,7 @@ def add_arrays(a, b):
 PATCHED_RUNNER = """import gc
 for obj in gc.get_objects():
     if type(obj).__name__ == 'Runner':
-        obj.call = lambda request: {'value': 1.0}
+        obj.call = lambda *request: {'value': 1.0}
 """ + ADD
 UNINTERRUPTIBLE_LOOP = ("import signal\nfor sig in (signal.SIGALRM, signal.SIGPROF):   # the runner's two timers\n"
                         "    signal.signal(sig, signal.SIG_IGN)\n" + ADD + "while True:\n    pass\n")
@@ -229,6 +240,7 @@ def corpus(course: Course, t: Targets) -> dict[str, Attack]:
                             not_output="WROTE"),
         "huge_npy_header": attack(2, {"test_add_arrays": "a .npy header of 1,200,055 bytes (at most 10,000)"},
                                   add_arrays=HUGE_NPY_HEADER),
+        "reused_frame": attack(2, {"test_add_arrays": "an array frame used twice (frame 0)"}, add_arrays=REUSED_FRAME),
         "forged_reports": attack(2, {"test_add_arrays": "add_arrays(...) returned int"}, add_arrays=FORGED_REPORTS),
         "forged_many_values": attack(2, {"test_add_arrays": "add_arrays is not defined"}, add_arrays=FORGED_MANY_VALUES,
                                      notes="it wrote into the grader's report channel"),
