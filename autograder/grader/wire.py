@@ -61,7 +61,8 @@ class ChannelReader:
     """The runner's channel, fed chunk by chunk (`feed`): JSON lines (`parse_event`), where a line
     with "frames": [n0, n1, ...] is followed by that many raw bytes, which become the event's
     "frames" (a list of memoryviews) before it is handed on. A line that breaks this becomes
-    {"ev": "malformed", "message": ...}; one that declares more than `cap` bytes, {"ev": "overflow"}. Linear in what it is fed, however the chunks fall."""
+    {"ev": "malformed", "message": ...}; one that declares more than `cap` bytes, {"ev": "overflow"}.
+    Linear in what it is fed, however the chunks fall."""
 
     def __init__(self, cap: int):
         self.cap = cap                  # no frames beyond what the whole channel may carry
@@ -104,10 +105,10 @@ class ChannelReader:
             if not (type(lengths) is list and len(lengths) <= MAX_VALUES and
                     all(type(n) is int and n >= 0 for n in lengths)):
                 events.append({"ev": "malformed", "message": "a report with unreadable frames"})
-            elif sum(lengths) > self.cap:   # as if the bytes had been sent: more than the channel carries
+            elif (total := sum(lengths)) > self.cap:   # as if the bytes had been sent: more than the channel carries
                 events.append({"ev": "overflow"})
             else:
-                self.waiting = (event, lengths, sum(lengths))
+                self.waiting = (event, lengths, total)
 
 
 def decode_result(event: dict) -> Any:
