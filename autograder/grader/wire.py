@@ -77,7 +77,7 @@ class ChannelReader:
                 event, lengths, need = self.waiting
                 if len(self.buffer) < need:
                     return events
-                data, start = memoryview(bytes(self.buffer[:need])), 0
+                data, start = memoryview(self.buffer[:need]), 0   # the slice is the one copy
                 del self.buffer[:need]
                 event["frames"] = []
                 for n in lengths:
@@ -163,7 +163,7 @@ def _base64(text: str) -> bytes:
 
 
 def _load_npy(raw: bytes | memoryview) -> np.ndarray:
-    if not bytes(raw[:6]) == _MAGIC or len(raw) < 10:
+    if bytes(raw[:6]) != _MAGIC or len(raw) < 10:
         raise Malformed("an array without a .npy header")
     major = raw[6]
     header_len, start = (int.from_bytes(raw[8:10], "little"), 10) if major == 1 else \
