@@ -719,7 +719,9 @@ for config in CHECK_CONFIGS:
           f"dw {gradient_check(dw, num_dw, f'dw {where}', hint=hint):.1e}, "
           f"db {gradient_check(db, num_db, f'db {where}', hint=hint):.1e}")
 
-# The speed rule (convlab.speed), as the hidden check applies it: stopped at the limit.
+# The speed rule (convlab.speed), as the hidden check applies it: stopped at the limit. Timed here
+# when graded too (expect_fast, not expect_speed_rule): the float32 check below calls conv2d_backward on
+# a problem as big, so it must stop a slow answer first.
 expect_fast(conv2d_backward, *speed_problem(rng, "dy", "x", "w"), stride=1, pad=1, seconds=SPEED_SECONDS,
             name=f"conv2d_backward on {SPEED_LABEL}",
             hint="vectorize it: im2col for dw and col2im for dx (section 5), no Python loop over pixels")

@@ -7,7 +7,9 @@ import time
 import numpy as np
 import pytest
 
+import convlab
 from convlab.expect import expect_close, expect_dtype, expect_fast, expect_implemented
+from convlab.speed import SPEED_SECONDS, expect_speed_rule
 
 
 class Layer:
@@ -103,6 +105,24 @@ def test_a_slow_call_is_stopped_at_the_limit_not_waited_for():
         expect_fast(spin, 5.0, name="spin", seconds=0.2, hint="vectorize")
     assert time.process_time() - started < 1.0
     assert signal.getitimer(signal.ITIMER_PROF) == (0.0, 0.0)
+
+
+def test_the_speed_rule_stops_a_slow_call_at_its_limit_outside_the_grader(monkeypatch):
+    monkeypatch.setattr(convlab, "GRADING", False)
+    started = time.process_time()
+    with pytest.raises(AssertionError, match=f"spin used more than {SPEED_SECONDS:g} s of CPU time, the limit: loops"):
+        expect_speed_rule(spin, 30.0, name="spin", hint="loops")
+    assert time.process_time() - started < SPEED_SECONDS + 1
+
+
+def test_the_speed_rule_is_left_to_the_hidden_check_when_graded(monkeypatch, capsys):
+    calls = []
+    monkeypatch.setattr(convlab, "GRADING", True)
+    expect_speed_rule(lambda *args, **kwargs: calls.append((args, kwargs)), 1, name="forward", hint="loops", pad=1)
+    assert calls == []
+    assert capsys.readouterr().out.startswith(f"forward: not timed in this cell when graded; the hidden speed check "
+                                              f"times the same problem (new random arrays) against the same "
+                                              f"{SPEED_SECONDS:g} s limit")
 
 
 def test_an_outer_cpu_alarm_keeps_its_place():

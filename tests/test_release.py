@@ -1,5 +1,7 @@
 """course/ is exactly what `make release` builds from solutions/, and holds no solutions."""
+import ast
 import json
+import re
 
 from autograder import build, coursedir
 
@@ -54,3 +56,27 @@ def test_the_time_limits_students_read_are_the_graders():
     readme = " ".join((coursedir.ROOT / "README.md").read_text().split())
     assert (f"{DEFAULT_CELL_TIMEOUT:g} s of CPU per cell, {call:g} s per hidden-check call, "
             f"{DEFAULT_NOTEBOOK_TIMEOUT:g} s per notebook") in readme
+
+
+def _speed_rules_not_last(source: str) -> list[str]:
+    """Code cells (by first line) that call expect_speed_rule other than as their last statement, prints aside."""
+    bad = []
+    for cell in re.split(r"^# %%.*$", source, flags=re.M):
+        if "expect_speed_rule(" not in cell or not cell.strip() or cell.lstrip().startswith("# ["):
+            continue
+        body = [s for s in ast.parse(cell).body
+                if not (isinstance(s, ast.Expr) and isinstance(s.value, ast.Call) and getattr(s.value.func, "id", "") == "print")]
+        last = body[-1] if body else None
+        if not (isinstance(last, ast.Expr) and isinstance(last.value, ast.Call)
+                and getattr(last.value.func, "id", "") == "expect_speed_rule"):
+            bad.append(cell.strip().splitlines()[0])
+    return bad
+
+
+def test_a_speed_rule_left_to_the_hidden_check_is_the_last_check_in_its_cell():
+    # convlab.speed.expect_speed_rule makes no call when graded, so nothing after it may run a slow answer.
+    assert _speed_rules_not_last("# %%\nf(x)\nexpect_speed_rule(f, x)\n# %%\nexpect_speed_rule(f, x)\nf(big)\n") \
+        == ["expect_speed_rule(f, x)"]
+    for lesson in coursedir.lessons():
+        bad = _speed_rules_not_last((coursedir.SOLUTIONS / f"{lesson}.py").read_text())
+        assert not bad, f"solutions/{lesson}.py: expect_speed_rule is not the last check in the cell starting {bad}"

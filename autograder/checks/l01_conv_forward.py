@@ -13,7 +13,7 @@ from autograder.checks.common.conv import diagnose_forward, forward_case
 from autograder.grader.bugs import Bug
 from autograder.grader.spec import Case, Part, Raised, Tol, compare, same_dtype
 from convlab.diagnosis import first_matching_bug
-from convlab.speed import SPEED_SECONDS, speed_problem
+from convlab.speed import SPEED_CHECK_NOTE, SPEED_SECONDS, speed_problem
 
 LESSON = "01_conv_forward"
 _KEEP_DTYPE = same_dtype("convert w and b with .astype(x.dtype)")
@@ -181,7 +181,7 @@ def _speed_case(ref, rng) -> Case:
     """convlab.speed's problem and limit: instant when vectorized, far beyond the limit with a loop over pixels."""
     x, w, b = speed_problem(rng, "x", "w", "b")
     return _conv_case(ref, "conv2d_forward", x, w, b, 1, 1, timeout=SPEED_SECONDS,
-                      extra=" (speed check: must be vectorized, no Python loop over pixels)")
+                      extra=f" {SPEED_CHECK_NOTE}")
 
 
 # ---- typical bugs -------------------------------------------------------------------------------

@@ -202,7 +202,7 @@ def command(channel_fd: int, job_dir: Path, probes_dir: Path, slot: int, skip: s
     python = sys.executable
     env = {"PATH": f"{Path(python).parent}:/usr/bin:/bin", "HOME": "/tmp", "USER": "student", "LANG": "C.UTF-8",
            "MPLBACKEND": "Agg", "MPLCONFIGDIR": MPLCONFIGDIR, "IPYTHONDIR": "/tmp/.ipython",
-           "CONVLAB_FAST": "1", "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+           "CONVLAB_FAST": "1", "CONVLAB_GRADING": "1", "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     if mode.name == "uid":
         # RLIMIT_NPROC counts processes per uid: set outside, it counts this slot's uid only
         outer_nproc, user = [f"--nproc={limits.processes}"], [

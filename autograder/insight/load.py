@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from autograder.coursedir import grade_id
+from convlab.speed import NOT_TIMED_WHEN_GRADED
 
 MAX_FILE = 20 << 20     # bytes: larger result or notebook files are reported, not read
 
@@ -91,9 +92,10 @@ def load(work: Path, lessons: list[str], submitted: Path | None = None) -> Class
     return found
 
 
-def test_cell_outcomes(notebook: dict | None) -> dict[str, str]:
-    """Graded test cell grade_id -> "pass", "fail" (it raised) or "not run", from the executed notebook:
-    how the visible tests the student saw went."""
+def visible_test_outcomes(notebook: dict | None) -> dict[str, str]:
+    """Graded test cell grade_id -> "pass", "fail" (it raised), "not run", or "untimed" (it raised
+    nothing but left its speed rule to the hidden check: convlab.speed.expect_speed_rule), from the
+    executed notebook: how the visible tests the student saw went."""
     outcomes = {}
     for cell in code_cells(notebook):
         if origin(cell) != "test":
@@ -105,7 +107,9 @@ def test_cell_outcomes(notebook: dict | None) -> dict[str, str]:
             outcomes[gid] = "not run"
         else:
             errors = [o for o in cell.get("outputs", []) if isinstance(o, dict) and o.get("output_type") == "error"]
-            outcomes[gid] = "fail" if errors else "pass"
+            untimed = any(NOT_TIMED_WHEN_GRADED in _joined(o.get("text")) for o in cell.get("outputs", [])
+                          if isinstance(o, dict) and o.get("output_type") == "stream")
+            outcomes[gid] = "fail" if errors else "untimed" if untimed else "pass"
     return outcomes
 
 
@@ -121,5 +125,9 @@ def origin(cell: dict) -> str | None:
 
 
 def source(cell: dict) -> str:
-    text = cell.get("source")
+    return _joined(cell.get("source"))
+
+
+def _joined(text) -> str:
+    """A notebook's multiline string (one string or a list of lines), "" when it is neither."""
     return text if isinstance(text, str) else "".join(text) if isinstance(text, list) else ""

@@ -22,7 +22,8 @@ from pathlib import Path
 
 from autograder.coursedir import grade_id
 from autograder.insight.figures import bar_chart, histogram
-from autograder.insight.load import ClassResults, Submission, test_cell_outcomes
+from autograder.insight.load import ClassResults, Submission, visible_test_outcomes
+from convlab.speed import SPEED_CHECK_NOTE
 
 _BUG = re.compile(r"\. Likely bug: (.+)$", re.S)
 _NOT_DONE = re.compile(r"^(\w+) is not (?:implemented yet|defined)")
@@ -85,7 +86,7 @@ def lesson_numbers(lesson: str, subs: list[Submission], everyone: list[str]) -> 
     kinds: dict[str, dict] = {}
     not_done: dict[str, set[str]] = defaultdict(set)
     for sub in graded:
-        visible = test_cell_outcomes(sub.notebook) if sub.notebook is not None else {}
+        visible = visible_test_outcomes(sub.notebook) if sub.notebook is not None else {}
         for cell in sub.cells(("stub",)):
             if gid := grade_id(cell):
                 not_done[gid].add(sub.student)
@@ -97,6 +98,8 @@ def lesson_numbers(lesson: str, subs: list[Submission], everyone: list[str]) -> 
             t["graded"] += 1
             t["hidden_pass"] += passed
             seen = visible.get(gid)
+            if seen == "untimed":   # its speed rule is the hidden speed case's: so is its outcome there
+                seen = "fail" if not passed and SPEED_CHECK_NOTE in message else "pass"
             if seen in ("pass", "fail"):
                 t["visible_known"] += 1
                 t["visible_pass"] += seen == "pass"
@@ -210,7 +213,8 @@ def lesson_html(n: dict) -> str:
 <h2>Scores</h2><img alt="score histogram" src="{hist}">
 <h2>Tests: hidden checks and visible tests</h2>
 <p><small>Of graded submissions. A hidden check passes when the test earned its points; a visible test when its cell
-raised nothing in the student's notebook. "visible pass, hidden fail" counts code that the visible tests did not
+raised nothing in the student's notebook (the speed rule of lessons 01 and 03, timed by the hidden check
+alone when graded, counts as the hidden speed case went). "visible pass, hidden fail" counts code that the visible tests did not
 catch; "visible fail, hidden pass" usually a visible test cell that failed for another reason (an earlier error).
 Sorted by hidden failures.</small></p>
 <img alt="pass rates" src="{bars}">

@@ -23,6 +23,7 @@ from autograder.coursedir import grade_id, is_solution
 from autograder.insight import load, synthetic
 from autograder.insight.report import anonymise, class_numbers
 from autograder.insight.similarity import DEFAULT_THRESHOLD, write_similarity
+from convlab.speed import NOT_TIMED_WHEN_GRADED, SPEED_CHECK_NOTE
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -112,11 +113,26 @@ def _write(work: Path, result: dict, notebook: dict | None = None) -> None:
         (folder / f"{result['lesson']}.ipynb").write_text(json.dumps(notebook))
 
 
-def _test_cell(gid: str, error: bool) -> dict:
+def _test_cell(gid: str, error: bool, printed: str = "") -> dict:
     return {"cell_type": "code", "source": "", "execution_count": 1,
             "metadata": {"nbgrader": {"grade_id": gid, "grade": True}, "convlab_origin": "test"},
-            "outputs": [{"output_type": "error", "ename": "AssertionError", "evalue": "", "traceback": []}]
-            if error else []}
+            "outputs": ([{"output_type": "stream", "name": "stdout", "text": [printed]}] if printed else [])
+            + ([{"output_type": "error", "ename": "AssertionError", "evalue": "", "traceback": []}] if error else [])}
+
+
+def test_a_speed_rule_left_to_the_hidden_check_counts_as_the_hidden_speed_case_went(tmp_path):
+    """A visible test that, when graded, did not time its speed rule (convlab.speed.expect_speed_rule)
+    is a visible fail when the hidden speed case failed, and a pass otherwise (another case failing
+    is then code the visible tests did not catch)."""
+    lesson, untimed = "01_conv_forward", f"conv2d_forward on ...: {NOT_TIMED_WHEN_GRADED}; the hidden speed check ..."
+    slow = f"conv2d_forward did not return within the time limit (2 s of CPU time) [... {SPEED_CHECK_NOTE}]"
+    for student, score, message in [("ann", 0, slow), ("bob", 0, "conv2d_forward(...) is wrong"), ("cy", 1, "")]:
+        _write(tmp_path, _result(student, lesson, [("t", 1, score, message)]),
+               {"cells": [_test_cell("t", error=False, printed=untimed)]})
+    _write(tmp_path, _result("dee", lesson, [("t", 1, 0, slow)]), {"cells": [_test_cell("t", error=False)]})
+    assert load.visible_test_outcomes({"cells": [_test_cell("t", error=False, printed=untimed)]}) == {"t": "untimed"}
+    (t,) = class_numbers(load.load(tmp_path, lessons(SOLUTIONS)))["lessons"][lesson]["tests"]
+    assert (t["visible_known"], t["visible_pass"], t["visible_pass_hidden_fail"]) == (4, 3, 2)   # bob's and dee's
 
 
 def test_report_counts_bugs_hidden_vs_visible_and_says_what_is_missing(tmp_path):
@@ -198,6 +214,9 @@ def test_report_on_the_graded_samples(graded_samples, tmp_path):
             code_stubs = {grade_id(c) for c in course.release_notebook(lesson)["cells"]
                           if is_solution(c) and c["cell_type"] == "code"}   # written answers are no functions
             assert code_stubs <= undone
+    for lesson, test in [("01_conv_forward", "test_conv2d_forward"), ("03_conv_backward", "test_conv2d_backward")]:
+        row = next(t for t in numbers["lessons"][lesson]["tests"] if t["test"] == test)
+        assert row["visible_pass_hidden_fail"] == 0, row   # the slow samples' untimed visible test counts as failed
     summary = write_similarity(found, tmp_path, DEFAULT_THRESHOLD)
     assert set(summary) == set(graded_samples.samples)
 

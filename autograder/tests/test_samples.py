@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import csv
 import html
+import json
 
 import pytest
 
+from autograder.insight.load import visible_test_outcomes
 from autograder.samples import lesson_samples
+from convlab.speed import SPEED_LABEL, SPEED_SECONDS
 
 CASES = [(lesson, name) for lesson, samples in lesson_samples(log=lambda line: None).items() for name in samples]
 
@@ -56,3 +59,22 @@ def test_a_syntax_error_in_a_class_is_named_with_its_line(graded_samples):
     assert "SyntaxError in your Dense class, line 6: expected ':'" in message["test_Dense"]
     assert "SyntaxError in your Dense class, line 6" in html.unescape(graded_samples.feedback("04_train_cnn",
                                                                                                "dense_syntax_error"))
+
+
+def test_a_slow_forward_is_timed_once_by_the_hidden_check_not_also_in_its_visible_test(graded_samples):
+    lesson, name = "01_conv_forward", "forward_calls_naive"
+    feedback = html.unescape(graded_samples.feedback(lesson, name))
+    assert f"conv2d_forward on {SPEED_LABEL}: not timed in this cell when graded" in feedback
+    assert "of CPU time, the limit" not in feedback       # expect_fast's own failure: the call was not made
+    message = {p["grade_id"]: p["message"] for p in graded_samples.result(lesson, name)["parts"]}["test_conv2d_forward"]
+    assert f"did not return within the time limit ({SPEED_SECONDS:g} s of CPU time)" in message
+    executed = json.loads((graded_samples.work / "autograded" / f"sample_{name}" / lesson / f"{lesson}.ipynb").read_text())
+    assert visible_test_outcomes(executed)["test_conv2d_forward"] == "untimed"   # counted as its hidden speed case went
+
+
+def test_a_slow_backward_is_stopped_at_the_limit_in_its_visible_test_before_the_big_float32_check(graded_samples):
+    # Lesson 03's test cell goes on to a float32 check as big as the speed problem, so it keeps expect_fast:
+    # a slow answer stops there after the limit, not at the 30 s cell timeout.
+    feedback = html.unescape(graded_samples.feedback("03_conv_backward", "backward_calls_naive"))
+    assert "of CPU time, the limit" in feedback and "not timed in this cell" not in feedback
+    assert "infinite loop?" not in feedback
