@@ -247,3 +247,33 @@ def test_a_tap_slice_that_breaks_past_t_fails_each_visible_test_with_the_hint(te
     assert visible_test_failure(LESSON, test_id, {}) is None
     message = visible_test_failure(LESSON, test_id, _SLICED)
     assert message is not None and "raised ValueError" in message and "shift (K-1-k)*dilation is >= T" in message
+
+
+# ---- a wrong forward is named in the visible tests built on it, not blamed on a correct function --------
+_LATE_FORWARDS = {   # each fails section 2's hand example; the backward and block of the reference stay
+    "padding on the right": "    x_pad = np.pad(x, ((0, 0), (0, 0), (0, (K - 1) * dilation)))\n"
+                            "    return sum(np.einsum('oc,bct->bot', w[:, :, k], x_pad[..., k * dilation:k * dilation + T])"
+                            " for k in range(K)) + b[:, None]\n",
+    "one tap late": "    x_pad = np.pad(x, ((0, 0), (0, 0), (K * dilation, 0)))\n"
+                    "    return sum(np.einsum('oc,bct->bot', w[:, :, k], x_pad[..., k * dilation:k * dilation + T])"
+                    " for k in range(K)) + b[:, None]\n",
+}
+
+
+@pytest.mark.parametrize("bug", sorted(_LATE_FORWARDS))
+@pytest.mark.parametrize("test_id", ["test_conv1d_causal_backward", "test_tcn_block_forward"])
+def test_a_wrong_forward_is_named_by_the_visible_tests_built_on_it(test_id, bug):
+    forward = ("def conv1d_causal_forward(x, w, b, dilation=1):\n    T, K = x.shape[-1], w.shape[-1]\n"
+               + _LATE_FORWARDS[bug])
+    assert "y for dilation=1" in (visible_test_failure(LESSON, "test_conv1d_causal_forward",
+                                                       {"conv1d_causal_forward": forward}) or "passed")
+    message = visible_test_failure(LESSON, test_id, {"conv1d_causal_forward": forward})
+    assert message is not None and "gets section 2's hand example wrong: fix it first" in message, message
+    assert visible_test_failure(LESSON, test_id, {}) is None
+
+
+def test_a_forward_that_never_reads_the_present_fails_the_causality_cell_with_one_sentence():
+    forward = ("def conv1d_causal_forward(x, w, b, dilation=1):\n    T, K = x.shape[-1], w.shape[-1]\n"
+               + _LATE_FORWARDS["one tap late"])
+    message = visible_test_failure(LESSON, "test_conv1d_causal_forward_is_causal", {"conv1d_causal_forward": forward})
+    assert message is not None and message.startswith("y[11] did not change when x[11] changed"), message

@@ -58,6 +58,9 @@ _FINAL_RELU = _BLOCK.format(result='np.maximum(residual + (conv1d_causal_forward
 _ONE_STEP_LATE = _LOOP_FORWARD.format(    # taps x[t-1-(K-1-k)*dilation]: the present is never read
     padding="pad = (K - 1) * dilation + 1\n    x_pad = np.pad(x, ((0, 0), (0, 0), (pad, 0)))", window="t:t + pad:dilation")
 
+_ONE_TAP_LATE = _LOOP_FORWARD.format(    # taps x[t-(K-k)*dilation]: (K-k) for (K-1-k), the present never read
+    padding="pad = K * dilation\n    x_pad = np.pad(x, ((0, 0), (0, 0), (pad, 0)))", window="t:t + pad:dilation")
+
 _NO_PADDING = '''def conv1d_causal_forward(x, w, b, dilation=1):
     C_out, C_in, K = w.shape
     T_out = x.shape[-1] - (K - 1) * dilation          # "valid" convolution: no padding
@@ -92,8 +95,12 @@ BUGS = {
                             fails={"test_tcn_block_forward": "needs the 1x1 conv"}),
     "final_relu": Bug({"tcn_block_forward": _FINAL_RELU}, fails={"test_tcn_block_forward": "ReLU applied after the sum"}),
     "one_step_late": Bug({"conv1d_causal_forward": _ONE_STEP_LATE}, fails={
-        "test_conv1d_causal_forward": "", "test_conv1d_causal_forward_is_causal": "current input",
-        "test_tcn_block_forward": ""}, shipped=False),
+        "test_conv1d_causal_forward": "one step late", "test_conv1d_causal_forward_is_causal": "current input",
+        "test_tcn_block_forward": "fix conv1d_causal_forward first"}, shipped=False),
+    "one_tap_late": Bug({"conv1d_causal_forward": _ONE_TAP_LATE}, fails={
+        "test_conv1d_causal_forward": "never reads the current input",
+        "test_conv1d_causal_forward_is_causal": "current input",
+        "test_tcn_block_forward": "fix conv1d_causal_forward first"}, shipped=False),
     "no_padding": Bug({"conv1d_causal_forward": _NO_PADDING}, fails={
         "test_conv1d_causal_forward": "", "test_conv1d_causal_forward_is_causal": "shape",
         "test_tcn_block_forward": ""}, shipped=False),
