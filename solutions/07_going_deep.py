@@ -269,8 +269,11 @@ magnitude_y, magnitude_mean, magnitude_var = batchnorm_magnitudes(x, gamma, beta
 # Channel 0 by hand, from its 4 * 5 * 6 = 120 numbers (not 20 or 30: the statistics span batch AND positions).
 values = x[:, 0].ravel()
 mean0, var0 = values.sum() / 120, ((values - values.sum() / 120) ** 2).sum() / 120
+unbiased = (x[:, 0] - mean0) / np.sqrt(var0 * 120 / 119 + 1e-5)
 expect_close(y[:, 0], (x[:, 0] - mean0) / np.sqrt(var0 + 1e-5), "y[:, 0] in train mode (gamma 1, beta 0)",
-             hint="the mean and variance of channel c run over the batch, height and width: axis=(0, 2, 3)",
+             hint="the variance is the biased one: divide by N = 120, not N - 1"   # picks a hint, grades nothing
+             if np.allclose(y[:, 0], unbiased, rtol=1e-6, atol=1e-9) else
+             "the mean and variance of channel c run over the batch, height and width: axis=(0, 2, 3)",
              magnitude=magnitude_y[:, 0], terms=batchnorm_terms(x))
 expect_close(y.mean(axis=(0, 2, 3)), beta, "the per-channel mean of y in train mode",
              hint="train mode: y[:, c] has mean beta[c]", magnitude=magnitude_y.mean(axis=(0, 2, 3)), terms=batchnorm_terms(x))
@@ -375,11 +378,22 @@ def missing_one_over_n():
     return "dx must include the paths through the mean and the variance"
 
 
+def forward_first(hint):
+    """`hint`, led by a warning when train mode's output lacks its defining property (per channel: mean
+    beta, biased variance gamma^2 var / (var + eps)): the numerical gradients differentiate your forward."""
+    y, var = train_mode(), x.var(axis=(0, 2, 3))
+    if (np.allclose(y.mean(axis=(0, 2, 3)), beta, rtol=0, atol=1e-9)     # picks a hint, grades nothing
+            and np.allclose(y.var(axis=(0, 2, 3)), gamma ** 2 * var / (var + 1e-5), rtol=1e-9, atol=0)):
+        return hint
+    return ("this check differentiates your spatial_batchnorm_forward, whose train-mode output does not have, per "
+            f"channel, mean beta and variance gamma^2 var / (var + eps): fix it first; then: {hint}")
+
+
 gradient_check(dbeta, numerical_gradient_array(lambda v: train_mode(beta=v), beta, dy), "dbeta",
-               hint="dbeta[c] = sum of dy over batch, height and width")
+               hint=lambda: forward_first("dbeta[c] = sum of dy over batch, height and width"))
 gradient_check(dgamma, numerical_gradient_array(lambda v: train_mode(gamma=v), gamma, dy), "dgamma",
-               hint="dgamma[c] = sum of dy * x_hat over batch, height and width")
-gradient_check(dx, numerical_gradient_array(train_mode, x, dy), "dx", hint=missing_one_over_n)
+               hint=lambda: forward_first("dgamma[c] = sum of dy * x_hat over batch, height and width"))
+gradient_check(dx, numerical_gradient_array(train_mode, x, dy), "dx", hint=lambda: forward_first(missing_one_over_n()))
 print("spatial_batchnorm_backward: OK")
 
 # %% [markdown]
@@ -627,6 +641,10 @@ expect_equal(cap_depth(["conv", block, block, "gap", "dense"]), 6, "cap_depth of
 expect_equal(cap_depth([{"residual": ["relu"], "shortcut": "projection"}, "dense"]), 2,
              "cap_depth of a block whose only learnable layer is its projection shortcut",
              hint="a block counts the longer of its two paths; a projection shortcut is one conv")
+expect_equal(cap_depth([{"residual": ["conv", "bn", "relu", "conv"], "shortcut": "projection"}, "gap", "dense"]), 3,
+             "cap_depth of a projection block with two convs in its branch, gap, dense",
+             hint="a block counts the longer of its two paths (the maximum, not the sum): its branch's 2 convs here, "
+                  "not 2 + 1 for the projection")
 expect_equal(cap_depth([{"residual": [block, "conv"], "shortcut": "identity"}]), 3, "cap_depth of nested blocks",
              hint="a block's branch is an architecture itself: count it the same way (recursion)")
 try:

@@ -281,11 +281,14 @@ _ANY_SHORTCUT = """def cap_depth(architecture):
     return depth
 """
 
+_SUMS_THE_PATHS = _ANY_SHORTCUT.replace('max(cap_depth(entry["residual"]), 1 if', 'cap_depth(entry["residual"]) + (1 if')
+
 
 @pytest.mark.parametrize("test_id,stub,student,words", [
     ("test_softmax_cross_entropy", "softmax_cross_entropy", _SHIFTS_LOGITS_IN_PLACE, "changed its argument logits in place"),
-    ("test_cap_depth", "cap_depth", _ANY_SHORTCUT, "an unknown shortcut must raise ValueError")],
-    ids=["softmax_shifts_logits_in_place", "cap_depth_takes_any_shortcut"])
+    ("test_cap_depth", "cap_depth", _ANY_SHORTCUT, "an unknown shortcut must raise ValueError"),
+    ("test_cap_depth", "cap_depth", _SUMS_THE_PATHS, "the maximum, not the sum")],
+    ids=["softmax_shifts_logits_in_place", "cap_depth_takes_any_shortcut", "cap_depth_sums_a_blocks_two_paths"])
 def test_visible_tests_catch_what_the_hidden_checks_reject(ref, test_id, stub, student, words):
     assert visible_test_failure(LESSON, test_id, {}) is None
     assert words in (visible_test_failure(LESSON, test_id, {stub: student}) or "passed")
@@ -364,3 +367,28 @@ def test_the_notebooks_widget_shows_the_students_layers(monkeypatch):
         widget = namespace["depth_flow"](namespace["gradient_profile"], max_steps=2)
         widget.children[1].children[0].value, widget.children[1].children[1].value = switches
         assert "your layers" in _html(widget)[1], (switches, _html(widget)[1])
+
+
+# ---- batch norm with the unbiased variance: the visible tests name it, and do not blame the backward ------
+_UNBIASED_BATCHNORM = """def spatial_batchnorm_forward(x, gamma, beta, running_mean, running_var, mode="train", momentum=0.9,
+                              eps=1e-5):
+    if mode not in ("train", "test"):
+        raise ValueError(mode)
+    if mode == "test":
+        mean, var = running_mean, running_var
+    else:
+        mean, var = x.mean(axis=(0, 2, 3)), x.var(axis=(0, 2, 3), ddof=1)
+        running_mean = momentum * running_mean + (1 - momentum) * mean
+        running_var = momentum * running_var + (1 - momentum) * var
+    x_hat = (x - mean[None, :, None, None]) / np.sqrt(var[None, :, None, None] + eps)
+    return gamma[None, :, None, None] * x_hat + beta[None, :, None, None], running_mean.copy(), running_var.copy()
+"""
+
+
+@pytest.mark.parametrize("test_id,words", [
+    ("test_spatial_batchnorm_forward", "the variance is the biased one: divide by N = 120, not N - 1"),
+    ("test_spatial_batchnorm_backward", "this check differentiates your spatial_batchnorm_forward")])
+def test_an_unbiased_variance_is_named_and_not_blamed_on_a_correct_backward(test_id, words):
+    assert visible_test_failure(LESSON, test_id, {}) is None
+    message = visible_test_failure(LESSON, test_id, {"spatial_batchnorm_forward": _UNBIASED_BATCHNORM})
+    assert message is not None and words in message, message
