@@ -140,7 +140,8 @@ x, w, b = HAND["x"], HAND["w"], HAND["b"]
 y = expect_implemented(conv1d_causal_forward, x, w, b)
 expect_shape(y, (1, 1, 5), "y", axes=AXES, hint="a causal convolution keeps the length T")
 expect_close(y, HAND_Y[1], "y for dilation=1", hint="y[t] = 10*x[t] + x[t-1] + 0.5, and x[-1] = 0")
-expect_close(expect_implemented(conv1d_causal_forward, x, w, b, dilation=2), HAND_Y[2], "y for dilation=2", hint="y[t] = 10*x[t] + x[t-2] + 0.5: pad (K - 1) * dilation zeros on the left")
+expect_close(expect_implemented(conv1d_causal_forward, x, w, b, dilation=2), HAND_Y[2], "y for dilation=2",
+             hint="y[t] = 10*x[t] + x[t-2] + 0.5: pad (K - 1) * dilation zeros on the left")
 # A history longer than the sequence: tap 0 reaches 7 steps back, past the start of all T = 5 inputs.
 expect_close(expect_implemented_or_hint(LONG_HISTORY, conv1d_causal_forward, x, w, b, dilation=7),
              [[[10.5, 20.5, 30.5, 40.5, 50.5]]], "y for dilation=7 > T = 5",

@@ -260,11 +260,14 @@ _LATE_FORWARDS = {   # each fails section 2's hand example; the backward and blo
 }
 
 
+def _late_forward(bug: str) -> str:
+    return "def conv1d_causal_forward(x, w, b, dilation=1):\n    T, K = x.shape[-1], w.shape[-1]\n" + _LATE_FORWARDS[bug]
+
+
 @pytest.mark.parametrize("bug", sorted(_LATE_FORWARDS))
 @pytest.mark.parametrize("test_id", ["test_conv1d_causal_backward", "test_tcn_block_forward"])
 def test_a_wrong_forward_is_named_by_the_visible_tests_built_on_it(test_id, bug):
-    forward = ("def conv1d_causal_forward(x, w, b, dilation=1):\n    T, K = x.shape[-1], w.shape[-1]\n"
-               + _LATE_FORWARDS[bug])
+    forward = _late_forward(bug)
     assert "y for dilation=1" in (visible_test_failure(LESSON, "test_conv1d_causal_forward",
                                                        {"conv1d_causal_forward": forward}) or "passed")
     message = visible_test_failure(LESSON, test_id, {"conv1d_causal_forward": forward})
@@ -273,7 +276,6 @@ def test_a_wrong_forward_is_named_by_the_visible_tests_built_on_it(test_id, bug)
 
 
 def test_a_forward_that_never_reads_the_present_fails_the_causality_cell_with_one_sentence():
-    forward = ("def conv1d_causal_forward(x, w, b, dilation=1):\n    T, K = x.shape[-1], w.shape[-1]\n"
-               + _LATE_FORWARDS["one tap late"])
+    forward = _late_forward("one tap late")
     message = visible_test_failure(LESSON, "test_conv1d_causal_forward_is_causal", {"conv1d_causal_forward": forward})
     assert message is not None and message.startswith("y[11] did not change when x[11] changed"), message

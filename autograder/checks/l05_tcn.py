@@ -63,11 +63,11 @@ def _looking_ahead(ref, shift: int):
     return conv
 
 
-def _lagging(ref, steps: int, per_dilation: bool):
-    """A conv whose output at t is the causal output at t - shift, shift = steps (times its dilation if
-    per_dilation): `shift` more zeros on the left."""
+def _lagging(ref, per_dilation: bool):
+    """A conv whose output at t is the causal output at t - shift (`shift` more zeros on the left), shift
+    its dilation if per_dilation (one tap late), else 1 (one step late)."""
     def conv(x, w, b, dilation=1):
-        T, shift = x.shape[-1], steps * dilation if per_dilation else steps
+        T, shift = x.shape[-1], dilation if per_dilation else 1
         return ref.conv1d_causal_forward(np.pad(x, ((0, 0), (0, 0), (shift, 0))), w, b, dilation)[..., :T]
     return conv
 
@@ -78,9 +78,9 @@ def forward_bugs(ref, K: int, dilation: int) -> dict[str, Callable]:
     same = "non-causal padding: you padded both sides ('same' padding), so y[t] sees future inputs; " \
            "pad (K-1)*dilation zeros on the left only"
     late = "so y[t] never reads the current input x[t]; tap k's shift is (K-1-k)*dilation, 0 for tap K-1"
-    lagging = {f"one step late: tap k reads x[t - 1 - (K-1-k)*dilation], {late}": _lagging(ref, 1, False)}
+    lagging = {f"one step late: tap k reads x[t - 1 - (K-1-k)*dilation], {late}": _lagging(ref, per_dilation=False)}
     if dilation > 1:
-        lagging[f"one tap late: tap k reads x[t - (K-k)*dilation], {late}"] = _lagging(ref, 1, True)
+        lagging[f"one tap late: tap k reads x[t - (K-k)*dilation], {late}"] = _lagging(ref, per_dilation=True)
     return lagging | {
         same: _looking_ahead(ref, pad - pad // 2),
         same + " (here split the other way round)": _looking_ahead(ref, pad // 2),
