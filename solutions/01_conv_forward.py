@@ -126,7 +126,6 @@ def conv_output_size(in_size, kernel_size, stride=1, pad=0):
     in_size: input length along the axis; kernel_size: window length; stride: step between
     windows (>= 1); pad: zeros added on *each* side (>= 0). All ints. Returns an int.
     Raises ValueError when the window does not fit in the padded input.
-    Leaves its array arguments unchanged (works on copies).
     """
     ### BEGIN SOLUTION
     padded_size = in_size + 2 * pad
@@ -156,6 +155,13 @@ check_output_size((6, 3, 3, 2), 3, {2: "the padded length is in_size + 2 * pad (
 check_output_size((8, 3, 2, 0), 3, {4: "round down (floor), not up: a window that does not fit is not counted"})
 check_output_size((32, 5, 1, 0), 28, {27: "did you forget the + 1? Position 0 counts too"})
 check_output_size((4, 4, 1, 0), 1, {0: "a kernel as big as the input fits exactly once: did you forget the + 1?"})
+try:                                       # a 5-wide window fits once in 3 + 2 * 1 = 5 padded inputs
+    size = conv_output_size(3, 5, 1, 1)
+except ValueError as error:
+    raise AssertionError(f"conv_output_size(in_size=3, kernel_size=5, stride=1, pad=1) raised ValueError ({error}), "
+                         "but the window fits once in the 3 + 2 * 1 = 5 padded inputs: does your fit test count "
+                         "the padding on both sides?") from None
+check_output_size((3, 5, 1, 1), 1, {0: "a kernel as big as the padded input fits exactly once: did you forget the + 1?"})
 try:                                       # a 6-wide window in 3 + 2 * 1 = 5 padded inputs: no position at all
     size = conv_output_size(3, 6, 1, 1)
 except ValueError:
@@ -314,8 +320,8 @@ print("conv_single_step: all visible tests passed")
 # **Cost.** Each output number takes $C_{in} K_h K_w$ multiply-adds, so the layer does
 # $B \cdot C_{out} \cdot H_{out} \cdot W_{out} \cdot C_{in} \cdot K_h \cdot K_w$ of them. For a batch
 # of 64 images of 32×32 pixels, 3 → 32 channels, a 3×3 kernel and "same" padding, that is
-# $64 \cdot 32 \cdot 32 \cdot 32 \cdot 3 \cdot 9 \approx 57$ million. Keep that number in mind for
-# section 6.
+# $64 \cdot 32 \cdot 32 \cdot 32 \cdot 3 \cdot 9 \approx 57$ million. Section 6 counts a smaller layer's
+# multiply-adds the same way to turn its timings into multiply-adds per second.
 #
 # ### Watch the window slide
 #
@@ -336,6 +342,8 @@ def conv2d_forward_naive(x, w, b, stride=1, pad=0):
 
     x: (B, C_in, H, W); w: (C_out, C_in, K_h, K_w); b: (C_out,); stride, pad: ints.
     Returns y: (B, C_out, H_out, W_out), the output height and width given by conv_output_size.
+    Graded on its output with your own conv_output_size, zero_pad and conv_single_step where it calls
+    them (as this section suggests), so a bug in one of those costs these points too: pass their tests first.
     Leaves its array arguments unchanged (works on copies).
     """
     ### BEGIN SOLUTION
@@ -362,7 +370,7 @@ def conv2d_forward_naive(x, w, b, stride=1, pad=0):
 rng = np.random.default_rng(0)
 y = expect_implemented(conv2d_forward_naive, rng.standard_normal((2, 3, 7, 10)), rng.standard_normal((4, 3, 3, 2)),
                        rng.standard_normal(4), stride=2, pad=1)
-shape_hints = {(2, 4, 7, 11): "did you forget the stride?", (2, 4, 3, 5): "did you forget the padding, or the + 1?",
+shape_hints = {(2, 4, 7, 11): "did you forget the stride?", (2, 4, 3, 5): "did you forget the + 1, or the padding, or pad only one side?",
                (2, 4, 5, 7): "did you pad twice?", (2, 3, 4, 6): "the output has one channel per kernel: C_out = w.shape[0]",
                (2, 4, 6, 4): "are height and width swapped?",
                (2, 4, 4, 5): "the height goes with the kernel height K_h = w.shape[2], the width with K_w = w.shape[3]"}
@@ -394,7 +402,10 @@ expect_close(y, [[[[1., 3.], [7., 9.]]]], name="conv2d_forward_naive(x, w, b)", 
 y = conv2d_forward_naive(x, w, b, stride=2, pad=1)
 expect_shape(y, (1, 1, 2, 2), name="output", hint={(1, 1, 4, 4): "did you forget the stride?",
                                                    (1, 1, 1, 1): "did you forget the padding?"}.get(np.shape(y)))
-expect_close(y, [[[[0., -2.], [2., 9.]]]], name="conv2d_forward_naive(x, w, b, stride=2, pad=1)")
+STRIDE_HINTS = {"window (i, j) starts at row stride * i, column stride * j: did you leave out the stride there?":
+                [[[[0., -1.], [-1., 1.]]]]}      # windows at rows/columns 0 and 1 instead of 0 and 2
+expect_close(y, [[[[0., -2.], [2., 9.]]]], name="conv2d_forward_naive(x, w, b, stride=2, pad=1)",
+             hint=hint_for(y, STRIDE_HINTS))
 
 # Two input channels, two kernels: each output channel sums over both input channels and adds its own bias.
 # Y[0, 0] = (1 + 2 + 3 + 4) + 0 + 1 = 11;   Y[0, 1] = 0 + 40 - 1 = 39
@@ -480,6 +491,7 @@ def conv2d_forward(x, w, b, stride=1, pad=0):
     Returns y: (B, C_out, H_out, W_out) with the dtype of x (float32 stays float32).
     Speed: convlab.speed's problem (32 images of 3x64x64, 16 kernels of 3x3, stride 1, pad 1) within
     SPEED_SECONDS = 2 s of CPU time, as the grader stops it there: no Python loop over pixels.
+    Graded with your own conv_output_size and zero_pad where it calls them (pass their tests first).
     Leaves its array arguments unchanged (works on copies).
     """
     ### BEGIN SOLUTION
@@ -537,7 +549,7 @@ def conv2d_forward(x, w, b, stride=1, pad=0):
 rng = np.random.default_rng(0)
 x, w, b = rng.standard_normal((2, 3, 7, 10)), rng.standard_normal((4, 3, 3, 2)), rng.standard_normal(4)
 y = expect_implemented(conv2d_forward, x, w, b, stride=2, pad=1)
-shape_hints = {(2, 4, 7, 11): "did you forget the stride?", (2, 4, 3, 5): "did you forget the padding, or the + 1?",
+shape_hints = {(2, 4, 7, 11): "did you forget the stride?", (2, 4, 3, 5): "did you forget the + 1, or the padding, or pad only one side?",
                (2, 4, 5, 7): "did you pad twice?", (2, 3, 4, 6): "the output has one channel per kernel: C_out = w.shape[0]",
                (2, 4, 6, 4): "are height and width swapped?", (4, 2, 4, 6): "move the batch axis first: (B, C_out, H_out, W_out)",
                (2, 4, 4, 5): "the height goes with the kernel height K_h = w.shape[2], the width with K_w = w.shape[3]"}
@@ -557,7 +569,9 @@ expect_close(y, [[[[1., 3.], [7., 9.]]]], name="conv2d_forward(x, w, b)", hint=h
 y = conv2d_forward(x, w, b, stride=2, pad=1)
 expect_shape(y, (1, 1, 2, 2), name="output", hint={(1, 1, 4, 4): "did you forget the stride?",
                                                    (1, 1, 1, 1): "did you forget the padding?"}.get(np.shape(y)))
-expect_close(y, [[[[0., -2.], [2., 9.]]]], name="conv2d_forward(x, w, b, stride=2, pad=1)")
+expect_close(y, [[[[0., -2.], [2., 9.]]]], name="conv2d_forward(x, w, b, stride=2, pad=1)", hint=hint_for(y, {
+    "window (i, j) starts at row stride * i, column stride * j: did you leave out the stride there?":
+    [[[[0., -1.], [-1., 1.]]]]}))
 x = np.array([[[[1., 2.], [3., 4.]], [[10., 20.], [30., 40.]]]])
 w = np.array([[[[1., 1.], [1., 1.]], [[0., 0.], [0., 0.]]],
               [[[0., 0.], [0., 0.]], [[0., 0.], [0., 1.]]]])
@@ -675,8 +689,8 @@ else:
 # * **the bias inside the product**: one more column of `w_rows` (holding `b`) times one more row
 #   of `cols` (all ones).
 #
-# The result takes 1.2–2.7 times as long as PyTorch's hand-written kernels on two cores, depending
-# on the layer and the run (the README has the numbers). None of this changes a single output
+# The result takes about 1.5 to 2.7 times as long as PyTorch's hand-written kernels on two cores,
+# depending on the layer and the run (the README has the numbers). None of this changes a single output
 # value; it is the same $Y$ computed in a different order.
 #
 # ## Summary

@@ -11,10 +11,11 @@ import pytest
 
 from autograder.checks import check_module
 from autograder.grader.reference import load_reference
-from autograder.grader.spec import Part, Raised, call_in_process, judge_part
+from autograder.grader.spec import Case, Part, Raised, call_in_process, judge_part
 from convlab.expect import expect_fast
 from convlab.speed import SPEED_SECONDS, SPEED_SHAPES, speed_problem
 from convlab.widgets import conv_slider as cs
+from tests.visible import visible_test_failure
 
 LESSON = "01_conv_forward"
 
@@ -196,6 +197,41 @@ def test_a_window_that_does_not_fit_must_raise_value_error(ref, parts):
     assert case.judge(Raised("ValueError", "does not fit")) is None
     assert "raise ValueError" in judge_part(Part(size.grade_id, [case], size.diagnose), [(n + 2 * p - k) // s + 1])
     assert "raised IndexError" in judge_part(Part(size.grade_id, [case], size.diagnose), [Raised("IndexError", "x")])
+
+
+def test_a_fit_test_that_counts_one_sides_padding_fails_visibly_and_hidden_with_the_cause(ref, parts):
+    student = ("def conv_output_size(in_size, kernel_size, stride=1, pad=0):\n"
+               "    if kernel_size > in_size + pad:\n        raise ValueError('window does not fit')\n"
+               "    return (in_size + 2 * pad - kernel_size) // stride + 1\n")
+    assert visible_test_failure(LESSON, "test_conv_output_size", {}) is None
+    assert "count the padding on both sides" in visible_test_failure(LESSON, "test_conv_output_size",
+                                                                     {"conv_output_size": student})
+
+
+def test_a_naive_forward_whose_windows_ignore_the_stride_is_told_so_visibly():
+    student = ("def conv2d_forward_naive(x, w, b, stride=1, pad=0):\n"
+               "    B, C_in, H, W = x.shape\n    C_out, _, K_h, K_w = w.shape\n"
+               "    H_out, W_out = conv_output_size(H, K_h, stride, pad), conv_output_size(W, K_w, stride, pad)\n"
+               "    x_pad = zero_pad(x, pad)\n    y = np.zeros((B, C_out, H_out, W_out))\n"
+               "    for bi, co, i, j in np.ndindex(y.shape):\n"
+               "        y[bi, co, i, j] = conv_single_step(x_pad[bi, :, i:i + K_h, j:j + K_w], w[co], b[co])\n"
+               "    return y\n")
+    assert visible_test_failure(LESSON, "test_conv2d_forward_naive", {}) is None
+    assert "did you leave out the stride there?" in visible_test_failure(
+        LESSON, "test_conv2d_forward_naive", {"conv2d_forward_naive": student})
+
+
+def test_one_sided_padding_is_named_where_it_differs_from_a_missing_plus_one(ref, parts):
+    """Zeros after each axis only shift the windows; zeros before only give the correct output cropped,
+    as a missing + 1 does, and the shape diagnosis names both."""
+    part = parts["test_conv2d_forward"]
+    rng = np.random.default_rng(3)
+    x, w, b = random_inputs(rng, 2, 2, 3, 7, 8, 3, 3)
+    case = Case("conv2d_forward", (x, w, b), {"stride": 1, "pad": 2}, expected=ref.conv2d_forward(x, w, b, 1, 2))
+    one_side = ref.conv2d_forward(np.pad(x, ((0, 0), (0, 0), (0, 2), (0, 2))), w, b, 1, 0)
+    assert part.diagnose(case, one_side).startswith("padding on one side only")
+    short = case.expected[:, :, :-1, :-1]            # the + 1 missing: named by the shape
+    assert "padding goes on both sides" in part.diagnose(case, short)
 
 
 def test_the_speed_rule_passes_the_reference_and_stops_the_loops_at_the_limit(ref, parts):

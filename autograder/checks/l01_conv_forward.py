@@ -40,9 +40,11 @@ def parts(ref, rng: np.random.Generator) -> list[Part]:
         Part("test_conv_output_size", _size_cases(ref, rng), diagnose=_diagnose_size),
         Part("test_zero_pad", _pad_cases(ref, rng), diagnose=_diagnose_pad),
         Part("test_conv_single_step", _step_cases(ref, rng), diagnose=_diagnose_step),
+        # the naive form is graded with the student's own helpers where it calls them (section 4 says to)
         Part("test_conv2d_forward_naive", [_conv_case(ref, "conv2d_forward_naive", *args) for args in conv_cases],
-             diagnose=diagnose),
-        Part("test_conv2d_forward", forward_cases, diagnose=diagnose),
+             diagnose=diagnose, built_on=("test_conv_output_size", "test_zero_pad", "test_conv_single_step")),
+        Part("test_conv2d_forward", forward_cases, diagnose=diagnose,
+             built_on=("test_conv_output_size", "test_zero_pad")),
     ]
 
 
@@ -74,6 +76,11 @@ def _raises_value_error(actual, case: Case) -> str | None:
 
 
 def _whole_number(actual, case: Case) -> str | None:
+    if isinstance(actual, Raised) and actual.type == "ValueError":
+        (in_size, kernel), pad = case.args, case.kwargs["pad"]
+        return (f"conv_output_size(...) raised ValueError ({actual.message}), but a window of {kernel} fits in "
+                f"{in_size} + 2 * {pad} = {in_size + 2 * pad} padded inputs: does your fit test count the padding "
+                "on both sides?")
     if isinstance(actual, (float, np.floating)) and float(actual).is_integer() and actual == case.expected:
         return (f"conv_output_size(...) returned the float {actual!r}, expected the int {case.expected}: "
                 "use floor division // so the size can be used as an array shape")
@@ -209,6 +216,23 @@ def conv2d_forward(x, w, b, stride=1, pad=0):
     return (y + b[None, :, None, None]).astype(x.dtype)
 '''
 
+# im2col with rows (bi, i, j), reshaped straight to (B, C_out, ...) with no axis moved: {reshape} varies
+_IM2COL = '''\
+from numpy.lib.stride_tricks import sliding_window_view
+
+
+def conv2d_forward(x, w, b, stride=1, pad=0):
+    C_out, C_in, K_h, K_w = w.shape
+    x_pad = np.pad(x, ((0, 0), (0, 0), {pad_h}, {pad_w}))
+    windows = sliding_window_view(x_pad, (K_h, K_w), axis=(2, 3))[:, :, ::stride, ::stride]
+    B, _, H_out, W_out = windows.shape[:4]
+    cols = windows.transpose(0, 2, 3, 1, 4, 5).reshape(B * H_out * W_out, C_in * K_h * K_w)
+    y = cols @ w.reshape(C_out, -1).T + b                        # (B * H_out * W_out, C_out)
+    return {reshape}.astype(x.dtype)
+'''
+_IM2COL_CORRECT = {"pad_h": "(pad, pad)", "pad_w": "(pad, pad)",
+                   "reshape": "y.reshape(B, H_out, W_out, C_out).transpose(0, 3, 1, 2)"}
+
 _FLOAT64_OUTPUT = '''\
 def conv2d_forward(x, w, b, stride=1, pad=0):
     B, C_in, H, W = x.shape
@@ -291,14 +315,16 @@ BUGS = {   # autograder.grader.bugs: each bug as students write it, and the cell
     "kernel_flipped_naive": Bug({"conv2d_forward_naive": _KERNEL_FLIPPED_NAIVE},
                                 fails={"test_conv2d_forward_naive": "kernel flipped"}),
     # conv2d_forward_naive calls the student's conv_output_size, zero_pad and conv_single_step, so a bug in
-    # one of those also costs the naive part.
+    # one of those also costs the naive part (stated in its docstring), whose feedback says to fix that first.
     "bias_missing_single_step": Bug(
         {"conv_single_step": "def conv_single_step(x_patch, w, b):\n    return float(np.sum(x_patch * w))\n"},
-        fails={"test_conv_single_step": "bias missing", "test_conv2d_forward_naive": "bias missing"}),
+        fails={"test_conv_single_step": "bias missing",
+               "test_conv2d_forward_naive": "graded with your own conv_single_step where it calls it"}),
     "size_off_by_one": Bug(
         {"conv_output_size": "def conv_output_size(in_size, kernel_size, stride=1, pad=0):\n"
                              "    return (in_size + 2 * pad - kernel_size) // stride\n"},
-        fails={"test_conv_output_size": "the + 1 is missing", "test_conv2d_forward_naive": "off by one"}),
+        fails={"test_conv_output_size": "the + 1 is missing",
+               "test_conv2d_forward_naive": "your own conv_output_size where it calls it, and that fails its own check"}),
     # Tested in process only (shipped=False). conv2d_forward_naive calls the three small functions.
     "naive_stride_ignored": Bug(_naive(top_left="i, j"), shipped=False,
                                 fails={"test_conv2d_forward_naive": "stride ignored"}),
@@ -320,16 +346,29 @@ BUGS = {   # autograder.grader.bugs: each bug as students write it, and the cell
         _naive(kernel="K_w, K_h", value="conv_single_step(x_patch, w[co].reshape(x_patch.shape), b[co])"),
         shipped=False, fails={"test_conv2d_forward_naive": "kernel height and width swapped"}),
     "size_stride_ignored": Bug(_size("in_size + 2 * pad - kernel_size + 1"), shipped=False,
-                               fails={"test_conv_output_size": "stride ignored", "test_conv2d_forward_naive": ""}),
+                               fails={"test_conv_output_size": "stride ignored", "test_conv2d_forward_naive": "fix it first"}),
     "size_true_division": Bug(_size("(in_size + 2 * pad - kernel_size) / stride + 1"), shipped=False,
                               fails={"test_conv_output_size": "use floor division", "test_conv2d_forward_naive": ""}),
     "size_plus_two": Bug(_size("(in_size + 2 - kernel_size) // stride + 1"), shipped=False,
                          fails={"test_conv_output_size": "both sides", "test_conv2d_forward_naive": ""}),
     "step_kernel_flipped": Bug(_step("float(np.sum(x_patch * w[:, ::-1, ::-1]) + b)"), shipped=False,
-                               fails={"test_conv_single_step": "kernel flipped", "test_conv2d_forward_naive": "kernel flipped"}),
+                               fails={"test_conv_single_step": "kernel flipped", "test_conv2d_forward_naive": "fix it first). Likely bug: kernel flipped"}),
     "step_bias_every_product": Bug(_step("float(np.sum(x_patch * w + b))"), shipped=False,
                                    fails={"test_conv_single_step": "bias added to every product",
                                           "test_conv2d_forward_naive": ""}),
+    "fit_test_one_side": Bug({"conv_output_size": (
+        "def conv_output_size(in_size, kernel_size, stride=1, pad=0):\n"
+        "    if kernel_size > in_size + pad:\n"
+        "        raise ValueError('window does not fit')\n"
+        "    return (in_size + 2 * pad - kernel_size) // stride + 1\n")}, shipped=False,
+        fails={"test_conv_output_size": "count the padding on both sides", "test_conv2d_forward_naive": "fix it first"}),
+    "reshape_axes_not_moved": Bug({"conv2d_forward": _IM2COL.format(**_IM2COL_CORRECT | {
+        "reshape": "y.reshape(B, C_out, H_out, W_out)"})}, shipped=False,
+        fails={"test_conv2d_forward": "the right numbers in the wrong places"}),
+    "pad_one_side": Bug({"conv2d_forward": _IM2COL.format(**_IM2COL_CORRECT | {
+        "pad_h": "(pad, 0)", "pad_w": "(pad, 0)"})}, shipped=False,
+        fails={"test_conv2d_forward": "padding goes on both sides"}),
+    "im2col_correct": Bug({"conv2d_forward": _IM2COL.format(**_IM2COL_CORRECT)}, shipped=False),
     "pad_all_axes": Bug({"zero_pad": "def zero_pad(x, pad):\n    return np.pad(x, pad)\n"}, shipped=False,
-                        fails={"test_zero_pad": "all four axes", "test_conv2d_forward_naive": ""}),
+                        fails={"test_zero_pad": "all four axes", "test_conv2d_forward_naive": "your own zero_pad"}),
 }

@@ -86,6 +86,10 @@ class Course:
             raise CourseError(f"{lesson}: graded test cells without a hidden-check Part: {missing}")
         if unknown := sorted(set(by_id) - set(points)):
             raise CourseError(f"{lesson}: hidden-check Parts for no graded test cell: {unknown}")
+        order = list(points)
+        if late := sorted(f"{part.grade_id} on {g}" for part in built for g in part.built_on
+                          if g not in by_id or order.index(g) >= order.index(part.grade_id)):
+            raise CourseError(f"{lesson}: a Part built on no earlier graded test cell: {late}")
         return LessonPlan(lesson, self.release_notebook(lesson), points, [by_id[g] for g in points],
                           manual=source.manual_points(),
                           cell_timeout=float(getattr(checks, "CELL_TIMEOUT", DEFAULT_CELL_TIMEOUT)),

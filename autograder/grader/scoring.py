@@ -49,7 +49,8 @@ def score_plan(plan: LessonPlan, results: Mapping[int, Any], passed: Mapping[int
     for part, ks in zip(plan.parts, plan.part_cases):
         answers = [results.get(k, Raised("NotRun", not_run)) for k in ks]
         try:
-            message = None if all(passed.get(k) for k in ks) else judge_part(part, answers)
+            message = None if all(passed.get(k) for k in ks) else \
+                judge_part(part, answers, note=_built_on_failed(part, parts, plan))
         except Exception as exc:  # noqa: BLE001 - a bug in a hidden check must not stop grading
             message = f"the hidden check could not judge this answer ({type(exc).__name__}: {exc}); tell the instructor"
         if message and hint is not None:
@@ -58,6 +59,20 @@ def score_plan(plan: LessonPlan, results: Mapping[int, Any], passed: Mapping[int
         parts.append({"grade_id": part.grade_id, "points": points, "score": 0.0 if message else points,
                       "message": message or ""})
     return parts + [manual_part(grade_id, points) for grade_id, points in plan.manual.items()]
+
+
+def _built_on_failed(part, scored: list[dict], plan: LessonPlan) -> str:
+    """The note " (... fix conv_output_size first)" when a part that the failed `part` is built on
+    (Part.built_on) failed too: the student's function may have gone wrong only in the helper it calls."""
+    failed = {entry["grade_id"] for entry in scored if entry["message"]}
+    helpers = [earlier.cases[0].func for earlier in plan.parts
+               if earlier.grade_id in part.built_on and earlier.grade_id in failed and earlier.cases]
+    if not helpers:
+        return ""
+    names = " and ".join(", ".join(helpers).rsplit(", ", 1))
+    them = "it" if len(helpers) == 1 else "them"
+    return (f" ({part.cases[0].func} is graded with your own {names} where it calls {them}, and "
+            f"{'that fails its' if len(helpers) == 1 else 'those fail their'} own check: fix {them} first)")
 
 
 def manual_part(grade_id: str, points: float) -> dict:

@@ -121,6 +121,9 @@ class Part:
     grade_id: str                               # the graded test cell's grade_id
     cases: list[Case]
     diagnose: Callable[[Case, Any], "str | None"] | None = None
+    # grade_ids of earlier parts whose functions this one's function may call (the lesson suggests it):
+    # when both fail, the feedback says to fix those first (scoring.score_plan); stated in the docstring
+    built_on: tuple[str, ...] = ()
 
 
 @dataclass
@@ -247,16 +250,17 @@ class Sample:
     raw: bytes | None = None                    # the file as submitted, when not a notebook built as above
 
 
-def judge_part(part: Part, results: list[Any]) -> str | None:
+def judge_part(part: Part, results: list[Any], note: str = "") -> str | None:
     """None when every case of `part` passed, else the feedback for the first failing case:
-    what is wrong, the case's label, and the likely bug when `part.diagnose` names one."""
+    what is wrong, the case's label, `note` (e.g. which helper to fix first), and the likely bug
+    when `part.diagnose` names one (last, where the class report reads it)."""
     for case, actual in zip(part.cases, results, strict=True):
         problem = case.judge(actual)
         if problem is None:
             continue
         where = f" [{case.label}]" if case.label else ""
         bug = _diagnosis(part, case, actual)
-        return f"{problem}{where}" + (f". Likely bug: {bug}" if bug else "")
+        return f"{problem}{where}{note}" + (f". Likely bug: {bug}" if bug else "")
     return None
 
 

@@ -142,6 +142,19 @@ def test_a_check_module_with_two_parts_for_one_cell_is_refused(tmp_path):
         course.plan("00_fixture")
 
 
+@pytest.mark.parametrize("built_on", ["test_row_sums", "test_no_such_cell"])
+def test_a_part_built_on_a_later_or_unknown_cell_is_refused(tmp_path, built_on):
+    from autograder.grader.course import Course, CourseError
+    fixture = Path(__file__).parent / "fixtures"
+    checks = (fixture / "checks" / "l00_fixture.py").read_text()
+    (tmp_path / "l00_fixture.py").write_text(checks + "\n\n_parts = parts\n\n\ndef parts(ref, rng):\n"
+                                             "    built = _parts(ref, rng)\n"
+                                             f"    built[0].built_on = ({built_on!r},)\n    return built\n")
+    course = Course(solutions=fixture / "solutions", release=fixture / "course", checks=tmp_path)
+    with pytest.raises(CourseError, match=f"built on no earlier graded test cell: \\['test_add_arrays on {built_on}'\\]"):
+        course.plan("00_fixture")
+
+
 def test_the_advice_for_an_argument_changed_in_place_fits_an_array_and_an_array_inside_a_dict():
     plain = Raised("ChangedInput", "x").describe("relu_forward")
     assert plain == ("relu_forward changed its argument x in place: work on a copy (e.g. x.copy(), or build a new "

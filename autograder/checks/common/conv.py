@@ -56,7 +56,7 @@ def diagnose_forward(ref) -> Callable[[Case, Any], str | None]:
         expected = case.expected.astype(np.float64)
         bug = first_matching_bug(actual, _bug_outputs(ref, x, w, b, stride, pad, expected), case.tol,
                                  correct=expected, skip=(ValueError,))   # ValueError: the setting has no output
-        return bug or _diagnose_shape(actual.shape, expected.shape, w.shape[1])
+        return bug or _diagnose_shape(actual.shape, expected.shape, w.shape[1]) or _scrambled(actual, expected)
     return diagnose
 
 
@@ -73,10 +73,21 @@ def _bug_outputs(ref, x, w, b, stride, pad, expected) -> list[tuple[str, Callabl
     def crop(y):
         return y[:, :, :H_out, :W_out]
 
+    def one_side(before_after):
+        """x padded on one side of each axis; None where that looks exactly like a missing + 1 (the
+        correct output cropped), which the shape diagnosis names. Zeros before each axis only always
+        give the correct output cropped, so only zeros after are tried."""
+        if not pad:
+            return None
+        y = conv(x_=np.pad(x, ((0, 0), (0, 0), before_after, before_after)), pad_=0)
+        same = expected[:, :, :y.shape[2], :y.shape[3]]
+        return None if same.shape == y.shape and np.allclose(y, same, rtol=1e-5, atol=1e-6) else y
+
     return [
         ("stride ignored: the window must move `stride` pixels at a time", lambda: conv(stride_=1)),
         ("stride ignored: window (i, j) starts at row stride*i, column stride*j", lambda: crop(conv(stride_=1))),
         ("padding ignored: pad the input with zeros first", lambda: conv(pad_=0)),
+        ("padding on one side only: pad zeros before and after each axis", lambda: one_side((0, pad))),
         ("padding applied twice", lambda: conv(pad_=2 * pad)),
         ("padding applied twice", lambda: crop(conv(pad_=2 * pad))),
         ("kernel flipped: deep-learning convolution is cross-correlation, use w without flipping it",
@@ -101,9 +112,24 @@ def _diagnose_shape(shape, expected_shape, C_in) -> str | None:
     if shape == (B, C_out, W_out, H_out) and H_out != W_out:
         return "height and width swapped"
     if shape != expected_shape and shape[:2] == (B, C_out) and max(abs(shape[2] - H_out), abs(shape[3] - W_out)) == 1:
-        return "output size off by one: check the + 1 and the rounding down in the output-size formula"
+        return ("output size off by one: check the + 1 and the rounding down in the output-size formula, and "
+                "that the padding goes on both sides")
     if shape[:2] == (C_out, B):
         return "batch and channel axes swapped: the output is (B, C_out, H_out, W_out)"
     if shape[0] == B and shape[1] == C_in != C_out:
         return "one output channel per input channel: the output has C_out = w.shape[0] channels"
     return None
+
+
+def _scrambled(actual: np.ndarray, expected: np.ndarray) -> str | None:
+    """The right numbers in the wrong places, as a reshape without moving an axis leaves them."""
+    if actual.shape != expected.shape or not np.isfinite(actual).all():
+        return None
+    scale = max(float(np.abs(expected).max(initial=0.0)), 1.0)
+    if np.allclose(np.sort(actual, axis=None), np.sort(expected, axis=None), rtol=0, atol=1e-4 * scale) \
+            and not np.allclose(actual, expected, rtol=0, atol=1e-4 * scale):
+        return ("the right numbers in the wrong places: a reshape that needs an axis moved first "
+                "(the product's rows or columns are (bi, i, j); move them to (B, C_out, H_out, W_out) with "
+                "transpose before or after the reshape)")
+    return None
+
