@@ -201,7 +201,12 @@ class Runner:
             sys.stdout = sys.stderr = out
             try:
                 alarm(cell_timeout, f"ran past {cell_timeout:g} s")
-                self.shell.run_cell(source, store_history=True)
+                result = self.shell.run_cell(source, store_history=True)
+                if self.error is None and result.error_in_exec is not None:
+                    # IPython could not format the traceback (its "Unexpected exception formatting
+                    # exception" goes to the output) and so never called _showtraceback: keep the error
+                    exc = result.error_in_exec
+                    self.error = {"ename": error_name(type(exc)), "evalue": safe_str(exc), "traceback": ""}
                 figures = cell_figures()
             except Timeout as exc:   # expired outside the cell's own code, between IPython's steps
                 self.error = {"ename": "Timeout", "evalue": safe_str(exc), "traceback": ""}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -162,3 +163,27 @@ def test_the_advice_for_an_argument_changed_in_place_fits_an_array_and_an_array_
     inner = Raised("ChangedInput", "tracks['missed']").describe("update_tracks")
     assert inner.startswith("update_tracks changed its argument tracks['missed'] in place: build new arrays")
     assert "np.array(tracks['missed'])" in inner and "tracks.copy() is not enough" in inner   # a shallow copy shares
+
+
+@pytest.mark.parametrize("how", ["exception group", "formatting fails"])
+def test_a_cell_error_ipython_cannot_format_is_still_recorded(monkeypatch, tmp_path, how):
+    """IPython prints its own fallback and skips _showtraceback for an exception group, or when formatting the
+    traceback fails (a Timeout raised in a frame without a line number did that): the cell's error must still
+    reach the grader, so that a time-out gets its note."""
+    from autograder.grader import runner as runner_module
+    monkeypatch.setattr(runner_module.os, "dup", lambda fd: os.open(os.devnull, os.O_RDONLY))
+    with open(tmp_path / "channel", "wb+") as channel:
+        runner = runner_module.Runner(channel.fileno())
+        if how == "formatting fails":
+            def unformattable(*args, **kwargs):
+                raise AssertionError("frame_info.lineno is None")
+            monkeypatch.setattr(runner.shell.InteractiveTB, "structured_traceback", unformattable)
+            cell = "raise runner_module.Timeout('ran past 30 s')"
+            runner.shell.user_ns["runner_module"] = runner_module
+        else:
+            cell = "raise ExceptionGroup('two', [ValueError('a'), KeyError('b')])"
+        runner.run_cells([cell], set(), 5.0)
+        channel.seek(0)
+        events = [json.loads(line) for line in channel.read().decode().splitlines()]
+    done = next(event for event in events if event["ev"] == "cell_done")
+    assert done["error"]["ename"] == ("Timeout" if how == "formatting fails" else "ExceptionGroup"), done
