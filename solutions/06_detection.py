@@ -30,17 +30,19 @@
 # Answers are judged as lesson 01 explains: array arguments left unchanged, whole numbers exact,
 # floating-point results within the rounding error of a correct computation (`convlab.tolerance`).
 #
-# You will build the pieces these detectors share, all vectorized numpy:
+# You will build the pieces these detectors share in numpy (vectorized where the work is per box
+# pair or per cell; NMS and tracking loop over what they keep):
 #
 # | function | what it does |
 # |---|---|
 # | `iou` | how much two boxes overlap: the measure behind every other step |
 # | `encode_boxes`, `decode_boxes` | box regression: a box as small corrections $(t_x, t_y, t_w, t_h)$ of another |
 # | `non_max_suppression` | keep one box per object out of many overlapping detections |
-# | `roi_max_pool` | Fast R-CNN's fixed-size features for a box of any size |
-# | `rpn_loss`, `head_loss` | the two stages' multi-task losses and their gradients, which train the learned detector |
+# | `roi_max_pool`, `roi_max_pool_backward` | Fast R-CNN's fixed-size features for a box of any size, and their gradient |
+# | `smooth_l1`, `rpn_loss`, `head_loss` | the box-regression loss, and the two stages' multi-task losses and their gradients, which train the learned detector |
 # | `generate_anchors` | Faster R-CNN's reference boxes: scales × aspect ratios at every grid cell |
 # | `match_detections`, `precision_recall`, `average_precision` | how detectors are scored (PASCAL VOC mAP) |
+# | `associate`, `update_tracks`, `count_crossings` | following vehicles from frame to frame and counting them |
 #
 # Then a small two-stage detector, shaped like Faster R-CNN, runs on **your** functions: it is
 # trained on one synthetic road video and measured on another. Each stub is followed by visible
