@@ -21,6 +21,7 @@ import argparse
 import contextlib
 import os
 import secrets
+import signal
 import sys
 from pathlib import Path
 
@@ -57,6 +58,19 @@ def _remote(scheduler: str | None, course: Course):
         return contextlib.nullcontext()
     from autograder.grader.distributed import DaskGrader
     return DaskGrader(scheduler, course)
+
+
+@contextlib.contextmanager
+def _terminate_as_interrupt():
+    """SIGTERM (`kill <pid>`, how a run started in the background is stopped) ends the run as Ctrl-C
+    does: running sandboxes stopped, finished results kept."""
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -122,8 +136,8 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         try:
             seed = secrets.randbelow(2**32) if args.seed is None else args.seed
-            print(f"hidden-check inputs: seed {seed} (`--seed {seed}` reproduces these grades)")
-            with _remote(args.scheduler, course) as remote:
+            print(f"hidden-check inputs: seed {seed} (`--seed {seed}` reproduces the grades this run gives)")
+            with _terminate_as_interrupt(), _remote(args.scheduler, course) as remote:
                 run = grade_all(args.submitted, args.work, args.jobs, course, run_seed=None if seed == "fixed" else seed,
                                 progress=True, regrade=args.regrade, remote=remote,
                                 students=set(args.student) if args.student else None,

@@ -38,7 +38,7 @@ import numpy as np
 
 from autograder.grader import resume
 from autograder.grader.course import Course, LessonPlan
-from autograder.grader.engine import grader_fault, sandboxed
+from autograder.grader.engine import Interrupted, grader_fault, sandboxed
 from autograder.grader.notebook import Cell
 from autograder.grader.sandbox import Limits, Mode, SandboxUnavailable, claimed_slots, require_sandbox
 
@@ -51,10 +51,6 @@ KEPT_PLANS = 12           # lesson plans (with their check inputs) a worker keep
 
 class DaskUnavailable(SandboxUnavailable):
     """No scheduler, or no worker that may grade: nowhere to sandbox, so the run stops before grading."""
-
-
-class Interrupted(RuntimeError):
-    """The instructor stopped the run (Ctrl-C): the task was cancelled, no result is written."""
 
 
 # ---------------------------------------------------------------- worker side (runs in `dask worker`)

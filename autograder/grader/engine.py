@@ -12,6 +12,7 @@ saying what was found and what was expected, so that the student gets feedback a
 """
 from __future__ import annotations
 
+import contextlib
 import difflib
 import functools
 import json
@@ -22,6 +23,7 @@ import shutil
 import signal
 import sys
 import tempfile
+import threading
 import time
 import traceback
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -35,7 +37,7 @@ from autograder.grader import report, resume, startup
 from autograder.grader.course import Course, LessonPlan
 from autograder.coursedir import grade_id
 from autograder.grader.notebook import Cell, Unreadable, read_submission, reconstruct
-from autograder.grader.runner import WALL_FACTOR
+from autograder.grader.runner import RUNNING, WALL_FACTOR
 from autograder.grader.sandbox import (BASE_UID, RUNNER, Limits, Mode, Sandbox, claimed_slots, command,
                                        require_sandbox)
 from autograder.grader.scoring import next_probe, score_plan
@@ -78,9 +80,11 @@ class Execution:
         if error is not None:
             error = {key: str(error.get(key, ""))[:20_000] for key in ("ename", "evalue", "traceback")}
             if error["ename"] == "Timeout":
-                error["evalue"] = f"infinite loop? this cell ran past {self.cell_timeout:g} s of CPU time and was interrupted"
+                where = _where_time_ran_out(error["evalue"])
+                error["evalue"] = f"infinite loop? this cell ran past {self.cell_timeout:g} s of CPU time and was " \
+                                  f"interrupted{where}"
                 self.note(f"infinite loop? {self.cell_name(i)} ran past {self.cell_timeout:g} s of CPU time and was "
-                          "interrupted")
+                          f"interrupted{where}")
             elif error["ename"] == "MemoryError":
                 self.note(f"{self.cell_name(i)} ran out of memory (MemoryError): each submission may use "
                           f"at most {self.memory / 2**30:g} GiB")
@@ -88,6 +92,15 @@ class Execution:
             self.note(f"{self.cell_name(i)} printed too much: its output was truncated "
                               f"({event['dropped']} characters dropped)")
         self.outputs[i] = {"out": out[:200_000], "error": error, "figures": report.png_figures(event.get("figures"))}
+
+
+def _where_time_ran_out(evalue: str) -> str:
+    """", in iou (called from nms) when the time ran out" from the runner's Timeout message, or ""."""
+    names = [name for name in evalue.partition(RUNNING)[2][:300].split(" < ") if name]
+    if not names:
+        return ""
+    callers = f" (called from {', '.join(names[1:])})" if names[1:] else ""
+    return f"; it was in {names[0]}{callers} when the time ran out"
 
 
 def describe_exit(returncode: int | None) -> str:
@@ -118,18 +131,25 @@ def _release(probes_dir: Path, released: Path, index: int) -> None:
             target.chmod(0o644)
 
 
+class Interrupted(RuntimeError):
+    """The instructor stopped the run (Ctrl-C): this submission's sandbox was ended, no result is written."""
+
+
 def _drive(box: Sandbox, plan: LessonPlan, ex: Execution, end: float, limits: Limits,
-           release: Callable[[int], None] = lambda index: None) -> tuple | None:
+           release: Callable[[int], None] = lambda index: None, stop: threading.Event | None = None) -> tuple | None:
     """Feed one sandbox run until every needed check is answered (None) or it stops: (phase, index, why).
-    Returning ends the sandbox: the caller's `with Sandbox(...)` kills it right away."""
+    Returning ends the sandbox: the caller's `with Sandbox(...)` kills it right away. Once `stop` is
+    set, raises Interrupted (within memcap.POLL seconds)."""
     phase, index = "start", None
     deadline = min(time.monotonic() + limits.startup_timeout, end)
     while True:
-        event = box.next_event(deadline)
+        event = box.next_event(deadline, stop)
         now = time.monotonic()
         if event is None:
             return phase, index, "notebook" if deadline >= end else "timeout"
         kind = event["ev"]
+        if kind == "stopped":
+            raise Interrupted("the instructor stopped the run")
         if kind == "exit":
             return phase, index, f"died:{describe_exit(event['returncode'])}"
         if kind in ("overflow", "malformed", "memory"):
@@ -155,7 +175,7 @@ def _drive(box: Sandbox, plan: LessonPlan, ex: Execution, end: float, limits: Li
 
 
 def execute(plan: LessonPlan, code: list[Cell], job_dir: Path, probes_dir: Path, slot: int,
-            limits: Limits, mode: Mode = Mode("uid", 0)) -> Execution:
+            limits: Limits, mode: Mode = Mode("uid", 0), stop: threading.Event | None = None) -> Execution:
     """Run the cells and the needed checks, restarting the sandbox after a crash or a hang."""
     ex = Execution(code, plan.cell_timeout, limits.memory)
     skip: set[int] = set()
@@ -170,11 +190,11 @@ def execute(plan: LessonPlan, code: list[Cell], job_dir: Path, probes_dir: Path,
                                  cell_timeout=plan.cell_timeout, cpu_seconds=int(plan.notebook_timeout) + 10,
                                  limits=limits, mode=mode, font_list=font_list)
         with Sandbox(argv, BASE_UID + slot, limits, mode) as box:
-            stop = _drive(box, plan, ex, end, limits, functools.partial(_release, probes_dir, released))
+            stopped = _drive(box, plan, ex, end, limits, functools.partial(_release, probes_dir, released), stop)
         ex.console = box.console_text()
-        if stop is None:
+        if stopped is None:
             return ex
-        phase, index, why = stop
+        phase, index, why = stopped
         if phase == "start" or (phase == "cells" and index is None):
             raise SandboxError(f"the sandbox did not start ({why}): {ex.console[-2000:]}")
         where = ex.cell_name(index) if phase == "cells" else f"checking {plan.cases[index].func}"
@@ -286,8 +306,8 @@ def read_cells(plan: LessonPlan, path: Path, signatures: dict[str, set[str]] | N
 
 
 def run_cells(plan: LessonPlan, student: str, cells: list[Cell], jobs_root: Path, probes_dir: Path, slot: int,
-              limits: Limits, mode: Mode = Mode("uid", 0)) -> tuple[dict, Execution]:
-    """Run a rebuilt submission in a fresh sandbox and score it."""
+              limits: Limits, mode: Mode = Mode("uid", 0), stop: threading.Event | None = None) -> tuple[dict, Execution]:
+    """Run a rebuilt submission in a fresh sandbox and score it (Interrupted once `stop` is set)."""
     code = [cell for cell in cells if cell.cell_type == "code"]
     job_dir = Path(tempfile.mkdtemp(dir=jobs_root))
     job_dir.chmod(0o755)
@@ -296,7 +316,7 @@ def run_cells(plan: LessonPlan, student: str, cells: list[Cell], jobs_root: Path
     for name in ("cells.json", "runner.py"):
         (job_dir / name).chmod(0o644)
     try:
-        ex = execute(plan, code, job_dir, probes_dir, slot, limits, mode)
+        ex = execute(plan, code, job_dir, probes_dir, slot, limits, mode, stop)
     finally:
         shutil.rmtree(job_dir, ignore_errors=True)
         shutil.rmtree(job_dir.parent / f"{job_dir.name}-probes", ignore_errors=True)
@@ -310,13 +330,16 @@ def grader_fault(plan: LessonPlan, student: str, problem: str) -> dict:
 
 
 def sandboxed(plan: LessonPlan, student: str, cells: list[Cell], jobs_root: Path, probes_dir: Path, slot: int,
-              limits: Limits, mode: Mode, log: Callable[[str], None] = print) -> tuple[dict, dict | None]:
+              limits: Limits, mode: Mode, log: Callable[[str], None] = print,
+              stop: threading.Event | None = None) -> tuple[dict, dict | None]:
     """run_cells with what every sandboxed result records (a grader failure becomes an "error" result);
     the result and the executed notebook. The local pool and a Dask worker (distributed.py) both call it."""
     started = time.monotonic()
     try:
-        result, ex = run_cells(plan, student, cells, jobs_root, probes_dir, slot, limits, mode)
+        result, ex = run_cells(plan, student, cells, jobs_root, probes_dir, slot, limits, mode, stop)
         notebook = report.executed_notebook(cells, ex) if cells else None
+    except Interrupted:
+        raise
     except Exception as exc:  # noqa: BLE001 - one submission's grader failure never stops the others
         result, notebook = grader_fault(plan, student, str(exc)), None
         log(traceback.format_exc())
@@ -462,12 +485,26 @@ def discover(submitted: Path, lessons: list[str], log: Callable[[str], None] = p
     return found, ignored
 
 
-def _completed(futures: dict, pool: ThreadPoolExecutor, remote):
-    """as_completed; on Ctrl-C, what was not started is dropped (and the remote runs cancelled) so
-    that the run stops soon: every result finished so far is written, and the next run reuses it."""
+def _console_line(result: dict, kept: bool) -> str:
+    """One submission's line: who, which lesson, the score, and the status (with its first note) or
+    "kept" for a result an earlier run wrote; points of written answers still to grade are named."""
+    manual = sum(p["points"] for p in result.get("parts", []) if p.get("needs_manual_grade"))
+    status = "kept (graded by an earlier run)" if kept else result["status"]
+    return report.printable(
+        f"{result['student']:>24} {result['lesson']:<20} {result['score']:g}/{result['max_score']:g}"
+        + (f" (+{manual:g} to grade by hand)" if manual else "") + f"  {status}"
+        + (f": {result['notes'][0]}" if result["status"] != "graded" and result["notes"] else ""))
+
+
+@contextlib.contextmanager
+def _stop_on_interrupt(pool: ThreadPoolExecutor, stopping: threading.Event, remote):
+    """On Ctrl-C, wherever the main thread is: what was not started is dropped, every running sandbox
+    is ended (`stopping`) and the remote runs cancelled, so that the pool's exit waits only for
+    those to stop. Every result finished so far is written, and the next run reuses it."""
     try:
-        yield from as_completed(futures)
+        yield
     except KeyboardInterrupt:
+        stopping.set()
         pool.shutdown(wait=False, cancel_futures=True)
         if remote:
             remote.cancel()
@@ -534,7 +571,8 @@ def grade_all(submitted: Path, work: Path, jobs: int, course: Course = Course(),
     plans = {lesson: course.plan(lesson, run_seed) for lesson in graded_lessons}
     slots: queue.Queue[int] = queue.Queue()
     versions = {lesson: resume.grader_version(course, lesson) for lesson in graded_lessons}
-    reused: list[str] = []
+    reused: set[tuple[str, str]] = set()
+    stopping = threading.Event()
     with claimed_slots(0 if remote else jobs, mode) as claimed, resume.grading_folder() as tmp:
         for slot in claimed:
             slots.put(slot)
@@ -547,7 +585,7 @@ def grade_all(submitted: Path, work: Path, jobs: int, course: Course = Course(),
             slot = slots.get()
             try:
                 return sandboxed(plan, student, cells, root / "jobs", root / "probes" / plan.lesson, slot, limits,
-                                 mode, log)
+                                 mode, log, stopping)
             finally:
                 slots.put(slot)
 
@@ -561,7 +599,7 @@ def grade_all(submitted: Path, work: Path, jobs: int, course: Course = Course(),
             print_ = resume.fingerprint(path, versions[lesson])
             if not regrade and (earlier := resume.reusable(report.result_dir(work, student, lesson) / "result.json",
                                                            print_)):
-                reused.append(student)
+                reused.add((student, lesson))
                 return earlier
             try:
                 cells = read_cells(plans[lesson], path, signatures)
@@ -583,15 +621,13 @@ def grade_all(submitted: Path, work: Path, jobs: int, course: Course = Course(),
         bar = tqdm(total=len(found), unit="notebook", file=sys.stderr, dynamic_ncols=True,
                    disable=not progress or not sys.stderr.isatty(),
                    bar_format="{n_fmt}/{total_fmt} |{bar}| {elapsed} elapsed, {remaining} left")
-        with bar, ThreadPoolExecutor(max_workers=jobs) as pool:
+        with bar, ThreadPoolExecutor(max_workers=jobs) as pool, _stop_on_interrupt(pool, stopping, remote):
             futures = {pool.submit(grade_one, item): n for n, item in enumerate(found)}
-            for future in _completed(futures, pool, remote):
+            for future in as_completed(futures):
                 result = future.result()
                 results.append((futures[future], result))
                 bar.update(1)
-                line = report.printable(
-                    f"{result['student']:>24} {result['lesson']:<20} {result['score']:g}/{result['max_score']:g}  "
-                    f"{result['status']}" + (f": {result['notes'][0]}" if result["status"] != "graded" else ""))
+                line = _console_line(result, kept=(result["student"], result["lesson"]) in reused)
                 if progress:
                     done, elapsed = len(results), time.monotonic() - start
                     left = elapsed / done * (len(found) - done)
@@ -599,6 +635,7 @@ def grade_all(submitted: Path, work: Path, jobs: int, course: Course = Course(),
                            f"{tqdm.format_interval(left)} left] {line.strip()}"
                 (bar.write if not bar.disable else log)(line) if progress else log(line)
     if reused:
-        log(f"{len(reused)} results kept from earlier runs: their notebooks and the grader are unchanged "
-            "(--regrade, or make autograde REGRADE=1, grades them again)")
+        log(f"{report.counted(len(reused), 'result')} kept from earlier runs, each with the seed it was graded "
+            "with: their notebooks and the grader are unchanged (--regrade, or make autograde REGRADE=1, grades "
+            "them again)")
     return GradingRun([result for _, result in sorted(results, key=lambda pair: pair[0])], ignored, mode)

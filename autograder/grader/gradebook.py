@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import nbformat
-from nbgrader.api import Gradebook, Grade, InvalidEntry, MissingEntry
+from nbgrader.api import Gradebook, Grade, InvalidEntry, MissingEntry, SubmittedAssignment
 from nbgrader.plugins import LateSubmissionPlugin
 from nbgrader.utils import parse_utc
 from sqlalchemy.exc import SAWarning, SQLAlchemyError
@@ -75,15 +75,19 @@ def late_plugin(config: Config) -> LateSubmissionPlugin:
 @dataclass
 class Written:
     """What the gradebook step did, for its one summary line."""
-    submissions: int = 0
+    submissions: int = 0                                # written by this run
+    held: int = 0                                       # in the gradebook after it, earlier runs' too
     pending: int = 0                                    # cells awaiting a manual grade
     late: int = 0
     not_lessons: list[str] = field(default_factory=list)   # results of folders that are no lesson
     problems: list[str] = field(default_factory=list)      # unreadable timestamp.txt files
 
     def summary(self, work: Path) -> str:
-        line = (f"gradebook: {self.submissions} submissions in {Path(work) / 'gradebook.db'}, "
-                f"{self.pending} cells await manual grading in formgrader, {self.late} late")
+        awaits = "awaits" if self.pending == 1 else "await"
+        line = (f"gradebook: wrote {report.counted(self.submissions, 'submission')} ({report.counted(self.pending, 'cell')} "
+                f"{awaits} manual grading in formgrader, {self.late} late) to {Path(work) / 'gradebook.db'}")
+        if self.held != self.submissions:
+            line += f", which holds {report.counted(self.held, 'submission')}"
         if self.not_lessons:
             line += f"; not in the gradebook (no lesson of this course): {', '.join(self.not_lessons)}"
         return "\n".join([line, *self.problems])
@@ -195,6 +199,7 @@ def _record(results: list[dict], submitted: Path, work: Path, course: Course) ->
             written.submissions += 1
             _rewrite(work, result)
         gb.db.commit()
+        written.held = gb.db.query(SubmittedAssignment).count()
     return written
 
 

@@ -18,7 +18,7 @@ import csv
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from autograder.grader.report import csv_safe
+from autograder.grader.report import counted, csv_safe
 
 FORMATS = ("long", "canvas", "moodle")
 IDENTITY = {"canvas": [("Student", "name"), ("ID", "id"), ("SIS User ID", "sis_user_id"),
@@ -40,13 +40,13 @@ class Export:
     def problems(self) -> list[str]:
         out = []
         if self.missing:
-            out.append(f"{len(self.missing)} graded students are not in the mapping file (their rows carry the "
-                       f"folder name and no LMS id; the LMS will not match them): {', '.join(self.missing)}")
+            out.append(f"{counted(len(self.missing), 'graded student')} not in the mapping file (their rows "
+                       f"carry the folder name and no LMS id; the LMS will not match them): {', '.join(self.missing)}")
         if self.unknown:
-            out.append(f"{len(self.unknown)} students of the mapping file have no graded submission (their "
-                       f"rows have empty grades): {', '.join(self.unknown)}")
+            out.append(f"{counted(len(self.unknown), 'student')} in the mapping file without a graded submission "
+                       f"(their rows have empty grades): {', '.join(self.unknown)}")
         if self.pending:
-            out.append(f"{len(self.pending)} notebooks still have written answers to grade in formgrader "
+            out.append(f"{counted(len(self.pending), 'notebook')} with written answers still to grade in formgrader "
                        f"(exported without those points): {', '.join(self.pending)}")
         return out
 

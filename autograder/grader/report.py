@@ -122,6 +122,11 @@ def _number(value: float) -> str:
     return f"{value:g}"
 
 
+def counted(n: int, noun: str, plural: str | None = None) -> str:
+    """"1 result", "2 results": a count for a console line."""
+    return f"{n} {noun if n == 1 else plural or noun + 's'}"
+
+
 def printable(text: str) -> str:
     """`text` for a console line: control characters (an ANSI escape, a carriage return) shown as \\x..
     escapes, so that a student id cannot rewrite the line that shows a score."""

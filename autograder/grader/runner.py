@@ -150,14 +150,30 @@ def cell_figures():
 
 
 WALL_FACTOR = 3         # a limit of s seconds of CPU time also ends after WALL_FACTOR * s of wall-clock time
+RUNNING = "; running: "   # in a Timeout's message, before the notebook's functions on the stack ("f < g")
 
 
-def alarm(seconds, message=""):
+def notebook_functions(frame, most=3):
+    """The functions defined in the notebook's cells on the stack at `frame`, innermost first: where
+    the time went when it ran out (a slow helper called by given code, not the given code itself)."""
+    names = []
+    while frame is not None and len(names) < most:
+        code = frame.f_code
+        if code.co_filename.startswith("<ipython-input-") and not code.co_name.startswith("<"):
+            names.append(code.co_name)
+        frame = frame.f_back
+    return names
+
+
+def alarm(seconds, message="", name_functions=False):
     """Raise Timeout(message) after `seconds` of this process's CPU time, so that other work on the
     machine cannot make a submission time out, or after WALL_FACTOR * `seconds` of wall-clock time,
-    for code that waits or sleeps (0 cancels both). Soft: the grader enforces a hard limit too."""
+    for code that waits or sleeps (0 cancels both); with `name_functions` the message also names the
+    notebook's functions that were running (for a cell: a check's call names its function already).
+    Soft: the grader enforces a hard limit too."""
     def expire(signum, frame):
-        raise Timeout(message)
+        names = notebook_functions(frame) if name_functions else []
+        raise Timeout(message + (RUNNING + " < ".join(names) if names else ""))
     signal.signal(signal.SIGPROF, expire)
     signal.signal(signal.SIGALRM, expire)
     signal.setitimer(signal.ITIMER_PROF, seconds)
@@ -200,7 +216,7 @@ class Runner:
             out, self.error, figures = CappedText(), None, []
             sys.stdout = sys.stderr = out
             try:
-                alarm(cell_timeout, f"ran past {cell_timeout:g} s")
+                alarm(cell_timeout, f"ran past {cell_timeout:g} s", name_functions=True)
                 result = self.shell.run_cell(source, store_history=True)
                 if self.error is None and result.error_in_exec is not None:
                     # IPython could not format the traceback (its "Unexpected exception formatting

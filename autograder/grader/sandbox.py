@@ -29,6 +29,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -402,12 +403,14 @@ class Sandbox:
         namespace = self._pid_namespace() if self.status_fd is not None else None
         return processes_in(namespace, self.mode.uid) if namespace else []
 
-    def next_event(self, deadline: float) -> dict | None:
+    def next_event(self, deadline: float, stop: threading.Event | None = None) -> dict | None:
         """The runner's next report; {"ev": "exit", "returncode": n} once the sandbox has ended;
         {"ev": "memory"} once it went over its memory limit (it is ended then; checked before every
         report, so no report made after that is taken); {"ev": "overflow"} / {"ev": "malformed"} if
-        the channel breaks the protocol; None at the deadline."""
+        the channel breaks the protocol; {"ev": "stopped"} once `stop` is set; None at the deadline."""
         while True:
+            if stop is not None and stop.is_set():
+                return {"ev": "stopped"}
             if self.memory.over(self._processes):
                 self.kill()
                 return {"ev": "memory"}

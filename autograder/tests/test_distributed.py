@@ -23,6 +23,7 @@ from autograder import grade                                                    
 from autograder.grader.course import Course                                     # noqa: E402
 from autograder.grader.distributed import DaskGrader, DaskUnavailable             # noqa: E402
 from autograder.grader.engine import grade_all                                    # noqa: E402
+from autograder.grader.report import counted                                     # noqa: E402
 from autograder.grader.sandbox import SandboxUnavailable, detect_mode             # noqa: E402
 from autograder.samples import build_sample, lesson_samples, write_samples        # noqa: E402
 from autograder.samples.adversarial import LESSON as FIXTURE_LESSON, Targets, corpus  # noqa: E402
@@ -195,7 +196,7 @@ def test_the_command_line_stops_on_ctrl_c_and_goes_on_where_it_stopped(cluster, 
     assert 1 <= kept <= 3
     assert grade.main([*args, *students, "--lesson", LESSON, "--changed-only"]) == 0   # the same command again
     out = capsys.readouterr().out
-    assert f"{kept} results kept from earlier runs" in out and "summary: 3 graded, 0 unreadable" in out
+    assert f"{counted(kept, 'result')} kept from earlier runs" in out and "summary: 3 graded, 0 unreadable" in out
     assert sorted(p.parent.name for p in tmp_path.glob("autograded/*/*/result.json")) == [LESSON] * 3
     assert grade.main([*args, "--student", "nobody"]) == 2
     assert "--student nobody: no such folder" in capsys.readouterr().err

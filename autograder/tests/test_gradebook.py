@@ -96,7 +96,7 @@ def test_release_submit_autograde_manual_grade_feedback_export(tmp_path):
     autograde = ("autograde", "--submitted", str(work / "submitted"), "--work", str(work), "--jobs", "2",
                  "--seed", "fixed")
     first = _grade(env, *autograde).stdout
-    assert "gradebook: 2 submissions" in first and "2 cells await manual grading" in first and "1 late" in first
+    assert "gradebook: wrote 2 submissions (2 cells await manual grading in formgrader, 1 late) to " in first
     points = Course().graded_points(LESSON)
     row = _gradebook_row(work, student)
     assert row["grades"][WRITTEN] == (None, None, True)

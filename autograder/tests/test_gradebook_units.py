@@ -61,6 +61,9 @@ def test_late_submission_penalty_is_nbgraders_plugin_as_configured(tmp_path, mon
     assert json.loads((work / "autograded" / "amy" / LESSON / "result.json").read_text())["late"] == results[0]["late"]
     rows = gradebook.with_manual_grades(results, work)
     assert rows[0]["total"] == (0 if method == "zero" else auto) and rows[0]["pending"] == 2
+    one = gradebook.record(results[1:], submitted, work)   # a --student run writes only its own
+    assert one.summary(work) == (f"gradebook: wrote 1 submission (1 cell awaits manual grading in formgrader, 0 late) "
+                                 f"to {work / 'gradebook.db'}, which holds 2 submissions")
 
 
 def test_timestamps_are_read_as_nbgrader_does_and_a_broken_one_is_named(tmp_path):

@@ -187,3 +187,51 @@ def test_a_cell_error_ipython_cannot_format_is_still_recorded(monkeypatch, tmp_p
         events = [json.loads(line) for line in channel.read().decode().splitlines()]
     done = next(event for event in events if event["ev"] == "cell_done")
     assert done["error"]["ename"] == ("Timeout" if how == "formatting fails" else "ExceptionGroup"), done
+
+
+def test_a_console_line_names_points_still_to_grade_by_hand_and_a_kept_result():
+    from autograder.grader.engine import _console_line
+    parts = [{"grade_id": "test_a", "points": 3, "score": 3.0},
+             {"grade_id": "written", "points": 2, "score": 0.0, "needs_manual_grade": True}]
+    result = {"student": "ann", "lesson": "03_conv_backward", "score": 3.0, "max_score": 5.0, "status": "graded",
+              "notes": ["a note that a graded line does not show"], "parts": parts}
+    assert _console_line(result, kept=False).split() == ["ann", "03_conv_backward", "3/5", "(+2", "to", "grade", "by",
+                                                         "hand)", "graded"]
+    assert _console_line(result, kept=True).endswith("3/5 (+2 to grade by hand)  kept (graded by an earlier run)")
+    skipped = {**result, "status": "skipped", "score": 0.0, "parts": parts[:1], "notes": ["found 03.ipynb"]}
+    assert _console_line(skipped, kept=False).endswith("0/5  skipped: found 03.ipynb")
+
+
+def test_a_full_sample_reads_as_a_student_wrote_it_with_no_solution_markers():
+    from autograder.coursedir import is_solution
+    from autograder.grader.course import Course
+    from autograder.grader.spec import Sample
+    from autograder.samples import build_sample
+    for lesson in Course().lessons():
+        cells = json.loads(build_sample(Course(), lesson, Sample()))["cells"]
+        sources = ["".join(c["source"]) for c in cells]
+        assert not [s for s in sources if "BEGIN SOLUTION" in s or "END SOLUTION" in s], lesson
+        answers = [s for c, s in zip(cells, sources) if c["cell_type"] == "markdown" and is_solution(c)]
+        assert all(a.strip() and "YOUR ANSWER HERE" not in a for a in answers), lesson   # written answers filled in
+
+
+def test_a_time_out_names_the_notebooks_function_that_was_running(monkeypatch, tmp_path):
+    """Given code (train) that calls a slow function of the student's (slow_iou) times out in train's
+    cell: the note says the time ran out in slow_iou, called from train, so the student knows what to fix."""
+    from autograder.grader import runner as runner_module
+    from autograder.grader.engine import Execution
+    from autograder.grader.notebook import Cell
+    monkeypatch.setattr(runner_module.os, "dup", lambda fd: os.open(os.devnull, os.O_RDONLY))
+    cells = ["def slow_iou(n):\n    total = 0\n    for i in range(n):\n        total += i % 7\n    return total\n",
+             "def train():\n    return [slow_iou(10**12) for _ in range(3)]\n",
+             "history = train()\n", "print('after')\n"]
+    with open(tmp_path / "channel", "wb+") as channel:
+        runner_module.Runner(channel.fileno()).run_cells(cells, set(), 0.3)
+        channel.seek(0)
+        events = [json.loads(line) for line in channel.read().decode().splitlines()]
+    ex = Execution([Cell("code", source, "provided") for source in cells], 0.3, 1 << 30)
+    for event in (e for e in events if e["ev"] == "cell_done"):
+        ex.record_cell(event["i"], event)
+    assert ex.notes == ["infinite loop? code cell 3 (`history = train()`) ran past 0.3 s of CPU time and was "
+                        "interrupted; it was in slow_iou (called from train) when the time ran out"]
+    assert ex.outputs[3]["out"] == "after\n" and ex.outputs[2]["error"]["ename"] == "Timeout"

@@ -218,7 +218,7 @@ def test_autograde_gives_every_misplaced_submission_a_zero_a_message_and_a_csv_r
     assert grade.main(["autograde", "--submitted", str(submitted), "--work", str(work), "--jobs", "1"]) == 1
     out = capsys.readouterr().out
     assert out.splitlines()[-2].startswith("summary: 0 graded, 1 unreadable, 3 skipped, 0 grader faults")
-    assert out.splitlines()[-1].startswith("gradebook: 3 submissions in ")   # each with its score 0 and message
+    assert out.splitlines()[-1].startswith("gradebook: wrote 3 submissions ")   # each with its score 0 and message
     results = {(r["student"], r["lesson"]): r for r in
                (json.loads(p.read_text()) for p in (work / "autograded").glob("*/*/result.json"))}
     assert {k: (r["status"], r["score"]) for k, r in results.items()} == {
@@ -245,7 +245,7 @@ def test_a_clean_run_shows_progress_and_ends_with_a_summary_and_exit_0(tmp_path,
     args = ["autograde", "--submitted", str(submitted), "--work", str(tmp_path / "work"), "--jobs", "2"]
     assert grade.main(args + FIXTURE_COURSE) == 0
     lines = capsys.readouterr().out.splitlines()
-    seed = re.fullmatch(r"hidden-check inputs: seed (\d+) \(`--seed \1` reproduces these grades\)", lines[0])
+    seed = re.fullmatch(r"hidden-check inputs: seed (\d+) \(`--seed \1` reproduces the grades this run gives\)", lines[0])
     assert seed, lines
     assert lines[1].startswith("sandbox: bubblewrap")
     assert re.fullmatch(r"\[1/2 \d\d:\d\d elapsed, \d\d:\d\d left\] +\w+ 00_fixture +3/3 +graded", lines[2]), lines
