@@ -91,6 +91,12 @@ def _region_lines(source: str) -> list[str]:
     return lines
 
 
+def without_markers(source: str) -> str:
+    """A solution cell's source as a student would submit it: the BEGIN/END SOLUTION lines removed
+    (in a markdown answer they would show as headings in formgrader)."""
+    return "\n".join(line for line in source.splitlines() if line.strip() not in (BEGIN_SOLUTION, END_SOLUTION))
+
+
 def reuse_targets(cell: dict) -> list[str]:
     """The `lesson/grade_id` names a code cell's reuse markers stand for, in order first named, without
     repeats ([] for a cell that is not a reuse cell). LayoutError if its regions also hold code."""

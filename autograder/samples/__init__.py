@@ -15,7 +15,7 @@ from pathlib import Path
 
 from autograder.grader.bugs import Bug, lesson_bugs
 from autograder.grader.course import Course
-from autograder.coursedir import grade_id, is_solution
+from autograder.coursedir import grade_id, is_solution, without_markers
 from autograder.grader.reference import test_points
 from autograder.grader.spec import Sample
 
@@ -47,7 +47,8 @@ def build_sample(course: Course, lesson: str, sample: Sample) -> bytes:
     if sample.raw is not None:
         return sample.raw
     nb = course.release_notebook(lesson)
-    solutions = course.solution_sources(lesson) if sample.base == "solution" else {}
+    solutions = {gid: without_markers(source) for gid, source in course.solution_sources(lesson).items()} \
+        if sample.base == "solution" else {}
     if sample.base not in ("solution", "release"):
         raise ValueError(f"Sample base must be 'solution' or 'release', not {sample.base!r}")
     stubs = {grade_id(cell): cell for cell in nb["cells"] if is_solution(cell)}
