@@ -198,11 +198,13 @@ def _step(det: CNNDetector, frame, gt, gt_labels, ops, rng, labels, box_weight=1
 
 
 def train_cnn_detector(video, det: CNNDetector, layers: dict, ops: dict, steps: int, lr: float = 0.05,
-                       momentum: float = 0.9, seed: int = 0, **step_options) -> CNNDetector:
+                       momentum: float = 0.9, seed: int = 0, monitor=None, **step_options) -> CNNDetector:
     """`steps` steps of SGD with momentum (the student's sgd_momentum_step), one frame per step, the
     frames visited in a new random order each pass, the learning rate decaying linearly to 0.
-    `step_options` go to each step: box_weight (of the smooth-L1 terms), head_batch (RoIs per frame),
-    fg_fraction (at most this share of them vehicles)."""
+    `monitor` (a convlab.widgets.training.TrainingMonitor of `steps` steps): step(loss) after
+    every step, end_epoch(rpn_loss=..., head_loss=...) after every pass over the frames (the last
+    one may be short), with that pass's mean losses. `step_options` go to each step: box_weight (of
+    the smooth-L1 terms), head_batch (RoIs per frame), fg_fraction (at most this share of them vehicles)."""
     rng = np.random.default_rng(seed)
     all_layers = det.layers()
     velocities = [{name: np.zeros_like(v) for name, v in layer.params.items()} for layer in all_layers]
@@ -215,6 +217,12 @@ def train_cnn_detector(video, det: CNNDetector, layers: dict, ops: dict, steps: 
                                     **step_options)
         det.losses["rpn"].append(rpn_loss)
         det.losses["head"].append(head_loss)
+        if monitor is not None:
+            monitor.step(rpn_loss + head_loss)
+            if (step + 1) % len(video) == 0 or step + 1 == steps:
+                done = (step % len(video)) + 1
+                monitor.end_epoch(rpn_loss=np.mean(det.losses["rpn"][-done:]),
+                                  head_loss=np.mean(det.losses["head"][-done:]))
         rate = lr * (1.0 - step / steps)
         for layer, velocity in zip(all_layers, velocities):
             for name in layer.params:

@@ -663,10 +663,17 @@ def test_the_learned_detector_trains_on_the_students_layers_and_its_loss_falls(r
     video = make_road_video(6, seed=0, frame_step=4)
     det = cnn_detector.build_detector(layers, ref.generate_anchors((24, 48), 4, (8, 16, 24), (0.35, 0.5, 1.0)), 9, 3)
     before = [{k: v.copy() for k, v in layer.params.items()} for layer in det.layers()]
-    cnn_detector.train_cnn_detector(video, det, layers, ops, steps=18)
+    from convlab.widgets import training
+    lines: list[str] = []
+    monitor = training.TrainingMonitor(3, 6, widgets=False, printer=lines.append, total_steps=17)   # 6 + 6 + 5 steps
+    cnn_detector.train_cnn_detector(video, det, layers, ops, steps=17, monitor=monitor)
+    assert monitor.steps == 17 and [line.split()[:2] for line in lines] == [["epoch", "1/3"], ["epoch", "2/3"],
+                                                                           ["epoch", "3/3"]]
+    assert np.allclose(monitor.history["rpn_loss"], [np.mean(det.losses["rpn"][a:b]) for a, b in ((0, 6), (6, 12), (12, 17))])
     assert all(not np.allclose(layer.params["w"], old["w"]) for layer, old in zip(det.layers(), before) if "w" in old)
     for name in ("rpn", "head"):
         assert np.mean(det.losses[name][-6:]) < np.mean(det.losses[name][:6]), name
+    assert len(training.history_figure(monitor.history).axes) == 1   # losses only: no empty accuracy panel
     boxes, scores, labels = cnn_detector.detect_cnn(det, video.frames[0], ops)
     assert boxes.shape == (len(scores), 4) and np.all(np.diff(scores) <= 0) and set(labels.tolist()) <= {0, 1, 2}
 

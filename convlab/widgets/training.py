@@ -70,22 +70,27 @@ def epoch_line(epoch: int, epochs: int, metrics: dict[str, float], elapsed: floa
 
 
 def history_figure(history: dict[str, list[float]], fig: Figure | None = None, mark_epoch: int | None = None) -> Figure:
-    """Loss (left) and every '*acc*' series (right) against the epoch number, from 1; a dashed line
-    marks `mark_epoch` when given."""
+    """Every '*loss*' series (left) and every '*acc*' series (right, left out when there is none but
+    a loss) against the epoch number, from 1; a dashed line marks `mark_epoch` when given."""
     fig = fig or Figure(figsize=(8, 3), layout="constrained")
     fig.clear()
-    loss_ax, acc_ax = fig.subplots(1, 2)
-    epochs = np.arange(1, len(history.get("loss", [])) + 1)
-    if len(epochs):
-        loss_ax.plot(epochs, history["loss"], "o-", color="tab:red")
+    losses = {name: values for name, values in history.items() if "loss" in name and len(values)}
+    accuracies = {name: values for name, values in history.items() if "acc" in name and len(values)}
+    loss_ax, acc_ax = fig.subplots(1, 2) if accuracies or not losses else (fig.subplots(1, 1), None)
+    for name, values in losses.items():
+        loss_ax.plot(np.arange(1, len(values) + 1), values, "o-", label=name.replace("_", " "),
+                     **({"color": "tab:red"} if len(losses) == 1 else {}))
     loss_ax.set(xlabel="epoch", ylabel="mean training loss", title="loss")
-    for name, values in history.items():
-        if "acc" in name and len(values):
-            acc_ax.plot(np.arange(1, len(values) + 1), values, "o-", label=name.replace("_", " "))
-    acc_ax.set(xlabel="epoch", ylabel="accuracy", title="accuracy")
-    if acc_ax.get_legend_handles_labels()[0]:
-        acc_ax.legend(loc="lower right")
-    for ax in (loss_ax, acc_ax):
+    if len(losses) > 1:
+        loss_ax.legend(loc="upper right")
+    for name, values in accuracies.items():
+        acc_ax.plot(np.arange(1, len(values) + 1), values, "o-", label=name.replace("_", " "))
+    if acc_ax is not None:
+        acc_ax.set(xlabel="epoch", ylabel="accuracy", title="accuracy")
+        if accuracies:
+            acc_ax.legend(loc="lower right")
+    epochs = np.arange(1, max(map(len, history.values()), default=0) + 1)
+    for ax in (loss_ax, acc_ax) if acc_ax is not None else (loss_ax,):
         ax.grid(alpha=0.3)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         if len(epochs):
@@ -111,8 +116,8 @@ class TrainingMonitor:
     """
 
     def __init__(self, epochs: int, steps_per_epoch: int, widgets: bool | None = None,
-                 printer: Callable[[str], None] = print):
-        self.epochs, self.total = epochs, epochs * steps_per_epoch
+                 printer: Callable[[str], None] = print, total_steps: int | None = None):
+        self.epochs, self.total = epochs, total_steps or epochs * steps_per_epoch   # total_steps: a shorter last epoch
         self.history: dict[str, list[float]] = {}
         self.steps, self._printer, self._elapsed = 0, printer, 0.0
         self._start = self._epoch_start = self._last_draw = time.perf_counter()
