@@ -63,7 +63,9 @@
 # **Conventions** (the "channels first" layout of PyTorch). An input batch `x` has shape
 # `(B, C_in, H, W)`: batch, input channels, height, width. The weights `w` have shape
 # `(C_out, C_in, K_h, K_w)`: one kernel of shape `(C_in, K_h, K_w)` per output channel. The bias `b`
-# has shape `(C_out,)`, and the output `y` has shape `(B, C_out, H_out, W_out)`.
+# has shape `(C_out,)`, and the output `y` has shape `(B, C_out, H_out, W_out)`. In the formulas,
+# arrays keep their code names in lower case ($x$, $x_{pad}$, $w$, $b$, $y$) and capitals are sizes
+# ($B$, $C$, $H$, $W$, $K$): $W$ is always a width, never the weights.
 
 # %% tags=["reference"]
 import numpy as np
@@ -177,8 +179,8 @@ print("conv_output_size: all visible tests passed")
 # Padding puts `pad` rows of zeros above and below, and `pad` columns left and right, of every
 # image in every channel; the batch and channel axes are untouched:
 #
-# $$X_{pad}[bi, ci, r + \text{pad}, c + \text{pad}] = X[bi, ci, r, c],
-#   \qquad X_{pad} = 0 \text{ everywhere else},$$
+# $$x_{pad}[bi, ci, r + \text{pad}, c + \text{pad}] = x[bi, ci, r, c],
+#   \qquad x_{pad} = 0 \text{ everywhere else},$$
 #
 # so `x_pad` has shape `(B, C_in, H + 2*pad, W + 2*pad)`. Here `bi` indexes the batch (we cannot call
 # it `b`: that name is the bias) and `ci` the input channel. `np.pad` does this in one call once you
@@ -299,17 +301,17 @@ print("conv_single_step: all visible tests passed")
 # pixel `(i, j)` of image `bi` is the single step of section 3 on the window whose top-left corner
 # is at row `stride * i`, column `stride * j` of the padded input:
 #
-# $$Y[bi, co, i, j] \;=\; \sum_{ci=0}^{C_{in}-1} \; \sum_{m=0}^{K_h-1} \; \sum_{n=0}^{K_w-1}
-#   W[co, ci, m, n] \; X_{pad}[bi, ci,\; \text{stride} \cdot i + m,\; \text{stride} \cdot j + n]
+# $$y[bi, co, i, j] \;=\; \sum_{ci=0}^{C_{in}-1} \; \sum_{m=0}^{K_h-1} \; \sum_{n=0}^{K_w-1}
+#   w[co, ci, m, n] \; x_{pad}[bi, ci,\; \text{stride} \cdot i + m,\; \text{stride} \cdot j + n]
 #   \;+\; b[co]$$
 #
 # for every `bi < B`, `co < C_out`, `i < H_out`, `j < W_out`, with `H_out` and `W_out` from section 1.
 # The two inner sums run over the kernel's rows `m` and columns `n`; the outer one over the input
-# channels `ci`. Writing $X_{pad}$ in terms of the unpadded input (section 2) gives the same formula
+# channels `ci`. Writing $x_{pad}$ in terms of the unpadded input (section 2) gives the same formula
 # without a padded array,
 #
-# $$Y[bi, co, i, j] = \sum_{ci} \sum_{m} \sum_{n} W[co, ci, m, n] \;
-#   X[bi, ci,\; \text{stride} \cdot i + m - \text{pad},\; \text{stride} \cdot j + n - \text{pad}]
+# $$y[bi, co, i, j] = \sum_{ci} \sum_{m} \sum_{n} w[co, ci, m, n] \;
+#   x[bi, ci,\; \text{stride} \cdot i + m - \text{pad},\; \text{stride} \cdot j + n - \text{pad}]
 #   + b[co],$$
 #
 # where a term whose row or column falls outside the image counts as zero. The first form is the one
@@ -377,15 +379,15 @@ shape_hints = {(2, 4, 7, 11): "did you forget the stride?", (2, 4, 3, 5): "did y
 expect_shape(y, (2, 4, 4, 6), name="output", hint=shape_hints.get(np.shape(y)))
 
 # A 3x3 image, a 2x2 kernel, bias 1, computed by hand from the formula:
-# Y[0, 0, i, j] = 1*X[i, j] + 2*X[i, j+1] + 0*X[i+1, j] - 1*X[i+1, j+1] + 1
+# y[0, 0, i, j] = 1*x[i, j] + 2*x[i, j+1] + 0*x[i+1, j] - 1*x[i+1, j+1] + 1
 x = np.array([[[[1., 2., 3.],
                 [4., 5., 6.],
                 [7., 8., 9.]]]])                # (1, 1, 3, 3)
 w = np.array([[[[1., 2.],
                 [0., -1.]]]])                   # (1, 1, 2, 2)
 b = np.array([1.])
-# stride 1, pad 0: Y[0,0,0,0] = 1 + 4 - 5 + 1 = 1    Y[0,0,0,1] = 2 + 6 - 6 + 1 = 3
-#                  Y[0,0,1,0] = 4 + 10 - 8 + 1 = 7   Y[0,0,1,1] = 5 + 12 - 9 + 1 = 9
+# stride 1, pad 0: y[0,0,0,0] = 1 + 4 - 5 + 1 = 1    y[0,0,0,1] = 2 + 6 - 6 + 1 = 3
+#                  y[0,0,1,0] = 4 + 10 - 8 + 1 = 7   y[0,0,1,1] = 5 + 12 - 9 + 1 = 9
 y = conv2d_forward_naive(x, w, b)
 expect_shape(y, (1, 1, 2, 2), name="conv2d_forward_naive(x, w, b) with stride 1, pad 0", hint=hint_for(np.shape(y), {
     "with pad=0 nothing is padded: did you pad by 1 instead of by `pad`?": (1, 1, 4, 4),
@@ -395,10 +397,10 @@ hint = hint_for(y, {"you flipped the kernel: the forward pass is a cross-correla
 expect_close(y, [[[[1., 3.], [7., 9.]]]], name="conv2d_forward_naive(x, w, b)", hint=hint)
 
 # stride 2, pad 1: the padded input is 5x5 and the windows start at rows/columns 0 and 2.
-# Y[0,0,0,0] = -1*1 + 1 = 0       (window [[0, 0], [0, 1]])
-# Y[0,0,0,1] = 0*2 - 1*3 + 1 = -2  (window [[0, 0], [2, 3]])
-# Y[0,0,1,0] = 2*4 - 1*7 + 1 = 2   (window [[0, 4], [0, 7]])
-# Y[0,0,1,1] = 5 + 2*6 - 9 + 1 = 9 (window [[5, 6], [8, 9]])
+# y[0,0,0,0] = -1*1 + 1 = 0       (window [[0, 0], [0, 1]])
+# y[0,0,0,1] = 0*2 - 1*3 + 1 = -2  (window [[0, 0], [2, 3]])
+# y[0,0,1,0] = 2*4 - 1*7 + 1 = 2   (window [[0, 4], [0, 7]])
+# y[0,0,1,1] = 5 + 2*6 - 9 + 1 = 9 (window [[5, 6], [8, 9]])
 y = conv2d_forward_naive(x, w, b, stride=2, pad=1)
 expect_shape(y, (1, 1, 2, 2), name="output", hint={(1, 1, 4, 4): "did you forget the stride?",
                                                    (1, 1, 1, 1): "did you forget the padding?"}.get(np.shape(y)))
@@ -408,7 +410,7 @@ expect_close(y, [[[[0., -2.], [2., 9.]]]], name="conv2d_forward_naive(x, w, b, s
              hint=hint_for(y, STRIDE_HINTS))
 
 # Two input channels, two kernels: each output channel sums over both input channels and adds its own bias.
-# Y[0, 0] = (1 + 2 + 3 + 4) + 0 + 1 = 11;   Y[0, 1] = 0 + 40 - 1 = 39
+# y[0, 0] = (1 + 2 + 3 + 4) + 0 + 1 = 11;   y[0, 1] = 0 + 40 - 1 = 39
 x = np.array([[[[1., 2.], [3., 4.]],
                [[10., 20.], [30., 40.]]]])      # (1, 2, 2, 2)
 w = np.array([[[[1., 1.], [1., 1.]], [[0., 0.], [0., 0.]]],
@@ -428,17 +430,17 @@ print("conv2d_forward_naive: all visible tests passed")
 #
 # Look at the formula again. For a fixed output position `(bi, i, j)` the window
 # `x_pad[bi, :, stride*i : stride*i + K_h, stride*j : stride*j + K_w]` is a block of
-# $C_{in} K_h K_w$ numbers, and $Y[bi, co, i, j]$ is its dot product with `w[co]` (flattened the same
+# $C_{in} K_h K_w$ numbers, and $y[bi, co, i, j]$ is its dot product with `w[co]` (flattened the same
 # way) plus `b[co]`. All those dot products together are one matrix product:
 #
 # 1. **im2col** ("image to columns"): flatten every window into one column of a matrix `cols` with
 #    $C_{in} K_h K_w$ rows, indexed by $(ci, m, n)$, and $B \cdot H_{out} \cdot W_{out}$ columns,
 #    indexed by $(bi, i, j)$:
-#    $$cols[(ci, m, n), (bi, i, j)] = X_{pad}[bi, ci,\; \text{stride} \cdot i + m,\; \text{stride} \cdot j + n].$$
+#    $$cols[(ci, m, n), (bi, i, j)] = x_{pad}[bi, ci,\; \text{stride} \cdot i + m,\; \text{stride} \cdot j + n].$$
 # 2. Flatten each kernel into a row: `w_rows = w.reshape(C_out, C_in * K_h * K_w)`, so that
-#    $w\_rows[co, (ci, m, n)] = W[co, ci, m, n]$.
+#    $w\_rows[co, (ci, m, n)] = w[co, ci, m, n]$.
 # 3. One product does every dot product at once:
-#    $$Y_{mat}[co, (bi, i, j)] = \sum_{(ci, m, n)} w\_rows[co, (ci, m, n)] \; cols[(ci, m, n), (bi, i, j)] + b[co],$$
+#    $$y_{mat}[co, (bi, i, j)] = \sum_{(ci, m, n)} w\_rows[co, (ci, m, n)] \; cols[(ci, m, n), (bi, i, j)] + b[co],$$
 #    the forward formula of section 4 with its three sums merged into one, computed by an optimised
 #    matrix-multiply routine (BLAS) instead of the interpreter.
 # 4. `Y_mat` has shape `(C_out, B * H_out * W_out)`: reshape it to `(C_out, B, H_out, W_out)` and
@@ -691,14 +693,14 @@ else:
 #
 # The result takes about 1.5 to 2.7 times as long as PyTorch's hand-written kernels on two cores,
 # depending on the layer and the run (the README has the numbers). None of this changes a single output
-# value; it is the same $Y$ computed in a different order.
+# value; it is the same $y$ computed in a different order.
 #
 # ## Summary
 #
 # * Output size: $H_{out} = \lfloor (H_{in} + 2p - K)/s \rfloor + 1$; "same" padding $p = (K-1)/2$
 #   for odd $K$ and stride 1.
 # * Deep-learning convolution is cross-correlation: the kernel is not flipped.
-# * $Y[bi, co, i, j] = \sum_{ci, m, n} W[co, ci, m, n] \, X_{pad}[bi, ci, \text{stride}\cdot i + m,
+# * $y[bi, co, i, j] = \sum_{ci, m, n} w[co, ci, m, n] \, x_{pad}[bi, ci, \text{stride}\cdot i + m,
 #   \text{stride}\cdot j + n] + b[co]$.
 # * im2col turns the whole layer into one matrix product, `w_rows @ cols`, at the price of memory.
 #

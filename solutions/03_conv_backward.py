@@ -2,12 +2,12 @@
 # # Lesson 03 — The convolution backward pass
 #
 # In lesson 01 you built the forward pass of a convolutional layer,
-# $Y = \mathrm{conv}(X, W) + b$. To *train* a network we need the other direction: given how the
-# loss $L$ changes with every output, `dy` $= \partial L / \partial Y$ (the **upstream gradient**,
-# same shape as $Y$), compute
+# $y = \mathrm{conv}(x, w) + b$. To *train* a network we need the other direction: given how the
+# loss $L$ changes with every output, `dy` $= \partial L / \partial y$ (the **upstream gradient**,
+# same shape as $y$), compute
 #
-# * `db` $= \partial L/\partial b$, `dw` $= \partial L/\partial W$ — to update the parameters;
-# * `dx` $= \partial L/\partial X$ — to pass on to the layer below.
+# * `db` $= \partial L/\partial b$, `dw` $= \partial L/\partial w$ — to update the parameters;
+# * `dx` $= \partial L/\partial x$ — to pass on to the layer below.
 #
 # The layer never sees $L$ itself, only `dy`. Everything in this lesson follows from one rule, the
 # chain rule through a sum: if $L$ depends on a variable $v$ only through the outputs $y_i$, then
@@ -55,8 +55,8 @@ from convlab.speed import SPEED_LABEL, SPEED_SECONDS, speed_problem
 # it numerically, and in section 4 you will discover that `dx` *is* a forward convolution and
 # compute it with this very function.
 #
-# $$Y[bi, co, i, j] = \sum_{ci}\sum_{m=0}^{K_h-1}\sum_{n=0}^{K_w-1} W[co, ci, m, n]\;
-#   X_{pad}[bi, ci, \mathrm{stride}\cdot i + m,\ \mathrm{stride}\cdot j + n] + b[co]$$
+# $$y[bi, co, i, j] = \sum_{ci}\sum_{m=0}^{K_h-1}\sum_{n=0}^{K_w-1} w[co, ci, m, n]\;
+#   x_{pad}[bi, ci, \mathrm{stride}\cdot i + m,\ \mathrm{stride}\cdot j + n] + b[co]$$
 
 # %% nbgrader={"grade": false, "grade_id": "conv2d_forward", "locked": false, "schema_version": 3, "solution": true, "task": false}
 from numpy.lib.stride_tricks import sliding_window_view
@@ -246,10 +246,10 @@ except Exception as error:  # a bug in conv1d_backward: one line, not a tracebac
 # %% [markdown]
 # ## 3. Two dimensions, channels, stride and padding: the index form
 #
-# Now the real layer. Recall the forward pass with $X_{pad}$ = `x` padded by `pad` zeros on each side:
+# Now the real layer. Recall the forward pass with $x_{pad}$ = `x` padded by `pad` zeros on each side:
 #
-# $$Y[bi, co, i, j] = \sum_{ci}\sum_{m}\sum_{n} W[co, ci, m, n]\;
-#   X_{pad}[bi, ci, \mathrm{stride}\cdot i + m,\ \mathrm{stride}\cdot j + n] + b[co].$$
+# $$y[bi, co, i, j] = \sum_{ci}\sum_{m}\sum_{n} w[co, ci, m, n]\;
+#   x_{pad}[bi, ci, \mathrm{stride}\cdot i + m,\ \mathrm{stride}\cdot j + n] + b[co].$$
 #
 # We differentiate it once for each kind of variable, always asking "which outputs used it, and
 # multiplied by what?".
@@ -257,14 +257,14 @@ except Exception as error:  # a bug in conv1d_backward: one line, not a tracebac
 # ### 3.1 The bias: `db`
 # $b[co]$ is added, with factor 1, to every output of channel $co$, for every image and position:
 #
-# $$db[co] = \sum_{bi}\sum_{i}\sum_{j} dY[bi, co, i, j] \qquad\text{(in numpy: }\texttt{dy.sum(axis=(0, 2, 3))}\text{)}.$$
+# $$db[co] = \sum_{bi}\sum_{i}\sum_{j} dy[bi, co, i, j] \qquad\text{(in numpy: }\texttt{dy.sum(axis=(0, 2, 3))}\text{)}.$$
 #
 # ### 3.2 The weights: `dw`
-# $W[co, ci, m, n]$ multiplies $X_{pad}[bi, ci, \mathrm{stride}\cdot i+m, \mathrm{stride}\cdot j+n]$ in
-# output $Y[bi, co, i, j]$, for every image $bi$ and every position $(i, j)$:
+# $w[co, ci, m, n]$ multiplies $x_{pad}[bi, ci, \mathrm{stride}\cdot i+m, \mathrm{stride}\cdot j+n]$ in
+# output $y[bi, co, i, j]$, for every image $bi$ and every position $(i, j)$:
 #
-# $$dW[co, ci, m, n] = \sum_{bi}\sum_{i}\sum_{j} dY[bi, co, i, j]\;
-#   X_{pad}[bi, ci, \mathrm{stride}\cdot i + m,\ \mathrm{stride}\cdot j + n].$$
+# $$dw[co, ci, m, n] = \sum_{bi}\sum_{i}\sum_{j} dy[bi, co, i, j]\;
+#   x_{pad}[bi, ci, \mathrm{stride}\cdot i + m,\ \mathrm{stride}\cdot j + n].$$
 #
 # Read it as: tap $(m, n)$ saw one pixel in every window; sum those pixels, each weighted by the
 # upstream gradient of its window. It is a **correlation of the padded input with `dy`** (no
@@ -275,18 +275,18 @@ except Exception as error:  # a bug in conv1d_backward: one line, not a tracebac
 # $m = u - \mathrm{stride}\cdot i$, $n = v - \mathrm{stride}\cdot j$, *if* that tap exists
 # ($0 \le m < K_h$, $0 \le n < K_w$), and it does so for every output channel $co$:
 #
-# $$dX_{pad}[bi, ci, u, v] = \sum_{co}\ \sum_{\substack{i,\,j:\ 0 \le u - \mathrm{stride}\cdot i < K_h\\
+# $$dx_{pad}[bi, ci, u, v] = \sum_{co}\ \sum_{\substack{i,\,j:\ 0 \le u - \mathrm{stride}\cdot i < K_h\\
 #   \phantom{i,\,j:\ } 0 \le v - \mathrm{stride}\cdot j < K_w}}
-#   dY[bi, co, i, j]\; W[co, ci,\ u - \mathrm{stride}\cdot i,\ v - \mathrm{stride}\cdot j].$$
+#   dy[bi, co, i, j]\; w[co, ci,\ u - \mathrm{stride}\cdot i,\ v - \mathrm{stride}\cdot j].$$
 #
 # The padding zeros are constants, not inputs, so their gradients are thrown away:
-# $dX = dX_{pad}[:, :, \mathrm{pad}:\mathrm{pad}+H,\ \mathrm{pad}:\mathrm{pad}+W]$.
+# $dx = dx_{pad}[:, :, \mathrm{pad}:\mathrm{pad}+H,\ \mathrm{pad}:\mathrm{pad}+W]$.
 #
 # **Loops read the sum the other way round** ("scatter" instead of "gather"): visit every output
 # $(bi, co, i, j)$ once and send its gradient to everything it used,
 #
-# $$dX_{pad}[bi, :, \mathrm{stride}\cdot i + m, \mathrm{stride}\cdot j + n] \mathrel{+}= dY[bi, co, i, j]\, W[co, :, m, n],\qquad
-#   dW[co, :, m, n] \mathrel{+}= dY[bi, co, i, j]\, X_{pad}[bi, :, \mathrm{stride}\cdot i + m, \mathrm{stride}\cdot j + n]$$
+# $$dx_{pad}[bi, :, \mathrm{stride}\cdot i + m, \mathrm{stride}\cdot j + n] \mathrel{+}= dy[bi, co, i, j]\, w[co, :, m, n],\qquad
+#   dw[co, :, m, n] \mathrel{+}= dy[bi, co, i, j]\, x_{pad}[bi, :, \mathrm{stride}\cdot i + m, \mathrm{stride}\cdot j + n]$$
 #
 # for all taps $(m, n)$ at once — a slice of `dx_pad`, like the window slice of the forward pass.
 # Windows overlap, so the contributions **add up** (`+=`, never `=`).
@@ -384,17 +384,17 @@ print("conv2d_backward_naive: gradients agree with the numerical ones")
 # the same way as the 1-D case.
 #
 # ### 4.1 One channel, stride 1, no padding
-# With stride 1 the index form of 3.3 reads $dX[u, v] = \sum_{i, j} dY[i, j]\; W[u - i, v - j]$
+# With stride 1 the index form of 3.3 reads $dx[u, v] = \sum_{i, j} dy[i, j]\; w[u - i, v - j]$
 # (terms with the tap inside the kernel). Substitute $m' = K_h - 1 - (u - i)$ and
 # $n' = K_w - 1 - (v - j)$, exactly as in 1-D, once per axis:
 #
-# $$dX[u, v] = \sum_{m'=0}^{K_h-1}\sum_{n'=0}^{K_w-1} W[K_h-1-m',\ K_w-1-n']\;\; dY_{full}[u + m',\ v + n'],$$
+# $$dx[u, v] = \sum_{m'=0}^{K_h-1}\sum_{n'=0}^{K_w-1} w[K_h-1-m',\ K_w-1-n']\;\; dy_{full}[u + m',\ v + n'],$$
 #
-# where $dY_{full}$ is `dy` padded with $K_h - 1$ zero rows on top and bottom and $K_w - 1$ zero
-# columns left and right. The kernel $W[K_h-1-m', K_w-1-n']$ is reversed along *both* axes, which is
+# where $dy_{full}$ is `dy` padded with $K_h - 1$ zero rows on top and bottom and $K_w - 1$ zero
+# columns left and right. The kernel $w[K_h-1-m', K_w-1-n']$ is reversed along *both* axes, which is
 # the same as **rotating it by 180°**: `rot180(w)`. So
 #
-# $$dX = \mathrm{correlate}\big(dY_{full},\ \mathrm{rot180}(W)\big),$$
+# $$dx = \mathrm{correlate}\big(dy_{full},\ \mathrm{rot180}(w)\big),$$
 #
 # the *full* correlation: a forward pass over the padded upstream gradient. Implement `rot180`
 # (it must work for any array whose last two axes are $(K_h, K_w)$, leaving the others alone).
@@ -430,32 +430,32 @@ print("rot180: correct")
 
 # %% [markdown]
 # **Written question (2 points, graded by your instructor).** In your own words: why does the kernel
-# appear rotated by 180° in $dL/dX$, when the forward pass uses it unrotated? Point at the index
+# appear rotated by 180° in $dL/dx$, when the forward pass uses it unrotated? Point at the index
 # substitution above in two or three sentences.
 
 # %% [markdown] nbgrader={"grade": true, "grade_id": "written_rot180", "locked": false, "points": 2, "schema_version": 3, "solution": true, "task": false}
 # ### BEGIN SOLUTION
-# In the forward pass output Y[i, j] reads input X[i + m, j + n] through tap W[m, n]: the offset of
-# the input from the output grows with the tap index. Going backwards, input X[u, v] collects from
-# every output that used it, and the tap linking them is W[u - i, v - j], which decreases as the
+# In the forward pass output y[i, j] reads input x[i + m, j + n] through tap w[m, n]: the offset of
+# the input from the output grows with the tap index. Going backwards, input x[u, v] collects from
+# every output that used it, and the tap linking them is w[u - i, v - j], which decreases as the
 # output index i grows. Substituting m' = K_h - 1 - (u - i) turns this into a correlation whose
 # kernel is read backwards along both axes, which is the 180-degree rotation.
 # ### END SOLUTION
 
 # %% [markdown]
 # ### 4.2 Channels
-# With channels, 3.3 says $dX[bi, ci] = \sum_{co} \mathrm{correlate}\big(dY_{full}[bi, co],\ \mathrm{rot180}(W)[co, ci]\big)$.
-# Compare with the forward pass, $Y[bi, co] = \sum_{ci} \mathrm{correlate}(X[bi, ci],\ W[co, ci]) + b[co]$: it
+# With channels, 3.3 says $dx[bi, ci] = \sum_{co} \mathrm{correlate}\big(dy_{full}[bi, co],\ \mathrm{rot180}(w)[co, ci]\big)$.
+# Compare with the forward pass, $y[bi, co] = \sum_{ci} \mathrm{correlate}(x[bi, ci],\ w[co, ci]) + b[co]$: it
 # is the same formula with the roles of $ci$ and $co$ exchanged. So `dx` is a `conv2d_forward` whose
 # *input* is the padded `dy` (it has C_out channels) and whose kernel has C_out input channels and
 # C_in output channels: `rot180(w).transpose(1, 0, 2, 3)`, of shape (C_in, C_out, K_h, K_w), with
 # bias 0.
 #
 # ### 4.3 Stride: dilate `dy`
-# With stride $s$ (one channel, one axis, no padding): $dX_{pad}[u] = \sum_i dY[i]\; W[u - s\cdot i]$.
+# With stride $s$ (one channel, one axis, no padding): $dx_{pad}[u] = \sum_i dy[i]\; w[u - s\cdot i]$.
 # The upstream gradient of output $i$ lands at offset $s \cdot i$. Define the **dilated** gradient
-# $D$ by spreading `dy` out: $D[s\cdot i] = dY[i]$ and zeros in between, length $(H_{out}-1)\,s + 1$.
-# Then $\sum_i dY[i]\, W[u - s\cdot i] = \sum_t D[t]\, W[u - t]$ — the stride-1 formula applied to $D$.
+# $D$ by spreading `dy` out: $D[s\cdot i] = dy[i]$ and zeros in between, length $(H_{out}-1)\,s + 1$.
+# Then $\sum_i dy[i]\, w[u - s\cdot i] = \sum_t D[t]\, w[u - t]$ — the stride-1 formula applied to $D$.
 # In 2-D, $s - 1$ zeros go between neighbouring rows *and* between neighbouring columns:
 #
 # $$\begin{bmatrix} 1 & 2\\ 3 & 4\end{bmatrix} \xrightarrow{\ \text{stride } 2\ }
@@ -498,13 +498,13 @@ print("dilate: correct")
 # ### 4.4 Padding and the uncovered rows: crop and fill
 # The full correlation of the dilated, $(K-1)$-padded `dy` with the rotated kernel has
 # $(H_{out}-1)\cdot\mathrm{stride} + 1 + 2(K_h - 1) - K_h + 1 = (H_{out}-1)\cdot\mathrm{stride} + K_h$ rows:
-# exactly the rows of $X_{pad}$ that some window touched. $X_{pad}$ has $H + 2\,\mathrm{pad}$ rows; the
+# exactly the rows of $x_{pad}$ that some window touched. $x_{pad}$ has $H + 2\,\mathrm{pad}$ rows; the
 # remaining $(H + 2\,\mathrm{pad} - K_h) \bmod \mathrm{stride}$ rows at the bottom (and columns on the
 # right) were never used, so their gradient is **zero**. Finally crop `pad` rows and columns off
 # each side, as in 3.3. Altogether:
 #
-# $$dX = \mathrm{crop}_{\mathrm{pad}}\Big(\mathrm{fill}_{H+2\mathrm{pad}}\big(\texttt{conv2d\_forward}\big(
-#   \mathrm{pad}_{K-1}(\mathrm{dilate}(dY, \mathrm{stride})),\ \mathrm{rot180}(W)^{T_{01}},\ 0\big)\big)\Big)$$
+# $$dx = \mathrm{crop}_{\mathrm{pad}}\Big(\mathrm{fill}_{H+2\mathrm{pad}}\big(\texttt{conv2d\_forward}\big(
+#   \mathrm{pad}_{K-1}(\mathrm{dilate}(dy, \mathrm{stride})),\ \mathrm{rot180}(w)^{T_{01}},\ 0\big)\big)\Big)$$
 #
 # with $T_{01}$ the swap of the two channel axes and $\mathrm{fill}$ the zero rows and columns at the
 # bottom and right. Implement it with your `dilate`, `rot180` and `conv2d_forward` (stride 1, and pad
@@ -599,28 +599,28 @@ except Exception as error:  # a bug in either function: one line, not a tracebac
 # The rotated-kernel form is elegant, but with stride it wastes work multiplying dilation zeros.
 # Production code goes back to the im2col view of lesson 01. Lay the windows out as a matrix
 # `cols` of shape $(C_{in} K_h K_w,\ B\,H_{out} W_{out})$: row $(ci, m, n)$, column $(bi, i, j)$ holds
-# $X_{pad}[bi, ci, \mathrm{stride}\cdot i + m, \mathrm{stride}\cdot j + n]$. With
+# $x_{pad}[bi, ci, \mathrm{stride}\cdot i + m, \mathrm{stride}\cdot j + n]$. With
 # `W_mat = w.reshape(C_out, -1)` the forward pass is one matrix product,
-# $Y_{mat} = W_{mat}\, \mathrm{cols} + b$, where $Y_{mat}[co, (bi, i, j)] = Y[bi, co, i, j]$.
+# $y_{mat} = w_{mat}\, \mathrm{cols} + b$, where $y_{mat}[co, (bi, i, j)] = y[bi, co, i, j]$.
 #
 # **The backward pass of a matrix product.** For $Z = A\,C$, i.e. $Z[p, q] = \sum_r A[p, r]\, C[r, q]$,
 # the chain rule gives $dA[p, r] = \sum_q dZ[p, q]\, C[r, q]$ and $dC[r, q] = \sum_p A[p, r]\, dZ[p, q]$:
 #
 # $$dA = dZ\; C^{\mathsf T}, \qquad dC = A^{\mathsf T}\, dZ.$$
 #
-# So the whole layer is two matrix products and a sum. Lay `dy` out like $Y_{mat}$, as
+# So the whole layer is two matrix products and a sum. Lay `dy` out like $y_{mat}$, as
 # $dY_{mat}$ of shape $(C_{out},\ B\,H_{out} W_{out})$ (move the channel axis first, then reshape); then
 #
 # * $dW_{mat} = dY_{mat}\, \mathrm{cols}^{\mathsf T}$, reshaped to `w`'s shape — the sum of 3.2, for all taps at once;
-# * $d\mathrm{cols} = W_{mat}^{\mathsf T}\, dY_{mat}$, of shape $(C_{in} K_h K_w,\ B\,H_{out} W_{out})$, like `cols`;
+# * $d\mathrm{cols} = w_{mat}^{\mathsf T}\, dY_{mat}$, of shape $(C_{in} K_h K_w,\ B\,H_{out} W_{out})$, like `cols`;
 # * $db$ = the row sums of $dY_{mat}$.
 #
-# **col2im.** im2col *copied* each pixel of $X_{pad}$ into every window (column) that contains it.
+# **col2im.** im2col *copied* each pixel of $x_{pad}$ into every window (column) that contains it.
 # The gradient of a copy is a sum: every entry of $d\mathrm{cols}$ goes back to the pixel it was
 # copied from, and overlapping windows add up. Take one tap $(m, n)$: the rows $(ci, m, n)$ of
 # $d\mathrm{cols}$, reshaped to $(B, H_{out}, W_{out})$ per channel, hold the gradients of the pixels
-# $X_{pad}[bi, ci,\ \mathrm{stride}\cdot i + m,\ \mathrm{stride}\cdot j + n]$ for all $bi, i, j$. Those
-# pixels form a **strided slice** of $X_{pad}$: rows starting at $m$ in steps of `stride`, $H_{out}$ of
+# $x_{pad}[bi, ci,\ \mathrm{stride}\cdot i + m,\ \mathrm{stride}\cdot j + n]$ for all $bi, i, j$. Those
+# pixels form a **strided slice** of $x_{pad}$: rows starting at $m$ in steps of `stride`, $H_{out}$ of
 # them, and columns likewise from $n$. So col2im is $K_h K_w$ slice additions `+=`, one per tap
 # (all images and channels at once), never a loop over pixels. (Why not one fancy-indexed
 # `+=` with all positions at once? With repeated indices numpy keeps only one of the duplicates
@@ -753,13 +753,13 @@ print("conv2d_backward: correct")
 # The widget below runs **your** `conv2d_backward` on a small single-channel example with
 # small whole numbers, so you can follow the arithmetic by eye.
 #
-# * **dX pixel**: pick an input pixel with the sliders. The widget lists every output position
+# * **dx pixel**: pick an input pixel with the sliders. The widget lists every output position
 #   $(i, j)$ whose window covered it and the kernel tap $(m, n)$ it went through, with the terms
-#   $dY[i, j]\cdot W[m, n]$ and their sum, and compares that sum with your `dx`. Try stride 2 and a
+#   $dy[i, j]\cdot w[m, n]$ and their sum, and compares that sum with your `dx`. Try stride 2 and a
 #   pixel in the last row: sometimes no window reaches it.
-# * **dW tap**: pick a kernel tap; see which input pixels it saw and the terms of $dW[m, n]$.
-# * **build dX**: press Play to watch the rotated kernel slide over the padded, dilated `dy`
-#   and fill in $dX_{pad}$ one value at a time; the cropped region is `dx`.
+# * **dw tap**: pick a kernel tap; see which input pixels it saw and the terms of $dw[m, n]$.
+# * **build dx**: press Play to watch the rotated kernel slide over the padded, dilated `dy`
+#   and fill in $dx_{pad}$ one value at a time; the cropped region is `dx`.
 #
 # If `conv2d_backward` is not implemented yet, the widget shows the term sums on their own and says so.
 
@@ -797,9 +797,9 @@ except Exception as error:  # a bug in either function: one line, not a tracebac
 #
 # | gradient | index form | as a convolution |
 # |---|---|---|
-# | `db[co]` | $\sum_{bi,i,j} dY[bi, co, i, j]$ | — |
-# | `dw[co, ci, m, n]` | $\sum_{bi,i,j} dY[bi,co,i,j]\,X_{pad}[bi,ci,\mathrm{stride}\cdot i+m,\mathrm{stride}\cdot j+n]$ | correlation of $X_{pad}$ with the dilated $dY$ |
-# | `dx[bi, ci]` | $\sum_{co,i,j} dY[bi,co,i,j]\,W[co,ci,u-\mathrm{stride}\cdot i, v-\mathrm{stride}\cdot j]$, cropped | full correlation of the dilated $dY$ with $\mathrm{rot180}(W)^{T_{01}}$, filled and cropped |
+# | `db[co]` | $\sum_{bi,i,j} dy[bi, co, i, j]$ | — |
+# | `dw[co, ci, m, n]` | $\sum_{bi,i,j} dy[bi,co,i,j]\,x_{pad}[bi,ci,\mathrm{stride}\cdot i+m,\mathrm{stride}\cdot j+n]$ | correlation of $x_{pad}$ with the dilated $dy$ |
+# | `dx[bi, ci]` | $\sum_{co,i,j} dy[bi,co,i,j]\,w[co,ci,u-\mathrm{stride}\cdot i, v-\mathrm{stride}\cdot j]$, cropped | full correlation of the dilated $dy$ with $\mathrm{rot180}(w)^{T_{01}}$, filled and cropped |
 #
 # The kernel flip is not a convention to memorise: it is the reindexing that turns "which outputs
 # used this pixel" into a sliding window. In code, the fast path is two matrix products and

@@ -93,7 +93,7 @@ plt.show()
 #
 # As a reminder, with $H_{out} = \lfloor (H + 2\,pad - K_h) / stride \rfloor + 1$:
 #
-# $$Y[bi, co, i, j] = b[co] + \sum_{ci}\sum_{p=0}^{K_h-1}\sum_{q=0}^{K_w-1} x_{pad}[bi, ci,\ i\cdot stride + p,\ j\cdot stride + q]\; w[co, ci, p, q]$$
+# $$y[bi, co, i, j] = b[co] + \sum_{ci}\sum_{p=0}^{K_h-1}\sum_{q=0}^{K_w-1} x_{pad}[bi, ci,\ i\cdot stride + p,\ j\cdot stride + q]\; w[co, ci, p, q]$$
 #
 # The training loop calls these a few thousand times, so a version that loops over pixels in
 # Python will be far too slow; one matrix product per call (im2col) is what you want.

@@ -79,8 +79,8 @@ def forward_first(hint=None):
 #
 # Lesson 01's convolution with stride 1 (a cross-correlation, as in every deep-learning library) reads
 #
-# $$Y[bi, co, i, j] = b[co] + \sum_{ci=0}^{C_{in}-1} \sum_{k_h=0}^{K_h-1} \sum_{k_w=0}^{K_w-1}
-#   w[co, ci, k_h, k_w]\; X_{pad}[bi, ci, i + k_h, j + k_w].$$
+# $$y[bi, co, i, j] = b[co] + \sum_{ci=0}^{C_{in}-1} \sum_{k_h=0}^{K_h-1} \sum_{k_w=0}^{K_w-1}
+#   w[co, ci, k_h, k_w]\; x_{pad}[bi, ci, i + k_h, j + k_w].$$
 #
 # (`b` is both the batch index and the bias vector `b[co]`, as in the code: the brackets tell them apart.)
 # A sequence is an image of height $H = 1$ with a kernel of height $K_h = 1$: the only row is $i = 0$,

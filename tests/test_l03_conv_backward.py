@@ -243,7 +243,7 @@ def test_widget_sliders_change_the_rendered_frame(ref):
     for description, value in [("x row r", 4), ("stride", 1), ("pad", 2)]:
         sliders[description].value = value
         frames.append(view.value)
-    root.children[0].value = "build dX"
+    root.children[0].value = "build dx"
     frames.append(view.value)
     sliders["step"].value = 7
     frames.append(view.value)

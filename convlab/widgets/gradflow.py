@@ -169,7 +169,7 @@ def _pad_fills(size_hw: tuple[int, int], pad: int) -> dict:
 
 
 def render_dx_pixel(ex: dict, r: int, c: int) -> str:
-    """Frame for mode 'dX pixel': which outputs and taps send gradient to x[0, 0, r, c]."""
+    """Frame for mode 'dx pixel': which outputs and taps send gradient to x[0, 0, r, c]."""
     dy, x, w, stride, pad = ex["dy"], ex["x"], ex["w"], ex["stride"], ex["pad"]
     terms = dx_terms(dy, w, stride, pad, 0, 0, r, c)
     x_pad = np.pad(x[0, 0], pad)
@@ -189,7 +189,7 @@ def render_dx_pixel(ex: dict, r: int, c: int) -> str:
 
 
 def render_dw_tap(ex: dict, m: int, n: int) -> str:
-    """Frame for mode 'dW tap': the pixels tap (m, n) saw, each weighted by its window's dy."""
+    """Frame for mode 'dw tap': the pixels tap (m, n) saw, each weighted by its window's dy."""
     dy, x, w, stride, pad = ex["dy"], ex["x"], ex["w"], ex["stride"], ex["pad"]
     terms = dw_terms(dy, x, stride, pad, 0, 0, m, n)
     fills = _pad_fills(x.shape[2:], pad) | {(stride * t.i + m, stride * t.j + n): ORANGE for t in terms}
@@ -206,7 +206,7 @@ def render_dw_tap(ex: dict, m: int, n: int) -> str:
 
 
 def render_build(ex: dict, step: int) -> str:
-    """Frame for mode 'build dX': the rotated kernel at step `step`, dx_pad filled up to it."""
+    """Frame for mode 'build dx': the rotated kernel at step `step`, dx_pad filled up to it."""
     x, stride, pad, plan = ex["x"], ex["stride"], ex["pad"], ex["plan"]
     step = min(step, plan.steps - 1)
     u, v, window, value = full_conv_frame(plan, step)
@@ -245,7 +245,7 @@ def render_build(ex: dict, step: int) -> str:
 def make_example(size: int, K_h: int, K_w: int, stride: int, pad: int, backward: Callable | None,
                  seed: int = 0) -> dict:
     """A single-channel layer (B = C_in = C_out = 1) with small whole numbers, the student's gradients,
-    and the full-convolution plan of dx that 'build dX' steps through."""
+    and the full-convolution plan of dx that 'build dx' steps through."""
     rng = np.random.default_rng(seed)
     x = rng.integers(-3, 4, (1, 1, size, size)).astype(float)
     w = rng.integers(-2, 3, (1, 1, K_h, K_w)).astype(float)
@@ -264,7 +264,7 @@ def gradflow_widget(backward: Callable | None = None):
         return widgets.IntSlider(value=value, min=lo, max=hi, description=description, continuous_update=True,
                                  layout=widgets.Layout(width="260px"))
 
-    mode = widgets.ToggleButtons(options=["dX pixel", "dW tap", "build dX"], value="dX pixel")
+    mode = widgets.ToggleButtons(options=["dx pixel", "dw tap", "build dx"], value="dx pixel")
     size, k_h, k_w = slider("size H=W", 4, 7, 6), slider("K_h", 1, 4, 3), slider("K_w", 1, 4, 3)
     stride, pad = slider("stride", 1, 3, 2), slider("pad", 0, 2, 1)
     row, col = slider("x row r", 0, 5, 2), slider("x col c", 0, 5, 1)
@@ -273,8 +273,8 @@ def gradflow_widget(backward: Callable | None = None):
     play = widgets.Play(min=0, max=1, interval=700, description="Play")
     widgets.jslink((play, "value"), (step, "value"))
     view = widgets.HTML()
-    rows = {"dX pixel": widgets.HBox([row, col]), "dW tap": widgets.HBox([tap_m, tap_n]),
-            "build dX": widgets.HBox([play, step])}
+    rows = {"dx pixel": widgets.HBox([row, col]), "dw tap": widgets.HBox([tap_m, tap_n]),
+            "build dx": widgets.HBox([play, step])}
     state = {}
 
     def refresh(_=None):
@@ -287,9 +287,9 @@ def gradflow_widget(backward: Callable | None = None):
         for name, box in rows.items():
             box.layout.display = "flex" if name == mode.value else "none"
         ex = state["ex"]
-        view.value = {"dX pixel": lambda: render_dx_pixel(ex, row.value, col.value),
-                      "dW tap": lambda: render_dw_tap(ex, tap_m.value, tap_n.value),
-                      "build dX": lambda: render_build(ex, step.value)}[mode.value]()
+        view.value = {"dx pixel": lambda: render_dx_pixel(ex, row.value, col.value),
+                      "dw tap": lambda: render_dw_tap(ex, tap_m.value, tap_n.value),
+                      "build dx": lambda: render_build(ex, step.value)}[mode.value]()
 
     for control in (mode, size, k_h, k_w, stride, pad, row, col, tap_m, tap_n, step):
         control.observe(refresh, names="value")
