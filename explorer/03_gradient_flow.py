@@ -13,15 +13,15 @@
 # %% [markdown]
 # # The gradient flow of a convolution
 #
-# Backward through $Y = X \star W$, each input pixel collects $dY[i, j]\cdot W[m, n]$ from every
+# Backward through $y = x \star w$, each input pixel collects $dy[i, j]\cdot w[m, n]$ from every
 # output window $(i, j)$ that covered it, through the tap $(m, n)$ it sat under; each weight collects
 # the pixels it saw, each weighted by its window's upstream gradient.
 #
 # **What to try**
-# * **dX pixel**: move the row and column sliders; the blue outputs and green taps are the terms of that
+# * **dx pixel**: move the row and column sliders; the blue outputs and green taps are the terms of that
 #   pixel's gradient. With stride 2 and pad 0, the last row gets no gradient: no window reaches it.
-# * **dW tap**: a corner tap sees fewer real pixels when there is padding (grey zeros contribute nothing).
-# * **build dX**: press Play. The same numbers come out of sliding the 180°-rotated kernel over dY with
+# * **dw tap**: a corner tap sees fewer real pixels when there is padding (grey zeros contribute nothing).
+# * **build dx**: press Play. The same numbers come out of sliding the 180°-rotated kernel over dy with
 #   zeros inserted: the transposed convolution (next page).
 
 # %%

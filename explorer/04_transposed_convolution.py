@@ -18,8 +18,8 @@
 # $H_x = (H_y - 1)\,s - 2p + d\,(K - 1) + \text{output\_padding} + 1$.
 # It is computed by inserting $s - 1$ zeros between neighbouring inputs, padding by the dilated
 # kernel's span minus one, sliding the 180°-rotated kernel over that grid (a full convolution) and
-# cropping $p$ off each side. That is exactly $dL/dX$ of a convolution (lesson 03), with the input
-# playing the part of $dY$. The bottom row shows the forward convolution it transposes: the same
+# cropping $p$ off each side. That is exactly $dL/dx$ of a convolution (lesson 03), with the input
+# playing the part of $dy$. The bottom row shows the forward convolution it transposes: the same
 # output cell is a pixel of that convolution's input, and its terms are the outputs whose windows
 # read that pixel. The matrix is that forward convolution written as $y = Mx$: reading down the
 # highlighted column gives the weights of $z = M^\top y$ for this cell.

@@ -65,7 +65,7 @@
 # `(C_out, C_in, K_h, K_w)`: one kernel of shape `(C_in, K_h, K_w)` per output channel. The bias `b`
 # has shape `(C_out,)`, and the output `y` has shape `(B, C_out, H_out, W_out)`. In the formulas,
 # arrays keep their code names in lower case ($x$, $x_{pad}$, $w$, $b$, $y$) and capitals are sizes
-# ($B$, $C$, $H$, $W$, $K$): $W$ is always a width, never the weights.
+# ($B$, $C$, $H$, $W$, $K$): here $W$ is always a width, never the weights.
 
 # %% tags=["reference"]
 import numpy as np
@@ -443,7 +443,7 @@ print("conv2d_forward_naive: all visible tests passed")
 #    $$y_{mat}[co, (bi, i, j)] = \sum_{(ci, m, n)} w\_rows[co, (ci, m, n)] \; cols[(ci, m, n), (bi, i, j)] + b[co],$$
 #    the forward formula of section 4 with its three sums merged into one, computed by an optimised
 #    matrix-multiply routine (BLAS) instead of the interpreter.
-# 4. `Y_mat` has shape `(C_out, B * H_out * W_out)`: reshape it to `(C_out, B, H_out, W_out)` and
+# 4. `y_mat` has shape `(C_out, B * H_out * W_out)`: reshape it to `(C_out, B, H_out, W_out)` and
 #    move the batch axis to the front.
 #
 # Here is im2col with a loop, to show *what* it builds: one 4×4 image, one channel, a 2×2 kernel,
@@ -593,7 +593,7 @@ expected = np.broadcast_to(b[None, :, None, None], (2, 4, 4, 6)).copy()
 expected[:, 1] += np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1)))[:, 2, 2::2, 1::2]
 scrambled = np.size(y) == expected.size and np.allclose(np.sort(np.ravel(y)), np.sort(expected.ravel()))
 expect_close(y, expected, name="conv2d_forward with a one-hot kernel, 2 images, 4 output channels",
-             hint="the right numbers in the wrong places: Y_mat[co, (bi, i, j)] reshapes to (C_out, B, H_out, W_out), "
+             hint="the right numbers in the wrong places: y_mat[co, (bi, i, j)] reshapes to (C_out, B, H_out, W_out), "
                   "then move the batch axis first" if scrambled else None)
 
 # float32 in, float32 out (a float64 bias must not promote the result).

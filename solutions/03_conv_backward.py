@@ -96,7 +96,7 @@ x_pad = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1)))
 expected = np.stack([np.full((2, 4, 3), 0.5), x_pad[:, 0, 1::2, 2::2][:, :4, :3] - 1.0], axis=1)
 scrambled = np.allclose(np.sort(y.ravel()), np.sort(expected.ravel()))
 expect_close(y[:, 1], expected[:, 1], "output channel 1 (a one-hot kernel)",
-             hint="the right numbers in the wrong places: reshape Y_mat to (C_out, B, H_out, W_out), then move the "
+             hint="the right numbers in the wrong places: reshape y_mat to (C_out, B, H_out, W_out), then move the "
                   "batch axis first" if scrambled else "window (i, j) starts at x_pad[stride*i, stride*j]")
 expect_close(y[:, 0], expected[:, 0], "output channel 0 (a zero kernel gives just the bias)")
 forward_checked = True
@@ -454,8 +454,8 @@ print("rot180: correct")
 # ### 4.3 Stride: dilate `dy`
 # With stride $s$ (one channel, one axis, no padding): $dx_{pad}[u] = \sum_i dy[i]\; w[u - s\cdot i]$.
 # The upstream gradient of output $i$ lands at offset $s \cdot i$. Define the **dilated** gradient
-# $D$ by spreading `dy` out: $D[s\cdot i] = dy[i]$ and zeros in between, length $(H_{out}-1)\,s + 1$.
-# Then $\sum_i dy[i]\, w[u - s\cdot i] = \sum_t D[t]\, w[u - t]$ — the stride-1 formula applied to $D$.
+# $dy_{dil}$ by spreading `dy` out: $dy_{dil}[s\cdot i] = dy[i]$ and zeros in between, length $(H_{out}-1)\,s + 1$.
+# Then $\sum_i dy[i]\, w[u - s\cdot i] = \sum_t dy_{dil}[t]\, w[u - t]$ — the stride-1 formula applied to $dy_{dil}$.
 # In 2-D, $s - 1$ zeros go between neighbouring rows *and* between neighbouring columns:
 #
 # $$\begin{bmatrix} 1 & 2\\ 3 & 4\end{bmatrix} \xrightarrow{\ \text{stride } 2\ }
@@ -600,20 +600,20 @@ except Exception as error:  # a bug in either function: one line, not a tracebac
 # Production code goes back to the im2col view of lesson 01. Lay the windows out as a matrix
 # `cols` of shape $(C_{in} K_h K_w,\ B\,H_{out} W_{out})$: row $(ci, m, n)$, column $(bi, i, j)$ holds
 # $x_{pad}[bi, ci, \mathrm{stride}\cdot i + m, \mathrm{stride}\cdot j + n]$. With
-# `W_mat = w.reshape(C_out, -1)` the forward pass is one matrix product,
+# `w_mat = w.reshape(C_out, -1)` the forward pass is one matrix product,
 # $y_{mat} = w_{mat}\, \mathrm{cols} + b$, where $y_{mat}[co, (bi, i, j)] = y[bi, co, i, j]$.
 #
-# **The backward pass of a matrix product.** For $Z = A\,C$, i.e. $Z[p, q] = \sum_r A[p, r]\, C[r, q]$,
+# **The backward pass of a matrix product.** For generic matrices $Z = A\,C$ (here $C$ is a matrix, not a channel count), i.e. $Z[p, q] = \sum_r A[p, r]\, C[r, q]$,
 # the chain rule gives $dA[p, r] = \sum_q dZ[p, q]\, C[r, q]$ and $dC[r, q] = \sum_p A[p, r]\, dZ[p, q]$:
 #
 # $$dA = dZ\; C^{\mathsf T}, \qquad dC = A^{\mathsf T}\, dZ.$$
 #
 # So the whole layer is two matrix products and a sum. Lay `dy` out like $y_{mat}$, as
-# $dY_{mat}$ of shape $(C_{out},\ B\,H_{out} W_{out})$ (move the channel axis first, then reshape); then
+# $dy_{mat}$ of shape $(C_{out},\ B\,H_{out} W_{out})$ (move the channel axis first, then reshape); then
 #
-# * $dW_{mat} = dY_{mat}\, \mathrm{cols}^{\mathsf T}$, reshaped to `w`'s shape — the sum of 3.2, for all taps at once;
-# * $d\mathrm{cols} = w_{mat}^{\mathsf T}\, dY_{mat}$, of shape $(C_{in} K_h K_w,\ B\,H_{out} W_{out})$, like `cols`;
-# * $db$ = the row sums of $dY_{mat}$.
+# * $dw_{mat} = dy_{mat}\, \mathrm{cols}^{\mathsf T}$, reshaped to `w`'s shape — the sum of 3.2, for all taps at once;
+# * $d\mathrm{cols} = w_{mat}^{\mathsf T}\, dy_{mat}$, of shape $(C_{in} K_h K_w,\ B\,H_{out} W_{out})$, like `cols`;
+# * $db$ = the row sums of $dy_{mat}$.
 #
 # **col2im.** im2col *copied* each pixel of $x_{pad}$ into every window (column) that contains it.
 # The gradient of a copy is a sum: every entry of $d\mathrm{cols}$ goes back to the pixel it was
@@ -626,7 +626,7 @@ except Exception as error:  # a bug in either function: one line, not a tracebac
 # `+=` with all positions at once? With repeated indices numpy keeps only one of the duplicates
 # instead of adding them; `np.add.at` adds them but is slow.)
 #
-# Implement `conv2d_backward` this way: no Python loop over `b`, `i` or `j`; a loop over the
+# Implement `conv2d_backward` this way: no Python loop over `bi`, `i` or `j`; a loop over the
 # $K_h K_w$ taps is fine. float32 in, float32 out (lesson 04 trains in float32). (The course's
 # reference, which `make bench` races against PyTorch, organises the same products and slice
 # additions the way lesson 01's "Going further" describes: a few images at a time, each tap one long
@@ -691,8 +691,8 @@ def conv2d_backward(dy, x, w, stride=1, pad=0):
         chunk_dy = dy_grid[:, :, :n_img]
         chunk_dy[..., :W_out] = dy[lo:lo + n_img].transpose(1, 2, 0, 3)
         chunk_dy = np.ascontiguousarray(chunk_dy).reshape(C_out, n_cols)
-        dw_db += chunk_cols @ chunk_dy.T                         # dW_mat^T = cols dY_mat^T, and db
-        dcols = np.matmul(w_rows_t, chunk_dy, out=chunk_cols[:n_rows])   # W_mat^T dY_mat, into cols
+        dw_db += chunk_cols @ chunk_dy.T                         # dw_mat^T = cols dy_mat^T, and db
+        dcols = np.matmul(w_rows_t, chunk_dy, out=chunk_cols[:n_rows])   # w_mat^T dy_mat, into cols
         dgrids[...] = 0
         for tap, (m, n, start) in enumerate(taps):               # col2im: overlapping taps add up
             dgrids[m % s, n % s, :, start:start + n_cols] += dcols[tap::K_h * K_w]

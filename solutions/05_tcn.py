@@ -82,7 +82,6 @@ def forward_first(hint=None):
 # $$y[bi, co, i, j] = b[co] + \sum_{ci=0}^{C_{in}-1} \sum_{k_h=0}^{K_h-1} \sum_{k_w=0}^{K_w-1}
 #   w[co, ci, k_h, k_w]\; x_{pad}[bi, ci, i + k_h, j + k_w].$$
 #
-# (`b` is both the batch index and the bias vector `b[co]`, as in the code: the brackets tell them apart.)
 # A sequence is an image of height $H = 1$ with a kernel of height $K_h = 1$: the only row is $i = 0$,
 # the only kernel row is $k_h = 0$, and the sum over $k_h$ disappears. Renaming the column $j$ to the time
 # $t$ and $k_w$ to $k$, $K_w$ to $K$:
@@ -187,8 +186,8 @@ print("conv1d_causal_forward is causal")
 # Given the upstream gradient `dy` $= \partial L / \partial y$ (shape `(B, C_out, T)`), the chain rule
 # through the boxed formula gives, exactly as in lesson 03:
 #
-# $$db[co] = \sum_{b}\sum_{t} dy[bi, co, t], \qquad
-#   dw[co, ci, k] = \sum_{b}\sum_{t} dy[bi, co, t]\; x[bi, ci, t - (K-1-k)\cdot\text{dilation}].$$
+# $$db[co] = \sum_{bi}\sum_{t} dy[bi, co, t], \qquad
+#   dw[co, ci, k] = \sum_{bi}\sum_{t} dy[bi, co, t]\; x[bi, ci, t - (K-1-k)\cdot\text{dilation}].$$
 #
 # For `dx`, ask which outputs input $x[bi, ci, s]$ feeds: $y[bi, co, t]$ with $t - (K-1-k)\cdot\text{dilation} = s$,
 # that is $t = s + (K-1-k)\cdot\text{dilation}$, for every `co` and `k` (while $t < T$):

@@ -118,7 +118,7 @@ def test_widget_reports_the_students_function():
     assert "not implemented yet" in transposed.student_dx(stub, plan)[1]
     wrong_shape = transposed.student_dx(lambda dy, w, x_shape, stride=1, pad=0: np.zeros((1, 1, 2, 2)), plan)
     assert wrong_shape[0] is None and "expected (1, 1, 6, 6)" in wrong_shape[1]
-    off_by_one = (plan.z + 1.0, "z computed by your off_by_one as dL/dX")
+    off_by_one = (plan.z + 1.0, "z computed by your off_by_one as dL/dx")
     assert "✗" in transposed.render_plan(plan, 0, off_by_one)
     assert "✓</div>" in transposed.render_plan(plan, 0, (plan.z.copy(), "yours"))
 
@@ -135,6 +135,6 @@ def test_widget_sliders_change_the_rendered_frame():
         frames.append(view.value)
     assert sliders["output padding"].value == 0, "output padding must follow the stride down to stay below it"
     assert all(a != b for a, b in itertools.pairwise(frames))
-    assert all("the same terms ✓" in frame and "as dL/dX" in frame and "✗" not in frame for frame in frames)
+    assert all("the same terms ✓" in frame and "as dL/dx" in frame and "✗" not in frame for frame in frames)
     sliders["padding"].value, sliders["kernel K"].value, sliders["input size H_y"].value = 2, 1, 1
     assert "lower the padding" in view.value

@@ -4,7 +4,7 @@ A convolution with stride s, padding p and dilation d maps an H_x-long input to 
 transpose maps H_y values back to H_x: insert s - 1 zeros between neighbouring inputs, pad by the
 dilated kernel's span minus one (plus `output_pad` more rows at the bottom and columns at the right),
 slide the 180°-rotated dilated kernel over that grid (a full convolution, stride 1), and crop p off
-each side. That is lesson 03's dL/dX with y as dY: transposed convolution *is* the backward pass
+each side. That is lesson 03's dL/dx with y as dy: transposed convolution *is* the backward pass
 of a convolution with respect to its input.
 
 Pure logic first (tested without a browser), then a thin ipywidgets view:
@@ -165,7 +165,7 @@ def student_dx(dx_fn: Callable | None, plan: TransposedPlan) -> tuple[np.ndarray
         return None, f"{problem}: the grids are the widget's own sums"
     if np.shape(dx) != x_shape:
         return None, f"your {student_name(dx_fn)} returned shape {np.shape(dx)}, expected {x_shape}"
-    return np.asarray(dx, dtype=float)[0, 0], f"z computed by your {student_name(dx_fn)} as dL/dX"
+    return np.asarray(dx, dtype=float)[0, 0], f"z computed by your {student_name(dx_fn)} as dL/dx"
 
 
 # ---------------------------------------------------------------------------- rendering (HTML / SVG)
