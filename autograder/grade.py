@@ -152,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
         if not run and not run.ignored:
             print(f"no submissions found in {args.submitted}: expected {args.submitted}/{LAYOUT}", file=sys.stderr)
             return 2
-        print(f"{run.summary()} ({len(run)} results in {args.work / 'autograded'})")
+        print(f"{run.summary()} ({report.counted(len(run), 'result')} in {args.work / 'autograded'})")
         try:
             written = gradebook.record(run, args.submitted, args.work, course)   # the instructor-side step
         except gradebook.GradebookError as exc:
@@ -166,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     results = gradebook.with_manual_grades(report.results(args.work), args.work)
     if args.command == "feedback":
         written = report.write_feedback(args.work, results)
-        print(f"{len(written)} feedback pages under {args.work / 'feedback'}")
+        print(f"{report.counted(len(written), 'feedback page')} under {args.work / 'feedback'}")
     elif args.format == "long":
         if args.mapping:
             parser.error("--mapping is for --format canvas or moodle")

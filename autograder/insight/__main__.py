@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 from autograder.coursedir import SOLUTIONS, lessons
+from autograder.grader.report import counted
 from autograder.insight import load
 
 
@@ -37,7 +38,8 @@ def main(argv: list[str] | None = None) -> int:
         numbers, written = write_report(found, out)
         for lesson in numbers["lessons_without_results"]:
             print(f"no results for {lesson}: it has no page")
-        print(f"class report of {numbers['students']} students, {len(numbers['lessons'])} lessons: {written[0]}")
+        print(f"class report of {counted(numbers['students'], 'student')}, {counted(len(numbers['lessons']), 'lesson')}: "
+              f"{written[0]}")
         return 0
     from autograder.insight.similarity import DEFAULT_THRESHOLD, write_similarity
     threshold = DEFAULT_THRESHOLD if args.threshold is None else args.threshold
