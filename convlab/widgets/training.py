@@ -76,25 +76,25 @@ def history_figure(history: dict[str, list[float]], fig: Figure | None = None, m
     fig.clear()
     losses = {name: values for name, values in history.items() if "loss" in name and len(values)}
     accuracies = {name: values for name, values in history.items() if "acc" in name and len(values)}
-    loss_ax, acc_ax = fig.subplots(1, 2) if accuracies or not losses else (fig.subplots(1, 1), None)
+    axes = list(fig.subplots(1, 2)) if accuracies or not losses else [fig.subplots(1, 1)]
     for name, values in losses.items():
-        loss_ax.plot(np.arange(1, len(values) + 1), values, "o-", label=name.replace("_", " "),
+        axes[0].plot(np.arange(1, len(values) + 1), values, "o-", label=name.replace("_", " "),
                      **({"color": "tab:red"} if len(losses) == 1 else {}))
-    loss_ax.set(xlabel="epoch", ylabel="mean training loss", title="loss")
+    axes[0].set(xlabel="epoch", ylabel="mean training loss", title="loss")
     if len(losses) > 1:
-        loss_ax.legend(loc="upper right")
-    for name, values in accuracies.items():
-        acc_ax.plot(np.arange(1, len(values) + 1), values, "o-", label=name.replace("_", " "))
-    if acc_ax is not None:
-        acc_ax.set(xlabel="epoch", ylabel="accuracy", title="accuracy")
+        axes[0].legend(loc="upper right")
+    if len(axes) == 2:
+        for name, values in accuracies.items():
+            axes[1].plot(np.arange(1, len(values) + 1), values, "o-", label=name.replace("_", " "))
+        axes[1].set(xlabel="epoch", ylabel="accuracy", title="accuracy")
         if accuracies:
-            acc_ax.legend(loc="lower right")
-    epochs = np.arange(1, max(map(len, history.values()), default=0) + 1)
-    for ax in (loss_ax, acc_ax) if acc_ax is not None else (loss_ax,):
+            axes[1].legend(loc="lower right")
+    epochs = max(map(len, history.values()), default=0)
+    for ax in axes:
         ax.grid(alpha=0.3)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        if len(epochs):
-            ax.set_xlim(0.5, max(len(epochs), 2) + 0.5)
+        if epochs:
+            ax.set_xlim(0.5, max(epochs, 2) + 0.5)
         if mark_epoch is not None:
             ax.axvline(mark_epoch, color="grey", linestyle="--")
     return fig
