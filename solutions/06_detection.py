@@ -1690,7 +1690,7 @@ print("your lesson-04 layers work")
 # after it show the two losses per step (averaged over 10 steps).
 #
 # **How long.** About a minute with the reference layers on a 2-core laptop. Your own layers are
-# as fast only if they are vectorized the way lesson 04's speed tests ask: correct layers that loop
+# about as fast if they are vectorized as the speed tests of lessons 01 and 03 ask: correct layers that loop
 # more (over kernel positions in `conv2d_backward`, over windows in `maxpool2d_backward`) have taken
 # 4 to 10 minutes here. Nothing is graded on this time. To try first, set `CNN_STEPS = 2000`
 # (measured with the reference: 23 s, mAP 0.86 on the easy and 0.75 on the hard video, against
