@@ -1211,8 +1211,8 @@ except NotImplementedError:
 
 # %% [markdown]
 # The explorer places one anchor shape over the frame: choose its scale, its ratio and a grid cell.
-# Once your `generate_anchors` works it also shows, in green, every anchor of that shape that would
-# be a positive training example (IoU ≥ 0.5 with a vehicle). Look for the scale and ratio where the
+# Once your `generate_anchors` and `iou` work it also shows, in green, every anchor of that shape that
+# would be a positive training example (IoU ≥ 0.5 with a vehicle). Look for the scale and ratio where the
 # cars light up, then the trucks, then the bikes: this is why an RPN needs several anchor shapes.
 
 # %%

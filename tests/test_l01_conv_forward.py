@@ -271,6 +271,10 @@ def test_widget_dot_product_terms_and_text():
     assert cs.format_dot_product(cs.dot_product_terms(x_pad, w, 0, 1)) == "2·0 + 5·1 + 4·(-1) + 6·2 = 13"
 
 
+def test_every_demo_kernel_has_a_nonzero_weight_so_the_output_is_not_blank():
+    assert all(cs.demo_kernel(size).any() for size in range(1, 8))
+
+
 def test_widget_own_grid_matches_oracle_including_dilation():
     x, w = cs.demo_input(7), cs.demo_kernel(3)
     for stride, pad in itertools.product((1, 2), (0, 1)):

@@ -192,6 +192,15 @@ def test_report_uses_the_students_function_and_flags_problems():
     assert "Only 8 of those 14" in pyramid.receptive_field_report(2, [1, 3, 9], 30, right)
 
 
+@pytest.mark.parametrize("kernel_size, dilations, t_out", [(2, [1, 4, 16, 64, 256, 1024], 63), (3, [1, 2, 4, 8], 10),
+                                                           (2, [1, 3, 9], 5), (4, [1, 1, 1], 2)])
+def test_report_counts_the_real_inputs_the_picture_draws_when_the_window_starts_before_zero(kernel_size, dilations,
+                                                                                             t_out):
+    text = pyramid.receptive_field_report(kernel_size, dilations, t_out)
+    drawn = len(pyramid.trace_pyramid(kernel_size, dilations, t_out).units[0])   # the inputs at t >= 0 reached
+    assert f"so y[{t_out}] depends on {drawn} real inputs (drawn above)" in text
+
+
 def test_widget_root_class_and_slider_changes_the_picture():
     root = pyramid.dilation_pyramid(lambda K, d: 1 + (K - 1) * sum(d))
     assert "convlab-widget" in root._dom_classes

@@ -376,7 +376,9 @@ def test_anchor_state_with_and_without_generate_anchors(ref):
     assert len(state["positives"]) > 0 and np.all(ref.iou(state["positives"], gt) >= 0.5)
     fallback = wd.anchor_state((96, 192), 4, 17, 0.5, (11, 12), _stub, ref.iou, gt)
     np.testing.assert_allclose(fallback["anchor"], state["anchor"])
-    assert len(fallback["positives"]) == 0 and "not implemented" in fallback["note"]
+    assert fallback["positives"] is None and "not counted" in fallback["note"] and "not implemented" in fallback["note"]
+    no_iou = wd.anchor_state((96, 192), 4, 17, 0.5, (11, 12), ref.generate_anchors, _stub, gt)
+    assert no_iou["positives"] is None and "positives not counted: your _stub is not implemented" in no_iou["note"]
 
 
 def test_widgets_carry_the_dom_class_and_redraw_when_a_slider_moves(ref):
@@ -607,9 +609,9 @@ def test_mot_metrics_count_switches_misses_and_false_positives(ref):
 def test_iou_explorer_shows_its_picture_at_display_size_beside_its_controls(ref):
     widget = wd.iou_explorer(ref.iou)
     image, controls = widget.children
-    assert type(image).__name__ == "Image" and image.layout.width == image.layout.height == "300px"
+    assert type(image).__name__ == "Image" and image.layout.width == image.layout.height == "320px"
     width, height = plt.imread(__import__("io").BytesIO(image.value), format="png").shape[1::-1]
-    assert (width, height) == (300, 300), "the PNG must have the displayed size: no stretching, no blur"
+    assert (width, height) == (320, 320), "the PNG must have the displayed size: no stretching, no blur"
     assert type(widget).__name__ == "HBox" and any(type(w).__name__ == "IntSlider" for w in controls.children)
     assert any("IoU =" in getattr(w, "value", "") for w in controls.children if type(w).__name__ == "HTML")
 

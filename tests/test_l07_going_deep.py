@@ -353,6 +353,21 @@ def test_widget_uses_the_profile_and_falls_back_saying_why():
     assert "stand-in" in report and "shape" in report
 
 
+def test_toggling_a_setting_keeps_the_axis_of_the_settings_shown_so_far():
+    # plain norms near 1e0, residual ones near 1e6: after the toggle both fit one axis, so the plain
+    # network's bars are drawn shorter than the residual's, not rescaled to the same length
+    def profile(depth, batchnorm, residual, steps):
+        return np.full((steps + 1, depth), 1e6 if residual else 1.0)
+
+    widget = depthflow.depth_flow(profile, max_steps=2)
+    assert ">1e0<" in _html(widget)[0] and ">1e6<" not in _html(widget)[0]
+    widget.children[1].children[1].value = True                     # residual on
+    residual_svg = _html(widget)[0]
+    assert ">1e0<" in residual_svg and ">1e6<" in residual_svg
+    widget.children[1].children[1].value = False                    # and back: the axis stays wide
+    assert ">1e6<" in _html(widget)[0]
+
+
 def test_the_notebooks_widget_shows_the_students_layers(monkeypatch):
     """Run the solution notebook as a script in FAST mode (the grader's size), then its widget must show the
     finished student's layers, not the stand-in (a profile of the wrong shape once made it fall back)."""

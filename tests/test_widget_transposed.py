@@ -123,6 +123,18 @@ def test_widget_reports_the_students_function():
     assert "✓</div>" in transposed.render_plan(plan, 0, (plan.z.copy(), "yours"))
 
 
+def test_the_highlighted_output_cell_keeps_its_row_and_column_when_z_changes_shape():
+    root = transposed.transposed_widget()
+    sliders = {c.description: c for box in root.children[:-1] for c in box.children if hasattr(c, "description")}
+    sliders["output cell"].value = 12                    # z is 5 x 5 (H_y 2, K 3, stride 2): z[2, 2]
+    sliders["output padding"].value = 1                  # z becomes 6 x 6: z[2, 2] is cell 14
+    assert sliders["output cell"].value == 14
+    sliders["stride"].value = 1                          # 4 x 4 (output padding back to 0): z[2, 2] is cell 10
+    assert sliders["output cell"].value == 10
+    sliders["input size H_y"].value = 1                  # 3 x 3: still z[2, 2], the last cell
+    assert sliders["output cell"].value == 8
+
+
 def test_widget_sliders_change_the_rendered_frame():
     root = transposed.transposed_widget(load_reference("03_conv_backward").conv2d_dx_rotated)
     assert "convlab-widget" in root._dom_classes

@@ -56,14 +56,15 @@ def iou_readout(box_a, box_b, iou_fn: Callable | None) -> tuple[float, str]:
 
 
 def nms_state(boxes: np.ndarray, scores: np.ndarray, threshold: float, nms_fn: Callable | None,
-              iou_fn: Callable | None = None) -> dict:
-    """What the NMS view draws. With the student's NMS: kept and suppressed indices. Before it works:
-    the pairs whose IoU exceeds the threshold (the duplicates NMS will have to resolve)."""
+              iou_fn: Callable | None = None, whose: str = "your") -> dict:
+    """What the NMS view draws. With an NMS function: kept and suppressed indices. Before the student's
+    works: the pairs whose IoU exceeds the threshold (the duplicates NMS will have to resolve). `whose`
+    names the functions' author in the note ("your" in a lesson; the explorer passes its own)."""
     kept, problem = call_student(nms_fn, boxes, scores, threshold)
     if problem is None:
         kept = [int(k) for k in np.ravel(kept)]
         suppressed = [i for i in range(len(boxes)) if i not in kept]
-        return dict(kept=kept, suppressed=suppressed, pairs=[], note="kept and suppressed by your non_max_suppression")
+        return dict(kept=kept, suppressed=suppressed, pairs=[], note=f"kept and suppressed by {whose} non_max_suppression")
     overlaps, iou_problem = call_student(iou_fn, boxes, boxes)
     if iou_problem is not None or np.shape(overlaps) != (len(boxes), len(boxes)):
         overlaps = np.array([[two_box_iou(a, b) for b in boxes] for a in boxes])
@@ -73,26 +74,30 @@ def nms_state(boxes: np.ndarray, scores: np.ndarray, threshold: float, nms_fn: C
 
 
 def anchor_state(frame_shape: tuple, stride: int, scale: float, ratio: float, position: tuple,
-                 generate_fn: Callable | None, iou_fn: Callable | None = None, gt_boxes=None) -> dict:
+                 generate_fn: Callable | None, iou_fn: Callable | None = None, gt_boxes=None,
+                 whose: str = "your") -> dict:
     """Anchors of one shape (scale, ratio = h/w) over the grid of a frame (H, W), the one at grid
-    `position` (i, j), and those with IoU >= 0.5 with a ground-truth box (the RPN's positives)."""
+    `position` (i, j), and those with IoU >= 0.5 with a ground-truth box (the RPN's positives; counted
+    only when iou works too: `positives` is None otherwise). `whose` as in nms_state."""
     H_f, W_f = frame_shape[0] // stride, frame_shape[1] // stride
     i, j = min(position[0], H_f - 1), min(position[1], W_f - 1)
     anchors, problem = call_student(generate_fn, (H_f, W_f), stride, [scale], [ratio])
     if problem is None and np.shape(anchors) == (H_f * W_f, 4):
-        selected = anchors[i * W_f + j]
-        positive = np.zeros(len(anchors), bool)
-        if gt_boxes is not None and len(gt_boxes):
-            overlaps, iou_problem = call_student(iou_fn, anchors, np.asarray(gt_boxes, float))
-            if iou_problem is None and np.shape(overlaps) == (len(anchors), len(gt_boxes)):
-                positive = overlaps.max(axis=1) >= 0.5
-        return dict(anchor=selected, positives=anchors[positive], note="anchors from your generate_anchors")
+        selected, note = anchors[i * W_f + j], f"anchors from {whose} generate_anchors"
+        if gt_boxes is None or not len(gt_boxes):
+            return dict(anchor=selected, positives=np.zeros((0, 4)), note=note)
+        overlaps, iou_problem = call_student(iou_fn, anchors, np.asarray(gt_boxes, float))
+        if iou_problem is None and np.shape(overlaps) != (len(anchors), len(gt_boxes)):
+            iou_problem = f"your iou returned shape {np.shape(overlaps)}, expected {(len(anchors), len(gt_boxes))}"
+        if iou_problem is not None:
+            return dict(anchor=selected, positives=None, note=f"{note}; positives not counted: {iou_problem}")
+        return dict(anchor=selected, positives=anchors[overlaps.max(axis=1) >= 0.5], note=f"{note}, IoU from {whose} iou")
     if problem is None:
         problem = f"your generate_anchors returned shape {np.shape(anchors)}, expected {(H_f * W_f, 4)}"
     cx, cy = (j + 0.5) * stride, (i + 0.5) * stride
     w, h = scale / math.sqrt(ratio), scale * math.sqrt(ratio)          # w * h = scale^2, h / w = ratio
-    return dict(anchor=np.array([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2]), positives=np.zeros((0, 4)),
-                note=f"one anchor from the widget's own formula ({problem})")
+    return dict(anchor=np.array([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2]), positives=None,
+                note=f"one anchor from the widget's own formula, positives not counted ({problem})")
 
 
 def scrubber_frame(video, t: int, detections: list | None = None, min_score: float = 0.5,
@@ -129,7 +134,7 @@ def _root(*children) -> widgets.VBox:
     return root
 
 
-def _box_canvas(box_a, box_b, size: int = 60) -> np.ndarray:
+def _box_canvas(box_a, box_b, size: int) -> np.ndarray:
     canvas = np.ones((size, size, 3))
     for box, tint in ((box_a, (1.0, 0.8, 0.8)), (box_b, (0.8, 0.85, 1.0))):
         x1, y1, x2, y2 = (int(round(v)) for v in box)
@@ -137,7 +142,8 @@ def _box_canvas(box_a, box_b, size: int = 60) -> np.ndarray:
     return canvas
 
 
-IOU_CANVAS, IOU_SCALE = 60, 5          # a 60 x 60 canvas drawn at 5 pixels per unit: a 300 x 300 picture
+IOU_MAX = 40                           # the largest corner coordinate and the largest width or height
+IOU_CANVAS, IOU_SCALE = 2 * IOU_MAX, 4  # so every box fits the 80 x 80 canvas, drawn at 4 pixels per unit
 
 
 def _at_display_size(image: widgets.Image, height: int, width: int) -> widgets.Image:
@@ -147,15 +153,17 @@ def _at_display_size(image: widgets.Image, height: int, width: int) -> widgets.I
 
 
 def iou_explorer(iou_fn: Callable | None = None) -> widgets.HBox:
-    """Two boxes on a 60 x 60 canvas, each with x, y, width and height sliders; shows their IoU. The
-    picture is shown at its own 300 x 300 pixels, the sliders and the readout beside it."""
+    """Two boxes on an 80 x 80 canvas, each with x, y, width and height sliders (0 to 40, so a box never
+    leaves the canvas); shows their IoU. The picture is shown at its own 320 x 320 pixels, framed, the
+    sliders and the readout beside it."""
     def slider(name, value):
-        return widgets.IntSlider(value=value, min=0, max=40, description=name, continuous_update=True,
+        return widgets.IntSlider(value=value, min=0, max=IOU_MAX, description=name, continuous_update=True,
                                  layout=widgets.Layout(width="250px"))
     sliders = [slider(n, v) for n, v in zip(("A x1", "A y1", "A width", "A height",
                                              "B x1", "B y1", "B width", "B height"), (8, 10, 24, 20, 20, 18, 24, 26))]
     side = IOU_CANVAS * IOU_SCALE
     image, readout = _at_display_size(widgets.Image(format="png"), side, side), widgets.HTML()
+    image.layout.border = "1px solid #999"
 
     def redraw(change=None):
         ax, ay, aw, ah, bx, by, bw, bh = (s.value for s in sliders)
@@ -177,14 +185,18 @@ def iou_explorer(iou_fn: Callable | None = None) -> widgets.HBox:
     return root
 
 
+PAIRS_LISTED = 12
+
+
 def nms_explorer(boxes: np.ndarray, scores: np.ndarray, frame: np.ndarray, nms_fn: Callable | None = None,
-                 iou_fn: Callable | None = None) -> widgets.VBox:
+                 iou_fn: Callable | None = None, whose: str = "your") -> widgets.VBox:
     """Candidate boxes on a frame; an IoU-threshold slider; kept boxes green, suppressed red."""
-    threshold = widgets.FloatSlider(value=0.5, min=0.0, max=0.95, step=0.05, description="IoU threshold")
+    threshold = widgets.FloatSlider(value=0.5, min=0.0, max=0.95, step=0.05, description="IoU threshold",
+                                    style={"description_width": "initial"})
     image, readout = widgets.Image(format="png"), widgets.HTML()
 
     def redraw(change=None):
-        state = nms_state(boxes, scores, threshold.value, nms_fn, iou_fn)
+        state = nms_state(boxes, scores, threshold.value, nms_fn, iou_fn, whose)
         if state["kept"] is not None:
             colours = [KEPT if i in state["kept"] else SUPPRESSED for i in range(len(boxes))]
             text = (f"kept {len(state['kept'])} of {len(boxes)} boxes: {state['kept']}; "
@@ -192,7 +204,10 @@ def nms_explorer(boxes: np.ndarray, scores: np.ndarray, frame: np.ndarray, nms_f
         else:
             in_pair = {i for pair in state["pairs"] for i in pair}
             colours = [PAIR if i in in_pair else NEUTRAL for i in range(len(boxes))]
-            text = f"{len(state['pairs'])} pairs overlap more than {threshold.value:.2f}: {state['pairs'][:12]}"
+            pairs = state["pairs"]
+            listed = ", ".join(map(str, pairs[:PAIRS_LISTED])) + (f" and {len(pairs) - PAIRS_LISTED} more"
+                                                                   if len(pairs) > PAIRS_LISTED else "")
+            text = f"{len(pairs)} pairs overlap more than {threshold.value:.2f}" + (f": {listed}" if pairs else "")
         order = np.argsort(scores)                        # draw the best boxes last, on top
         image.value = png(paint_boxes(frame, boxes[order], np.array(colours)[order], scale=4, thickness=2))
         readout.value = f"{html.escape(text)}<br><i>{html.escape(state['note'])}</i>"
@@ -203,7 +218,7 @@ def nms_explorer(boxes: np.ndarray, scores: np.ndarray, frame: np.ndarray, nms_f
 
 
 def anchor_explorer(frame: np.ndarray, gt_boxes: np.ndarray, generate_fn: Callable | None = None,
-                    iou_fn: Callable | None = None, stride: int = 4) -> widgets.VBox:
+                    iou_fn: Callable | None = None, stride: int = 4, whose: str = "your") -> widgets.VBox:
     """One anchor shape (scale, ratio) at a chosen grid cell, and every positive anchor of that shape."""
     H_f, W_f = frame.shape[0] // stride, frame.shape[1] // stride
     scale = widgets.FloatSlider(value=16, min=4, max=40, step=1, description="scale")
@@ -214,15 +229,17 @@ def anchor_explorer(frame: np.ndarray, gt_boxes: np.ndarray, generate_fn: Callab
 
     def redraw(change=None):
         state = anchor_state(frame.shape, stride, scale.value, ratio.value, (row.value, col.value),
-                             generate_fn, iou_fn, gt_boxes)
+                             generate_fn, iou_fn, gt_boxes, whose)
         x1, y1, x2, y2 = state["anchor"]
-        boxes = np.concatenate([state["positives"], state["anchor"][None]])
-        colours = [KEPT] * len(state["positives"]) + [(1.0, 0.9, 0.0)]
+        positives = state["positives"] if state["positives"] is not None else np.zeros((0, 4))
+        boxes = np.concatenate([positives, state["anchor"][None]])
+        colours = [KEPT] * len(positives) + [(1.0, 0.9, 0.0)]
         image.value = png(paint_boxes(frame, boxes, colours, scale=3, thickness=2))
+        counted = ("positives (IoU ≥ 0.5 with a vehicle) not counted yet" if state["positives"] is None else
+                   f"{len(positives)} anchors of this shape have IoU ≥ 0.5 with a vehicle (green)")
         readout.value = (f"anchor at cell ({row.value}, {col.value}): centre ({(x1 + x2) / 2:.1f}, {(y1 + y2) / 2:.1f}), "
                          f"{x2 - x1:.1f} wide × {y2 - y1:.1f} high, area {(x2 - x1) * (y2 - y1):.0f} "
-                         f"(yellow); {len(state['positives'])} anchors of this shape have IoU ≥ 0.5 with a "
-                         f"vehicle (green)<br><i>{html.escape(state['note'])}</i>")
+                         f"(yellow); {counted}<br><i>{html.escape(state['note'])}</i>")
 
     for s in (scale, ratio, row, col):
         s.observe(redraw, "value")

@@ -170,7 +170,10 @@ def demo_input(size: int) -> np.ndarray:
 
 
 def demo_kernel(size: int) -> np.ndarray:
-    """The widget's (size, size) kernel: whole numbers from -1 to 2, the same for a given size."""
+    """The widget's (size, size) kernel: whole numbers from -1 to 2, the same for a given size; the 1x1
+    kernel is 2 (its random draw is 0, which would zero the whole output)."""
+    if size == 1:
+        return np.array([[2.0]])
     return np.random.default_rng(100 + size).integers(-1, 3, (size, size)).astype(float)
 
 

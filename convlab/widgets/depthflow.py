@@ -106,7 +106,8 @@ def flow_report(row: np.ndarray) -> str:
 
 def depth_flow(profile: Callable | None = None, max_steps: int = 20, depths: tuple[int, int] = (3, 25)):
     """The widget: training step (first), depth (odd: a stem plus two convs per residual block), batch-norm
-    and residual toggles; log-scale gradient norm per layer, from the student's `profile` or the stand-in."""
+    and residual toggles; log-scale gradient norm per layer, from the student's `profile` or the stand-in,
+    on one axis that widens to every setting shown so far (never rescaled per setting)."""
     import ipywidgets as widgets
 
     step = widgets.IntSlider(value=0, min=0, max=max_steps, description="step")
@@ -133,12 +134,14 @@ def depth_flow(profile: Callable | None = None, max_steps: int = 20, depths: tup
 
     def redraw(_=None):
         norms, source = current()
-        low, high = log_scale(norms)
+        # one axis for every setting shown so far, so toggling batch norm or residual compares bar lengths
+        low, high = log_scale(np.concatenate([shown.ravel() for shown, _ in profiles.values()]))
         row = norms[step.value]
         kind = " + ".join(name for name, on in (("batch norm", batchnorm.value), ("residual", residual.value)) if on)
         picture.value = render_flow_svg(row, low, high, f"||dL/dw|| per layer, depth {depth.value}"
                                         f"{', ' + kind if kind else ', plain'}, step {step.value}")
-        report.value = f"<p>{flow_report(row)}<br>Showing {source}.</p>"
+        report.value = (f"<p>{flow_report(row)}<br>Showing {source}. The axis spans every setting shown so "
+                        "far, so bars compare across settings.</p>")
 
     for control in (step, depth, batchnorm, residual):
         control.observe(redraw, names="value")

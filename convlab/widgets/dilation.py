@@ -111,6 +111,7 @@ def receptive_field_report(kernel_size: int, dilations: list[int], t_out: int,
     """One short HTML paragraph: R from the student's receptive_field (or the traversal when it is not
     implemented, saying so), a warning when the two disagree, gaps in the window, and padding used."""
     span, count = receptive_field_by_traversal(kernel_size, dilations)
+    real = sum(lag <= t_out for lag in lags_reached(kernel_size, dilations))   # x[t_out - lag] with t >= 0
     lines = []
     student, problem = None, "no receptive_field function was given"
     if receptive_field is not None:
@@ -128,7 +129,9 @@ def receptive_field_report(kernel_size: int, dilations: list[int], t_out: int,
         lines.append(f"Only {count} of those {span} past inputs are reached: the dilations grow faster than "
                      "the kernel fills the gaps.")
     if span > t_out + 1:
-        lines.append(f"The window starts before t = 0: {span - t_out - 1} of its inputs are zero padding.")
+        reached = f", and {count - real} of the {count} it reaches" if count < span else ""
+        lines.append(f"The window starts before t = 0: {span - t_out - 1} of its {span} inputs are zero padding"
+                     f"{reached}, so y[{t_out}] depends on {real} real inputs (drawn above).")
     return "<br>".join(lines)
 
 

@@ -271,6 +271,7 @@ def transposed_widget(dx_fn: Callable | None = None):
     play = widgets.Play(min=0, max=0, interval=800, description="Play")
     widgets.jslink((play, "value"), (position, "value"))
     view = widgets.HTML()
+    shown = {"shape": None}                           # z's shape in the last frame drawn
 
     def refresh(_=None):
         output_pad.max = stride.value - 1            # clamps output_pad, which calls refresh again
@@ -280,7 +281,13 @@ def transposed_widget(dx_fn: Callable | None = None):
         except ValueError as error:
             view.value = f"<div class='convlab-transposed' style='color:#b00020'>{html.escape(str(error))}</div>"
             return
+        (H_z, W_z), before = plan.z.shape, shown["shape"]
+        shown["shape"], cell = plan.z.shape, position.value
+        if before is not None and before != plan.z.shape:   # z changed shape: keep the cell's row and column
+            r, c = divmod(cell, before[1])
+            cell = min(r, H_z - 1) * W_z + min(c, W_z - 1)
         play.max = position.max = plan.z.size - 1
+        position.value = cell                         # when it moves, refresh draws once more, shape unchanged
         view.value = render_plan(plan, position.value, student_dx(dx_fn, plan))
 
     for control in (size, kernel, stride, pad, output_pad, dilation, position):
