@@ -47,8 +47,8 @@ import matplotlib.pyplot as plt
 from IPython.display import display
 from threadpoolctl import threadpool_limits
 
-from convlab.expect import (expect_array, expect_close, expect_equal, expect_fast, expect_implemented, expect_near,
-                            expect_shape)
+from convlab.expect import (CheckFailed, expect_array, expect_close, expect_equal, expect_fast, expect_implemented,
+                            expect_near, expect_shape)
 from convlab.gradcheck import gradient_check, numerical_gradient, numerical_gradient_array
 from convlab.widgets.training import FeatureMapExplorer, TrainingMonitor, feature_maps_figure, filters_figure, history_figure
 
@@ -204,6 +204,12 @@ for pool, stride in [(2, 2), (3, 2)]:
     dx = expect_implemented(maxpool2d_backward, dy, x, pool=pool, stride=stride)
     gradient_check(dx, numerical_gradient_array(lambda v: maxpool2d_forward(v, pool, stride), x, dy),
                    f"maxpool2d_backward dx (pool {pool}, stride {stride})")
+tied = np.array([[[[2.0, 2.0, 1.0], [2.0, 0.0, 2.0], [1.0, 2.0, 2.0]]]])    # each 2x2 window has two or three 2s
+expect_close(maxpool2d_backward(np.array([[[[1.0, 10.0], [100.0, 1000.0]]]]), tied, pool=2, stride=1),
+             np.array([[[[1.0, 10.0, 0.0], [100.0, 0.0, 1000.0], [0.0, 0.0, 0.0]]]]),
+             "maxpool2d_backward of overlapping windows with tied maxima (pool 2, stride 1)",
+             hint="each window's dy goes whole to its first maximum in row-major order (np.argmax of the flattened "
+                  "window)")
 print("maxpool2d_backward: OK")
 
 # %% [markdown]
@@ -219,7 +225,8 @@ print("maxpool2d_backward: OK")
 #   in `self.params`.
 #
 # The chain rule does the rest: running `backward` through the layers in reverse order passes each
-# layer exactly the `dy` it needs. Let us start with the two layers you already know.
+# layer exactly the `dy` it needs. Let us start with the layers you already know from lessons 01–03:
+# convolution, ReLU and max pooling.
 
 # %% nbgrader={"grade": false, "grade_id": "Conv2D", "locked": false, "schema_version": 3, "solution": true, "task": false}
 class Conv2D:
@@ -263,12 +270,12 @@ def probe_conv2d_layer(x, w, b, dy, stride=1, pad=0):
 
 # %% nbgrader={"grade": true, "grade_id": "test_Conv2D", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false} tags=["raises-exception"]
 rng = np.random.default_rng(4)
-x, w, b = rng.normal(size=(2, 3, 6, 6)), rng.normal(size=(4, 3, 3, 3)), rng.normal(size=4)
+x_conv, w, b = rng.normal(size=(2, 3, 6, 6)), rng.normal(size=(4, 3, 3, 3)), rng.normal(size=4)
 dy = rng.normal(size=(2, 4, 3, 3))
-y, dx, dw, db = expect_implemented(probe_conv2d_layer, x, w, b, dy, stride=2, pad=1)
-expect_close(y, conv2d_forward(x, w, b, stride=2, pad=1), "Conv2D.forward(x)",
+y, dx, dw, db = expect_implemented(probe_conv2d_layer, x_conv, w, b, dy, stride=2, pad=1)
+expect_close(y, conv2d_forward(x_conv, w, b, stride=2, pad=1), "Conv2D.forward(x)",
              hint="call conv2d_forward with the layer's params, stride and pad")
-for got, want, name in zip((dx, dw, db), conv2d_backward(dy, x, w, stride=2, pad=1), ("dx", "grads['w']", "grads['b']")):
+for got, want, name in zip((dx, dw, db), conv2d_backward(dy, x_conv, w, stride=2, pad=1), ("dx", "grads['w']", "grads['b']")):
     expect_close(expect_array(got, f"Conv2D {name}", hint="backward must return dx and fill self.grads"), want,
                  f"Conv2D {name}", hint="call conv2d_backward with the input remembered by forward")
 print("Conv2D: OK")
@@ -352,10 +359,10 @@ def probe_maxpool_layer(x, dy, pool=2, stride=2):
 
 # %% nbgrader={"grade": true, "grade_id": "test_MaxPool2D", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false} tags=["raises-exception"]
 rng = np.random.default_rng(6)
-x, dy = rng.normal(size=(2, 3, 7, 7)), rng.normal(size=(2, 3, 3, 3))
-y, dx = expect_implemented(probe_maxpool_layer, x, dy, pool=3, stride=2)
-expect_close(y, maxpool2d_forward(x, 3, 2), "MaxPool2D(pool=3, stride=2).forward(x)", hint="pass the layer's pool and stride on")
-expect_close(dx, maxpool2d_backward(dy, x, 3, 2), "MaxPool2D(pool=3, stride=2).backward(dy)",
+x_pool, dy = rng.normal(size=(2, 3, 7, 7)), rng.normal(size=(2, 3, 3, 3))
+y, dx = expect_implemented(probe_maxpool_layer, x_pool, dy, pool=3, stride=2)
+expect_close(y, maxpool2d_forward(x_pool, 3, 2), "MaxPool2D(pool=3, stride=2).forward(x)", hint="pass the layer's pool and stride on")
+expect_close(dx, maxpool2d_backward(dy, x_pool, 3, 2), "MaxPool2D(pool=3, stride=2).backward(dy)",
              hint="maxpool2d_backward needs the input remembered by forward")
 print("MaxPool2D: OK")
 
@@ -452,25 +459,25 @@ def probe_dense_layer(x, W, b, dy):
 
 # %% nbgrader={"grade": true, "grade_id": "test_Dense", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false} tags=["raises-exception"]
 rng = np.random.default_rng(7)
-x, W, b, dy = rng.normal(size=(5, 4)), rng.normal(size=(3, 4)), rng.normal(size=3), rng.normal(size=(5, 3))
-y, dx, dW, db = expect_implemented(probe_dense_layer, x, W, b, dy)
-expect_close(y, x @ W.T + b, "Dense.forward(x)", hint="y = x @ W.T + b, with W of shape (D_out, D_in)",
-             magnitude=np.abs(x) @ np.abs(W).T + np.abs(b), terms=5)   # each output sums D_in = 4 products and b
+x_dense, W, b, dy = rng.normal(size=(5, 4)), rng.normal(size=(3, 4)), rng.normal(size=3), rng.normal(size=(5, 3))
+y, dx, dW, db = expect_implemented(probe_dense_layer, x_dense, W, b, dy)
+expect_close(y, x_dense @ W.T + b, "Dense.forward(x)", hint="y = x @ W.T + b, with W of shape (D_out, D_in)",
+             magnitude=np.abs(x_dense) @ np.abs(W).T + np.abs(b), terms=5)   # each output sums D_in = 4 products and b
 
 
 def check_dense_gradient(analytic, numeric, name):
     """gradient_check, naming the usual bug: a gradient divided by the batch size N."""
-    assert not (np.shape(analytic) == np.shape(numeric) and np.allclose(analytic * len(x), numeric)), (
-        f"{name} is divided by the batch size N = {len(x)}: no division by N here, the loss already averages "
-        "over the batch, so dy carries the 1/N")
+    if np.shape(analytic) == np.shape(numeric) and np.allclose(analytic * len(x_dense), numeric):
+        raise CheckFailed(f"{name} is divided by the batch size N = {len(x_dense)}: no division by N here, the loss "
+                          "already averages over the batch, so dy carries the 1/N")
     gradient_check(analytic, numeric, name)
 
 
-check_dense_gradient(expect_array(dx, "Dense dx"), numerical_gradient_array(lambda v: v @ W.T + b, x, dy), "Dense dx")
+check_dense_gradient(expect_array(dx, "Dense dx"), numerical_gradient_array(lambda v: v @ W.T + b, x_dense, dy), "Dense dx")
 check_dense_gradient(expect_array(dW, "Dense grads['W']", hint="backward must fill self.grads['W']"),
-                     numerical_gradient_array(lambda v: x @ v.T + b, W, dy), "Dense grads['W']")
+                     numerical_gradient_array(lambda v: x_dense @ v.T + b, W, dy), "Dense grads['W']")
 check_dense_gradient(expect_array(db, "Dense grads['b']", hint="backward must fill self.grads['b']"),
-                     numerical_gradient_array(lambda v: x @ W.T + v, b, dy), "Dense grads['b']")
+                     numerical_gradient_array(lambda v: x_dense @ W.T + v, b, dy), "Dense grads['b']")
 print("Dense: OK")
 
 # %% [markdown]
@@ -602,7 +609,7 @@ print("he_init: OK")
 # \text{param} \leftarrow \text{param} + \text{velocity} .$$
 #
 # Steps that agree from one batch to the next add up (with a steady gradient the step grows towards
-# $lr/(1-\text{momentum})$, 10× for momentum 0.9); steps that flip sign cancel. The order matters:
+# $lr\cdot\text{grad}/(1-\text{momentum})$, 10× the plain step for momentum 0.9); steps that flip sign cancel. The order matters:
 # first update the velocity with the new gradient, then move the parameter by the new velocity.
 # `velocity` starts at zero.
 
@@ -803,6 +810,8 @@ try:
     cnn = network
 except NotImplementedError:
     print("A function above is not implemented yet: make the tests above pass, then run this cell again.")
+except Exception as error:  # a bug in an earlier function: one line, not a traceback
+    print(f"{type(error).__name__}: {error}; make the tests above pass, then run this cell again")
 if cnn is not None:
     cpu_seconds, wall_seconds = time.process_time() - cpu_start, time.perf_counter() - wall_start
     test_accuracy = np.mean(predict(cnn, data.x_test) == data.y_test)
@@ -853,9 +862,9 @@ print(f"graded run: test accuracy {graded_accuracy:.2%} (needs {PROBE_ACCURACY:.
 expect_array(result["losses"], "the training loss",
              hint="the update goes uphill or its steps are far too large (check the sign in sgd_momentum_step, "
                   "and that dL/dz is divided by the batch size); if softmax_cross_entropy failed its test, fix it first")
-assert graded_accuracy >= PROBE_ACCURACY, (
-    f"test accuracy {graded_accuracy:.2%} is {PROBE_ACCURACY - graded_accuracy:.2%} below the required "
-    f"{PROBE_ACCURACY:.0%}: run the tests above, and the tiny-batch check")
+if graded_accuracy < PROBE_ACCURACY:
+    raise CheckFailed(f"test accuracy {graded_accuracy:.2%} is {100 * (PROBE_ACCURACY - graded_accuracy):.2f} percentage "
+                      f"points below the required {PROBE_ACCURACY:.0%}: run the tests above, and the tiny-batch check")
 print("graded run: OK")
 
 # %% [markdown]
@@ -906,7 +915,7 @@ else:
 #   continuous function on a bounded input domain (the universal approximation theorem) — depth 2 is
 #   "shallow but universal".
 # - The usual convention: a network is **deep** when its CAP depth is **more than 2**, that is, when it
-#   has **two or more hidden layers**. Our `build_cnn` (conv, conv, dense hidden, output) has CAP depth 4.
+#   has **two or more hidden layers**.
 #
 # The line at 2 is a convention, not a law of nature. What depth changes is not *what* a network
 # can represent in principle but how economically it represents it, and how easily gradient descent

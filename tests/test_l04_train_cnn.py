@@ -6,11 +6,14 @@ forms (momentum under a constant gradient, softmax in long double) and PyTorch w
 """
 from __future__ import annotations
 
+import ast
+
 import numpy as np
 import pytest
 
 from autograder.checks import l04_train_cnn as checks
 from autograder.checks.l04_train_cnn import LESSON
+from autograder.coursedir import grade_id, lesson_source
 from autograder.grader.inprocess import grade_in_process
 from autograder.grader.reference import load_reference
 from autograder.grader.reference import test_points as graded_points
@@ -361,3 +364,21 @@ def test_bench_measure_reports_accuracy_and_cpu_time():
     from bench import lesson04
     result = lesson04.measure(epochs=1)
     assert 0.5 < result["test_accuracy"] <= 1 and result["cpu_seconds"] > 0 and result["met"] in (True, False)
+
+
+@pytest.mark.parametrize("test_id", ["test_Conv2D", "test_MaxPool2D", "test_Dense"])
+def test_layer_tests_do_not_bind_x_so_a_backward_reading_the_global_x_fails_them(test_id):
+    # a backward that uses the notebook's global `x` instead of the input its forward remembered passed
+    # these tests while they named their input `x` (the same values); with another name it gets another array
+    cell = next(c for c in lesson_source(LESSON).cells if grade_id(c) == test_id)
+    bound = {node.id for node in ast.walk(ast.parse(cell.source)) if isinstance(node, ast.Name)
+             and isinstance(node.ctx, ast.Store)}
+    assert "x" not in bound, f"{test_id} binds x"
+
+
+def test_the_tie_rule_the_hidden_check_enforces_is_checked_by_the_visible_test():
+    from autograder.checks._l04_bugs import _POOL_TIES_TO_EVERY_MAX
+    from tests.visible import visible_test_failure
+    assert visible_test_failure(LESSON, "test_maxpool2d_backward", {}) is None
+    failure = visible_test_failure(LESSON, "test_maxpool2d_backward", {"maxpool2d_backward": _POOL_TIES_TO_EVERY_MAX})
+    assert "with tied maxima" in failure and "first maximum in row-major order" in failure

@@ -31,6 +31,11 @@ _MOMENTUM_UPHILL = '''def sgd_momentum_step(param, grad, velocity, lr, momentum)
     return param + velocity, velocity
 '''
 
+_PARAM_MINUS_VELOCITY = '''def sgd_momentum_step(param, grad, velocity, lr, momentum):
+    velocity = momentum * velocity - lr * grad
+    return param - velocity, velocity
+'''
+
 _MOMENTUM_OLD_VELOCITY = '''def sgd_momentum_step(param, grad, velocity, lr, momentum):
     new_param = param + velocity
     return new_param, momentum * velocity - lr * grad
@@ -87,6 +92,16 @@ _POOL_GRADIENT_SPREAD = '''def maxpool2d_backward(dy, x, pool=2, stride=2):
     return dx
 '''
 
+_POOL_TIES_TO_EVERY_MAX = '''def maxpool2d_backward(dy, x, pool=2, stride=2):
+    dx = np.zeros_like(x)
+    for i in range(dy.shape[2]):
+        for j in range(dy.shape[3]):
+            window = x[:, :, i * stride:i * stride + pool, j * stride:j * stride + pool]
+            is_max = window == window.max(axis=(2, 3), keepdims=True)
+            dx[:, :, i * stride:i * stride + pool, j * stride:j * stride + pool] += is_max * dy[:, :, i:i + 1, j:j + 1]
+    return dx
+'''
+
 _CONV_KERNEL_FLIPPED = '''def conv2d_forward(x, w, b, stride=1, pad=0):
     C_out, C_in, K_h, K_w = w.shape
     w = w[:, :, ::-1, ::-1]          # "a convolution flips its kernel"
@@ -114,6 +129,9 @@ BUGS = {   # autograder.grader.bugs: each bug as students write it, and the cell
         "test_Dense": "Dense is not defined", "test_overfit_tiny_batch": "", "test_probe_train": ""}),
     "loss_summed": Bug({"softmax_cross_entropy": _LOSS_SUMMED},
                        fails={"test_softmax_cross_entropy": "summed over the batch"}, shipped=False),
+    "param_minus_velocity": Bug({"sgd_momentum_step": _PARAM_MINUS_VELOCITY},
+                                fails={"test_sgd_momentum_step": "moves against its velocity",
+                                       **dict.fromkeys(_TRAINING, "")}, shipped=False),
     "momentum_old_velocity": Bug({"sgd_momentum_step": _MOMENTUM_OLD_VELOCITY},
                                  fails={"test_sgd_momentum_step": "update the velocity first"}, shipped=False),
     "he_variance_as_std": Bug({"he_init": _HE_VARIANCE_AS_STD},
@@ -126,6 +144,8 @@ BUGS = {   # autograder.grader.bugs: each bug as students write it, and the cell
     "pool_gradient_spread": Bug({"maxpool2d_backward": _POOL_GRADIENT_SPREAD},
                                 fails={"test_maxpool2d_backward": "spread over the whole window", "test_MaxPool2D": ""},
                                 shipped=False),
+    "pool_ties_to_every_max": Bug({"maxpool2d_backward": _POOL_TIES_TO_EVERY_MAX},
+                                  fails={"test_maxpool2d_backward": "went whole to every one of them"}, shipped=False),
     "conv_kernel_flipped": Bug({"conv2d_forward": _CONV_KERNEL_FLIPPED},
                                fails={"test_conv2d_forward": "kernel flipped", "test_Conv2D": "", "test_probe_train": ""},
                                shipped=False),

@@ -117,6 +117,13 @@ def _pool_parts(ref, rng) -> list[Part]:
         layer_cases.append(Case("probe_maxpool_layer", (x, dy), {"pool": pool, "stride": stride},
                                 ref.probe_maxpool_layer(x, dy, pool=pool, stride=stride), label=label, tol=(Tol(), dx_tol),
                                 check=_named_outputs(["MaxPool2D.forward(x)", "MaxPool2D.backward(dy)"], "MaxPool2D")))
+    for pool, stride in [(2, 2), (3, 1)]:         # the docstring's tie rule: the first maximum takes dy
+        x = rng.integers(0, 3, size=(2, 2, 6, 6)).astype(float)        # most windows have tied maxima
+        dy = rng.normal(size=ref.maxpool2d_forward(x, pool=pool, stride=stride).shape)
+        backward_cases.append(Case("maxpool2d_backward", (dy, x), {"pool": pool, "stride": stride},
+                                   ref.maxpool2d_backward(dy, x, pool=pool, stride=stride),
+                                   label=f"x {x.shape} with tied maxima, pool {pool}, stride {stride}",
+                                   tol=pooling.max_backward_tol(ref, dy, x, pool, stride)))
 
     def diagnose_forward(case, actual):
         x, (pool, stride) = case.args[0], (case.kwargs["pool"], case.kwargs["stride"])
@@ -129,6 +136,10 @@ def _pool_parts(ref, rng) -> list[Part]:
 
     def diagnose_backward(case, actual):
         (dy, x), pool, stride = case.args, case.kwargs["pool"], case.kwargs["stride"]
+        for tie, wrong in (("split", "was split among them"), ("all", "went whole to every one of them"),
+                           ("last", "went to the last one")):
+            if _matches(actual, pooling.max_routes(dy, x, pool, stride, tie=tie), case.tol):
+                return f"the gradient of a window with tied maxima {wrong}: {pooling.FIRST_MAX}"
         # each window's gradient copied to all its positions (average pooling without the 1/pool**2)
         spread = pooling.spread_windows(dy, x, pool, stride, divisor=1)
         spread_tol = Tol(pooling.spread_windows(np.abs(dy), x, pool, stride, divisor=1), pooling.overlap(pool, stride) + 1)
@@ -349,6 +360,9 @@ def _sgd_part(ref, rng) -> Part:
         if _matches(new_velocity, momentum * velocity + grad, Tol(np.abs(momentum * velocity) + np.abs(grad), 3)):
             return ("this is the velocity of the 'v = momentum*v + grad; param -= lr*v' convention; here the velocity "
                     "is the step itself: velocity = momentum*velocity - lr*grad")
+        step = momentum * velocity - lr * grad
+        if _matches(new_param, param - step, tol_for(case.tol, 0)) and _matches(new_velocity, step, tol_for(case.tol, 1)):
+            return "param moves against its velocity, so the step climbs the loss: param + velocity"
         if momentum > 0 and _matches(new_velocity, -lr * grad, tol_for(case.tol, 1)):
             return "momentum is ignored: keep momentum * the previous velocity"
         if _matches(new_param, momentum * velocity - lr * grad, tol_for(case.tol, 1)):
