@@ -196,11 +196,12 @@ def execute(plan: LessonPlan, code: list[Cell], job_dir: Path, probes_dir: Path,
             return ex
         phase, index, why = stopped
         if phase == "start" or (phase == "cells" and index is None):
-            raise SandboxError(f"the sandbox did not start ({why}): {ex.console[-2000:]}")
+            raise SandboxError(f"the sandbox did not start ({why}): {ex.console[-2000:].strip()}")
         where = ex.cell_name(index) if phase == "cells" else f"checking {plan.cases[index].func}"
         if why == "notebook":
             ex.not_run = f"the notebook ran past {plan.notebook_timeout:g} s, the limit for a whole submission"
-            ex.note(f"grading stopped: {ex.not_run} (while running {where}); later cells and checks did not run")
+            during = f"running {where}" if phase == "cells" else where
+            ex.note(f"grading stopped: {ex.not_run} (while {during}); later cells and checks did not run")
             if phase == "probes":
                 ex.results[index] = Raised("NotRun", ex.not_run)
             return ex
@@ -340,9 +341,11 @@ def sandboxed(plan: LessonPlan, student: str, cells: list[Cell], jobs_root: Path
         notebook = report.executed_notebook(cells, ex) if cells else None
     except Interrupted:
         raise
+    except SandboxError as exc:   # the machine's set-up, said in one line (the result records it too)
+        result, notebook = grader_fault(plan, student, str(exc)), None
     except Exception as exc:  # noqa: BLE001 - one submission's grader failure never stops the others
         result, notebook = grader_fault(plan, student, str(exc)), None
-        log(traceback.format_exc())
+        log(traceback.format_exc())   # a bug in the grader: its traceback, to report
     if mode.name == "uid":
         result.update(sandbox_uid=BASE_UID + slot)
     result.update(sandbox_mode=mode.name, seconds=round(time.monotonic() - started, 2))
@@ -525,7 +528,9 @@ class GradingRun(list):
                 "skipped": status.count("skipped") + len(self.ignored), "grader faults": status.count("error")}
 
     def summary(self) -> str:
-        return "summary: " + ", ".join(f"{n} {what}" for what, n in self.counts().items())
+        counts = self.counts()
+        faults = report.counted(counts.pop("grader faults"), "grader fault")
+        return "summary: " + ", ".join(f"{n} {what}" for what, n in counts.items()) + f", {faults}"
 
     @property
     def complete(self) -> bool:

@@ -153,12 +153,24 @@ def _system_links() -> list[str]:
     return args
 
 
+def _convlab() -> Path:
+    """The folder of the convlab package this grader imports, where it really is (links resolved)."""
+    return Path(importlib.util.find_spec("convlab").origin).resolve().parent
+
+
+def _interpreter() -> str:
+    """This Python at the resolved path of its folder, which _mounts binds: a checkout or a .venv that
+    is a symbolic link is bound where the link points. The file itself stays a link (a venv's
+    bin/python), so Python still finds the venv's pyvenv.cfg beside it."""
+    return str(Path(sys.executable).parent.resolve() / Path(sys.executable).name)
+
+
 def _mounts() -> list[str]:
     """bwrap arguments binding, read-only, what Python and the course's helper package need."""
     args = ["--ro-bind", "/usr", "/usr", *_system_links()]
     for path in ("/etc/ld.so.cache", "/etc/localtime"):
         args += ["--ro-bind-try", path, path]
-    convlab = Path(importlib.util.find_spec("convlab").origin).parent
+    convlab = _convlab()
     made = {"/", "/usr", "/tmp"}
     for path in dict.fromkeys(str(Path(p).resolve()) for p in (sys.base_prefix, sys.prefix, convlab)):
         if path.startswith("/usr/"):
@@ -200,8 +212,12 @@ def command(channel_fd: int, job_dir: Path, probes_dir: Path, slot: int, skip: s
     bwrap reports the sandbox's pid namespace on status_fd (see Sandbox.kill). `font_list`
     (startup.prepare): matplotlib's font list, bound read-only into the sandbox's own MPLCONFIGDIR."""
     uid = BASE_UID + slot
-    python = sys.executable
-    env = {"PATH": f"{Path(python).parent}:/usr/bin:/bin", "HOME": "/tmp", "USER": "student", "LANG": "C.UTF-8",
+    python = _interpreter()
+    # CONVLAB_PATH (runner.py puts it first on sys.path; python -I ignores PYTHONPATH): the sandbox imports
+    # the convlab this grader imports, bound alone in its parent folder, even where the venv's own
+    # (editable) install of it points at another checkout
+    env = {"PATH": f"{Path(python).parent}:/usr/bin:/bin", "CONVLAB_PATH": str(_convlab().parent), "HOME": "/tmp",
+           "USER": "student", "LANG": "C.UTF-8",
            "MPLBACKEND": "Agg", "MPLCONFIGDIR": MPLCONFIGDIR, "IPYTHONDIR": "/tmp/.ipython",
            "CONVLAB_FAST": "1", "CONVLAB_GRADING": "1", "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     if mode.name == "uid":

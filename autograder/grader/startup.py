@@ -31,7 +31,7 @@ import tempfile
 import threading
 from pathlib import Path
 
-from autograder.grader.sandbox import _NAMESPACES, MPLCONFIGDIR, Mode, _mounts
+from autograder.grader.sandbox import _NAMESPACES, MPLCONFIGDIR, Mode, _interpreter, _mounts
 
 # The folders matplotlib scans for fonts when fc-list cannot run (it cannot in the sandbox: no /etc/fonts)
 FONT_FOLDERS = ("/usr/X11R6/lib/X11/fonts/TTF", "/usr/X11/lib/X11/fonts", "/usr/share/fonts",
@@ -69,7 +69,7 @@ def _build(target: Path, mode: Mode) -> None:
     """Run matplotlib's font scan in a sandbox of the same mounts and environment as a submission's,
     with `target` as its MPLCONFIGDIR (the only writable bind), then make the list world-readable."""
     target.mkdir(mode=0o755)
-    python = sys.executable
+    python = _interpreter()
     users = ["--unshare-user", "--disable-userns"] if mode.name == "userns" else []
     env = {"PATH": f"{Path(python).parent}:/usr/bin:/bin", "HOME": "/tmp", "LANG": "C.UTF-8", "MPLBACKEND": "Agg",
            "MPLCONFIGDIR": MPLCONFIGDIR}

@@ -281,3 +281,23 @@ def test_a_notebook_in_a_subfolder_of_the_lesson_folder_is_named(tmp_path, capsy
     result = json.loads((tmp_path / "w/autograded/eve/01_conv_forward/result.json").read_text())
     assert result["status"] == "unreadable" and \
         "found 01_conv_forward/01_conv_forward.ipynb in a subfolder" in result["notes"][0]
+
+
+def test_a_grader_reached_through_symbolic_links_grades(tmp_path):
+    # A .venv or a checkout that is a link (a shared venv, a home folder on another disk): the sandbox binds
+    # the folders where the links point, so it must also start Python there (it once ran the link's own
+    # path, missing in the sandbox: every submission a grader fault).
+    links = tmp_path / "links"
+    links.mkdir()
+    (links / "venv").symlink_to(Path(sys.prefix).resolve())
+    (links / "checkout").symlink_to(ROOT)
+    submitted = tmp_path / "submitted" / "ann" / "00_fixture" / "00_fixture.ipynb"
+    submitted.parent.mkdir(parents=True)
+    fixture = Course(solutions=FIXTURE / "solutions", release=FIXTURE / "course", checks=FIXTURE / "checks")
+    submitted.write_bytes(build_sample(fixture, "00_fixture", Sample(base="solution")))
+    python = links / "venv" / Path(sys.executable).relative_to(sys.prefix)
+    proc = subprocess.run([str(python), "-m", "autograder.grade", "autograde", "--submitted", str(tmp_path / "submitted"),
+                           "--work", str(tmp_path / "work"), *FIXTURE_COURSE], cwd=links / "checkout",
+                          env={**os.environ, "PYTHONPATH": str(links / "checkout")}, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0 and "3/3  graded" in proc.stdout, proc.stdout + proc.stderr
