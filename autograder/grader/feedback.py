@@ -7,8 +7,8 @@ Built from result.json and the executed notebook only (release cells and the stu
 can show nothing of the hidden checks or the references beyond the messages. Everything the
 submission produced is escaped: the template escapes the result's fields, nbconvert the outputs,
 and a student's markdown (a written answer) has its HTML escaped before it is rendered, so it
-cannot put a script into the page; the release's own markdown is rendered as it is. Formulas are MathML (mathml.py), so the page needs no
-script and no network to show them.
+cannot put a script into the page; the release's own markdown is rendered as it is. Formulas are
+MathML (mathml.py), so the page needs no script and no network to show them.
 """
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from jinja2 import pass_context
 from nbconvert import HTMLExporter
 from nbconvert.filters.markdown_mistune import IPythonRenderer, MarkdownWithMath
 
-from . import mathml
+from autograder.grader import mathml
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 YOURS = {"student": "your code", "added": "your added cell", "edited": "your edit", "stub": "stub (not done)"}
