@@ -243,7 +243,8 @@ def test_a_worker_killed_mid_run_loses_nothing_and_grades_nothing_twice(cluster,
     keys = [(r["student"], r["lesson"]) for r in run]
     assert sorted(keys) == sorted(set(keys)) and len(keys) == len(samples)
     assert {r["student"].removeprefix("sample_"): (r["status"], r["score"]) for r in run} == \
-        {name: ("graded", sample.score) for name, sample in samples.items()}, [(r["student"], r["notes"]) for r in run if r["status"] != "graded"]
+        {name: ("graded", sample.score) for name, sample in samples.items()}, \
+        [(r["student"], r["notes"]) for r in run if r["status"] != "graded"]
     written = sorted(p.parent.parent.name for p in (work / "autograded").glob(f"*/{LESSON}/result.json"))
     assert written == sorted(f"sample_{name}" for name in samples)
     reported = [line for line in lines if " 01_conv_forward " in line]
