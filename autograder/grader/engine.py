@@ -341,11 +341,10 @@ def sandboxed(plan: LessonPlan, student: str, cells: list[Cell], jobs_root: Path
         notebook = report.executed_notebook(cells, ex) if cells else None
     except Interrupted:
         raise
-    except SandboxError as exc:   # the machine's set-up, said in one line (the result records it too)
-        result, notebook = grader_fault(plan, student, str(exc)), None
     except Exception as exc:  # noqa: BLE001 - one submission's grader failure never stops the others
         result, notebook = grader_fault(plan, student, str(exc)), None
-        log(traceback.format_exc())   # a bug in the grader: its traceback, to report
+        if not isinstance(exc, SandboxError):   # a bug in the grader: its traceback, to report (a sandbox
+            log(traceback.format_exc())          # that did not start is the machine's set-up, said in one line)
     if mode.name == "uid":
         result.update(sandbox_uid=BASE_UID + slot)
     result.update(sandbox_mode=mode.name, seconds=round(time.monotonic() - started, 2))
