@@ -145,7 +145,7 @@ BUGS = {   # autograder.grader.bugs: each bug as students write it, and the cell
                                 fails={"test_maxpool2d_backward": "spread over the whole window", "test_MaxPool2D": ""},
                                 shipped=False),
     "pool_ties_to_every_max": Bug({"maxpool2d_backward": _POOL_TIES_TO_EVERY_MAX},
-                                  fails={"test_maxpool2d_backward": "went whole to every one of them"}, shipped=False),
+                                  fails={"test_maxpool2d_backward": "the whole gradient went to every tied maximum"}, shipped=False),
     "conv_kernel_flipped": Bug({"conv2d_forward": _CONV_KERNEL_FLIPPED},
                                fails={"test_conv2d_forward": "kernel flipped", "test_Conv2D": "", "test_probe_train": ""},
                                shipped=False),

@@ -13,6 +13,7 @@ import numpy as np
 from autograder.checks.common import pooling
 from autograder.checks.common.conv import backward_tol, conv_tol, diagnose_forward, forward_case
 from autograder.grader.spec import Case, Part, Raised, Tol, compare, tol_for
+from convlab.diagnosis import first_matching_bug
 from convlab.tolerance import sensitivity
 from convlab.data import load_digits_split
 from autograder.checks._l04_bugs import BUGS  # noqa: F401  (the lesson's typical bugs, as students write them)
@@ -136,10 +137,9 @@ def _pool_parts(ref, rng) -> list[Part]:
 
     def diagnose_backward(case, actual):
         (dy, x), pool, stride = case.args, case.kwargs["pool"], case.kwargs["stride"]
-        for tie, wrong in (("split", "was split among them"), ("all", "went whole to every one of them"),
-                           ("last", "went to the last one")):
-            if _matches(actual, pooling.max_routes(dy, x, pool, stride, tie=tie), case.tol):
-                return f"the gradient of a window with tied maxima {wrong}: {pooling.FIRST_MAX}"
+        tie = first_matching_bug(actual, pooling.tie_bugs(dy, x, pool, stride), case.tol)
+        if tie:
+            return tie
         # each window's gradient copied to all its positions (average pooling without the 1/pool**2)
         spread = pooling.spread_windows(dy, x, pool, stride, divisor=1)
         spread_tol = Tol(pooling.spread_windows(np.abs(dy), x, pool, stride, divisor=1), pooling.overlap(pool, stride) + 1)

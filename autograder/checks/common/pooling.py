@@ -118,16 +118,21 @@ def diagnose_forward(ref, kind: str) -> Callable[[Case, Any], str | None]:
     return diagnose
 
 
+def tie_bugs(dy, x, pool: int, stride: int) -> list[tuple[str, Callable]]:
+    """Max-pooling backward with a wrong tie rule, as first_matching_bug's (message, output) candidates."""
+    return [(f"the gradient of a window with tied maxima was split among them: {FIRST_MAX}",
+             lambda: max_routes(dy, x, pool, stride, tie="split")),
+            (f"the whole gradient went to every tied maximum of a window: {FIRST_MAX}",
+             lambda: max_routes(dy, x, pool, stride, tie="all")),
+            (f"ties went to the last maximum of the window: {FIRST_MAX}",
+             lambda: max_routes(dy, x, pool, stride, tie="last"))]
+
+
 def diagnose_max_backward(ref) -> Callable[[Case, Any], str | None]:
     """The diagnosis of maxpool2d_backward(dy, x, pool=, stride=) and its naive form."""
     def diagnose(case: Case, actual) -> str | None:
         (dy, x), pool, stride = case.args, case.kwargs["pool"], case.kwargs["stride"]
-        bugs = [(f"the gradient of a window with tied maxima was split among them: {FIRST_MAX}",
-                 lambda: max_routes(dy, x, pool, stride, tie="split")),
-                (f"the whole gradient went to every tied maximum of a window: {FIRST_MAX}",
-                 lambda: max_routes(dy, x, pool, stride, tie="all")),
-                (f"ties went to the last maximum of the window: {FIRST_MAX}",
-                 lambda: max_routes(dy, x, pool, stride, tie="last")),
+        bugs = [*tie_bugs(dy, x, pool, stride),
                 ("overlapping windows overwrite each other's gradient (dx[...] = ..., or a fancy-indexed +=, "
                  "keeps only the last write): accumulate with += per window, or np.add.at",
                  lambda: max_routes(dy, x, pool, stride, accumulate=False)),
