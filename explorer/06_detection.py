@@ -24,7 +24,7 @@
 # %%
 from convlab.rcnn_figures import jittered_proposals
 from convlab.video import make_road_video
-from convlab.widgets.boxes import anchor_explorer, iou_explorer, nms_explorer, two_box_iou
+from convlab.widgets.boxes import anchor_explorer, iou_explorer, nms_explorer
 import numpy as np
 
 video = make_road_video(8, seed=1)
@@ -45,11 +45,11 @@ def pairwise_iou(boxes_a, boxes_b):
 
 def greedy_nms(boxes, scores, threshold):
     """Visit boxes best score first; keep one, then drop every box overlapping it by IoU > threshold."""
-    remaining, kept = list(np.argsort(-scores, kind="stable")), []
+    overlaps, remaining, kept = pairwise_iou(boxes, boxes), list(np.argsort(-scores, kind="stable")), []
     while remaining:
         best = remaining.pop(0)
         kept.append(int(best))
-        remaining = [i for i in remaining if two_box_iou(boxes[best], boxes[i]) <= threshold]
+        remaining = [i for i in remaining if overlaps[best, i] <= threshold]
     return np.array(kept, dtype=int)
 
 
