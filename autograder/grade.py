@@ -10,7 +10,8 @@
 notebook in its own sandbox, N at a time, into WORK/autograded/, showing progress, and ends with
 a summary line (graded, unreadable, skipped, grader faults), then writes every result into
 nbgrader's gradebook WORK/gradebook.db (autograder/grader/gradebook.py); it exits 1 when anything could not
-be graded or was skipped, 2 when nothing could be graded at all. `feedback` writes
+be graded or was skipped, 2 when nothing could be graded at all or the run stopped because its sandboxes
+did not start (autograder/grader/batch.py). `feedback` writes
 WORK/feedback/<student>/<lesson>/<lesson>.html; `grades` writes WORK/grades.csv, or with --format the CSV Canvas or
 Moodle imports (autograder/grader/lms.py). `sandbox`
 prints the one line saying which sandbox mode this machine and user get, or why there is none.
@@ -27,7 +28,7 @@ from pathlib import Path
 
 from autograder.grader import gradebook, lms, report
 from autograder.grader.course import Course, CourseError
-from autograder.grader.engine import grade_all
+from autograder.grader.batch import grade_all
 from autograder.grader.sandbox import SandboxUnavailable, detect_mode
 
 LAYOUT = "<student>/<lesson>/<lesson>.ipynb"
@@ -159,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
             print(exc, file=sys.stderr)
             return 1
         print(written.summary(args.work))
-        return 0 if run.complete else 1
+        return 2 if run.stopped_why else 0 if run.complete else 1
     if not (args.work / "autograded").is_dir():
         print(f"nothing graded in {args.work}: run `make autograde` first", file=sys.stderr)
         return 2

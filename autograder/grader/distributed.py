@@ -157,7 +157,7 @@ def refusal(mine: dict, theirs: dict | BaseException) -> str | None:
 
 
 class DaskGrader:
-    """The `remote` of engine.grade_all: sends each rebuilt submission to a matching Dask worker."""
+    """The `remote` of batch.grade_all: sends each rebuilt submission to a matching Dask worker."""
 
     def __init__(self, scheduler: str, course: Course, log=print, worker_wait: float = WORKER_WAIT,
                  connect_timeout: float = CONNECT_TIMEOUT):

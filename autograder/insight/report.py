@@ -189,7 +189,6 @@ def _missing_html(numbers: dict) -> str:
 
 
 def lesson_html(n: dict) -> str:
-    graded = n["status"].get("graded", 0)
     tests = n["tests"]
     hist = histogram(n["scores"], n["max_score"], f"{n['lesson']}: scores of {n['results']} submissions")
     bars = bar_chart([t["test"] for t in tests],

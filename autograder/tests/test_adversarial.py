@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from autograder.grader.course import Course
-from autograder.grader.engine import grade_all
+from autograder.grader.batch import grade_all
 from autograder.grader.sandbox import BASE_UID, Limits, SandboxUnavailable, detect_mode, is_zombie, pid_namespace, processes_of
 from autograder.samples import build_sample
 from autograder.samples.adversarial import LESSON, VICTIM_SECRET, Targets, corpus

@@ -22,7 +22,7 @@ pytest.importorskip("distributed")
 from autograder import grade                                                      # noqa: E402
 from autograder.grader.course import Course                                     # noqa: E402
 from autograder.grader.distributed import DaskGrader, DaskUnavailable             # noqa: E402
-from autograder.grader.engine import grade_all                                    # noqa: E402
+from autograder.grader.batch import grade_all                                    # noqa: E402
 from autograder.grader.report import counted                                     # noqa: E402
 from autograder.grader.sandbox import SandboxUnavailable, detect_mode             # noqa: E402
 from autograder.samples import build_sample, lesson_samples, write_samples        # noqa: E402

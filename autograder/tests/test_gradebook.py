@@ -15,7 +15,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 from nbgrader.api import Gradebook
 
 from autograder.grader.course import Course

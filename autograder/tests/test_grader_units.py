@@ -190,7 +190,7 @@ def test_a_cell_error_ipython_cannot_format_is_still_recorded(monkeypatch, tmp_p
 
 
 def test_a_console_line_names_points_still_to_grade_by_hand_and_a_kept_result():
-    from autograder.grader.engine import _console_line
+    from autograder.grader.batch import _console_line
     parts = [{"grade_id": "test_a", "points": 3, "score": 3.0},
              {"grade_id": "written", "points": 2, "score": 0.0, "needs_manual_grade": True}]
     result = {"student": "ann", "lesson": "03_conv_backward", "score": 3.0, "max_score": 5.0, "status": "graded",

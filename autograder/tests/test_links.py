@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 from autograder.grader.course import Course
-from autograder.grader.engine import grade_all
+from autograder.grader.batch import grade_all
 from autograder.grader.spec import Sample
 from autograder.samples import build_sample
 

@@ -8,7 +8,7 @@ import pytest
 
 from autograder.grader import memcap
 from autograder.grader.course import Course
-from autograder.grader.engine import grade_all
+from autograder.grader.batch import grade_all
 from autograder.grader.sandbox import Limits, SandboxUnavailable, _options_through_pipe, detect_mode
 from autograder.samples import build_sample
 from autograder.grader.spec import Sample

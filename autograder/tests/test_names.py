@@ -8,7 +8,7 @@ import unicodedata
 from pathlib import Path
 
 from autograder.grader.course import Course
-from autograder.grader.engine import grade_all
+from autograder.grader.batch import grade_all
 from autograder.grader.report import write_grades
 from autograder.grader.spec import Sample
 from autograder.samples import build_sample

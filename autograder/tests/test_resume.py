@@ -14,7 +14,7 @@ import pytest
 
 from autograder.grader import resume
 from autograder.grader.course import Course
-from autograder.grader.engine import grade_all
+from autograder.grader.batch import grade_all
 from autograder.grader.spec import Sample
 from autograder.samples import build_sample
 

@@ -17,9 +17,10 @@ from pathlib import Path
 import pytest
 
 from autograder import coursedir, grade
-from autograder.grader import sandbox
+from autograder.grader import engine, sandbox
 from autograder.grader.course import Course
-from autograder.grader.engine import _other_lesson, _signatures, discover
+from autograder.grader.batch import StartWatch, _signatures
+from autograder.grader.submissions import _other_lesson, discover
 from autograder.grader.spec import Sample
 from autograder.samples import build_sample
 
@@ -301,3 +302,42 @@ def test_a_grader_reached_through_symbolic_links_grades(tmp_path):
                           env={**os.environ, "PYTHONPATH": str(links / "checkout")}, capture_output=True, text=True,
                           timeout=300)
     assert proc.returncode == 0 and "3/3  graded" in proc.stdout, proc.stdout + proc.stderr
+
+
+def test_a_run_whose_sandboxes_do_not_start_stops_after_three_and_the_next_run_grades_the_rest(tmp_path, capsys,
+                                                                                                 monkeypatch):
+    # A sandbox that passes the start-up check but never starts (a venv moved, an unreadable folder) is the
+    # machine's fault: 3 in a row stop the run instead of giving each of a large class the same grader fault.
+    fixture = Course(solutions=FIXTURE / "solutions", release=FIXTURE / "course", checks=FIXTURE / "checks")
+    students = [f"s{n}" for n in range(8)]
+    for student in students:
+        path = tmp_path / "submitted" / student / "00_fixture" / "00_fixture.ipynb"
+        path.parent.mkdir(parents=True)
+        path.write_bytes(build_sample(fixture, "00_fixture", Sample(base="solution")))
+    broken = tmp_path / "runner.py"
+    broken.write_text("raise SystemExit(3)\n")
+    monkeypatch.setattr(engine, "RUNNER", broken)
+    args = ["autograde", "--submitted", str(tmp_path / "submitted"), "--work", str(tmp_path / "work"), "--jobs", "1",
+            *FIXTURE_COURSE]
+    assert grade.main(args) == 2
+    out = capsys.readouterr().out
+    assert out.count("error: grader error, not the student's fault: the sandbox did not start (it ended before its "
+                     "first cell, exit code 3)") == 3
+    summary = next(line for line in out.splitlines() if line.startswith("summary:"))
+    assert summary.startswith("summary: 0 graded, 0 unreadable, 0 skipped, 3 grader faults; stopped after 3 sandboxes "
+                              "in a row did not start, the last (it ended before its first cell, exit code 3), so "), summary
+    assert "so 5 more submissions got no result: this machine's set-up" in summary, summary
+    results = sorted((tmp_path / "work" / "autograded").glob("*/00_fixture/result.json"))
+    assert len(results) == 3 and all(json.loads(r.read_text())["status"] == "error" for r in results)
+    monkeypatch.undo()
+    assert grade.main(args) == 0
+    assert "summary: 8 graded, 0 unreadable, 0 skipped, 0 grader faults" in capsys.readouterr().out
+
+
+def test_only_sandboxes_that_do_not_start_in_a_row_stop_a_run():
+    watch, started, not_started = StartWatch(), {"notes": []}, {"sandbox_started": False, "notes": ["why"]}
+    for result in (not_started, not_started, started, not_started, not_started):
+        watch.record(result)
+    assert not watch.stopped
+    watch.record(not_started)
+    assert watch.stopped and watch.why == "why"

@@ -15,7 +15,7 @@ import pytest
 
 from autograder.grader import startup
 from autograder.grader.course import Course
-from autograder.grader.engine import grade_all
+from autograder.grader.batch import grade_all
 from autograder.grader.sandbox import Limits, Mode, SandboxUnavailable, command, detect_mode
 from autograder.grader.spec import Sample
 from autograder.samples import build_sample
