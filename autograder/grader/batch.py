@@ -21,7 +21,7 @@ from tqdm import tqdm
 from autograder.coursedir import grade_id
 from autograder.grader import report, resume
 from autograder.grader.course import Course, LessonPlan
-from autograder.grader.engine import grader_fault, not_graded, sandboxed
+from autograder.grader.engine import FAULT, grader_fault, not_graded, sandboxed
 from autograder.grader.notebook import Cell, Unreadable
 from autograder.grader.sandbox import Limits, Mode, claimed_slots, require_sandbox
 from autograder.grader.submissions import Found, discover, read_cells
@@ -68,8 +68,8 @@ class StartWatch:
         with self.lock:
             self.in_a_row = 0 if result.get("sandbox_started", True) else self.in_a_row + 1
             if self.in_a_row >= STOP_AFTER and self.why is None:
-                self.why = report.printable(result["notes"][0].removeprefix("grader error, not the student's fault: "
-                                                                           "the sandbox did not start "))[:300]
+                where = f" on Dask worker {result['worker']}" if "worker" in result else ""
+                self.why = report.printable(result["notes"][0].removeprefix(FAULT))[:300] + where
 
     @property
     def stopped(self) -> bool:
@@ -96,8 +96,8 @@ class GradingRun(list):
         faults = report.counted(counts.pop("grader faults"), "grader fault")
         line = "summary: " + ", ".join(f"{n} {what}" for what, n in counts.items()) + f", {faults}"
         if self.stopped_why is not None:
-            line += (f"; stopped after {STOP_AFTER} sandboxes in a row did not start, the last {self.stopped_why}, "
-                     f"so {report.counted(self.not_started, 'more submission')} got no result: this machine's set-up, "
+            line += (f"; stopped after {STOP_AFTER} in a row ended in \"{self.stopped_why}\", so "
+                     f"{report.counted(self.not_started, 'more submission')} got no result: this machine's set-up, "
                      "not the students' work; fix it, then the same command grades them")
         return line
 

@@ -36,6 +36,9 @@ _SIGNALS = {signal.SIGKILL: "killed", signal.SIGSEGV: "segmentation fault", sign
             signal.SIGBUS: "bus error"}
 
 
+FAULT = "grader error, not the student's fault: "   # how a grader fault's note starts
+
+
 class SandboxError(RuntimeError):
     """The sandbox failed before any student code ran: a problem of this machine, not of the submission."""
 
@@ -285,7 +288,7 @@ def run_cells(plan: LessonPlan, student: str, cells: list[Cell], jobs_root: Path
 
 def grader_fault(plan: LessonPlan, student: str, problem: str) -> dict:
     """The result of a submission the grader failed on (not the student's fault): score 0, status error."""
-    return _result(plan, student, "error", 0.0, [], [f"grader error, not the student's fault: {problem}"])
+    return _result(plan, student, "error", 0.0, [], [FAULT + problem])
 
 
 def sandboxed(plan: LessonPlan, student: str, cells: list[Cell], jobs_root: Path, probes_dir: Path, slot: int,

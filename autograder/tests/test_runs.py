@@ -324,8 +324,9 @@ def test_a_run_whose_sandboxes_do_not_start_stops_after_three_and_the_next_run_g
     assert out.count("error: grader error, not the student's fault: the sandbox did not start (it ended before its "
                      "first cell, exit code 3)") == 3
     summary = next(line for line in out.splitlines() if line.startswith("summary:"))
-    assert summary.startswith("summary: 0 graded, 0 unreadable, 0 skipped, 3 grader faults; stopped after 3 sandboxes "
-                              "in a row did not start, the last (it ended before its first cell, exit code 3), so "), summary
+    assert summary.startswith('summary: 0 graded, 0 unreadable, 0 skipped, 3 grader faults; stopped after 3 in a row '
+                              'ended in "the sandbox did not start (it ended before its first cell, exit code 3)", so '), \
+        summary
     assert "so 5 more submissions got no result: this machine's set-up" in summary, summary
     results = sorted((tmp_path / "work" / "autograded").glob("*/00_fixture/result.json"))
     assert len(results) == 3 and all(json.loads(r.read_text())["status"] == "error" for r in results)
@@ -339,5 +340,5 @@ def test_only_sandboxes_that_do_not_start_in_a_row_stop_a_run():
     for result in (not_started, not_started, started, not_started, not_started):
         watch.record(result)
     assert not watch.stopped
-    watch.record(not_started)
-    assert watch.stopped and watch.why == "why"
+    watch.record(dict(not_started, worker="tcp://10.0.0.7:40123"))
+    assert watch.stopped and watch.why == "why on Dask worker tcp://10.0.0.7:40123"
