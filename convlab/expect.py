@@ -235,9 +235,12 @@ class _TooSlow(BaseException):
 
 def expect_fast(func, *args, name: str, seconds: float, hint: str | None = None, **kwargs):
     """func(*args, **kwargs), failing (CheckFailed) if it uses more than `seconds` of this process's
-    CPU time, as the grader's limit does. Where the platform has CPU-time alarms (not Windows) and
-    this is the main thread, a call over the limit is stopped at the limit, not waited for; an outer
-    alarm that comes sooner (the grader's cell limit) keeps its place. Returns func's result."""
+    CPU time, as the grader's limit does. Like the grader's sandbox it runs with one BLAS thread:
+    CPU time adds up every thread's, and idle OpenBLAS threads spin, so on a busy laptop they alone
+    could push vectorized code over the limit. Where the platform has CPU-time alarms (not Windows)
+    and this is the main thread, a call over the limit is stopped at the limit, not waited for; an
+    outer alarm that comes sooner (the grader's cell limit) keeps its place. Returns func's result."""
+    from threadpoolctl import threadpool_limits   # imported here: only the speed tests need it
     can_stop = hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
     outer_left = signal.getitimer(signal.ITIMER_PROF)[0] if can_stop else 0.0
     own = can_stop and not 0 < outer_left <= seconds
@@ -248,7 +251,8 @@ def expect_fast(func, *args, name: str, seconds: float, hint: str | None = None,
         signal.setitimer(signal.ITIMER_PROF, seconds)
     started, stopped, result = time.process_time(), False, None
     try:
-        result = func(*args, **kwargs)
+        with threadpool_limits(limits=1):
+            result = func(*args, **kwargs)
     except _TooSlow:
         stopped = True
     finally:

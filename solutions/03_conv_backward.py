@@ -51,7 +51,7 @@ from convlab.speed import SPEED_LABEL, SPEED_SECONDS, speed_problem
 # ## 1. Your forward pass from lesson 01
 #
 # Paste your **vectorized** `conv2d_forward` from lesson 01 into the cell below (the whole body,
-# with any helpers it calls). It is used twice in this lesson: the gradient checks differentiate
+# with the helpers it calls, such as `conv_output_size` and `zero_pad`). It is used twice in this lesson: the gradient checks differentiate
 # it numerically, and in section 4 you will discover that `dx` *is* a forward convolution and
 # compute it with this very function.
 #
@@ -553,6 +553,9 @@ for config in CHECK_CONFIGS:
                  hint="fill the rows no window reached with zeros, then crop pad from each side")
     gradient_check(dx, numerical_conv_grads(dy, x, w, b, stride, pad)[0], f"dx (stride {stride}, pad {pad})",
                    hint=lambda: dx_bug(numerical_backward, dy, x, w, stride, pad, dx))
+expect_dtype(conv2d_dx_rotated(dy.astype(np.float32), w.astype(np.float32), x.shape, stride=stride, pad=pad),
+             np.float32, "conv2d_dx_rotated of float32 dy and w",
+             hint="keep dy's dtype: np.zeros defaults to float64, pass dtype=dy.dtype")
 print("conv2d_dx_rotated: correct")
 
 # %% [markdown]

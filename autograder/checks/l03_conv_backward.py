@@ -3,7 +3,8 @@
 Randomised shapes: batch 1-3, channels 1-5 (some cases with C_in == C_out so that a transposed dW
 has the right shape), non-square inputs and kernels (K 1-4), strides 1-3, paddings 0-2, and input
 sizes where (H + 2*pad - K_h) is not a multiple of stride (the last rows of x get zero gradient).
-float64 and float32 (float32 in must give float32 out for conv2d_backward), and conv2d_backward
+float64 and float32 (float32 in must give float32 out for conv2d_backward; dilate and
+conv2d_dx_rotated return the dtype of dy, as their docstrings say), and conv2d_backward
 on a layer too big for Python loops over pixels (convlab.speed: 2 s of CPU time, as lesson 01's forward).
 
 Expected values are computed by the reference in float64 and cast to the case's dtype. Each
@@ -18,7 +19,7 @@ import numpy as np
 
 from autograder.checks.common.conv import backward_tol, diagnose_forward, forward_case
 from autograder.grader.bugs import Bug
-from autograder.grader.spec import Case, Part, Raised, Tol, compare, tol_for
+from autograder.grader.spec import Case, Part, Raised, Tol, compare, same_dtype, tol_for
 from convlab import conv_bugs
 from convlab.diagnosis import first_matching_bug
 from convlab.speed import SPEED_CHECK_NOTE, SPEED_SECONDS, speed_problem
@@ -114,12 +115,20 @@ def _diagnose_backward(ref):
     return diagnose
 
 
+_KEEP_DY_DTYPE = same_dtype("np.zeros defaults to float64: pass dtype=dy.dtype")   # dilate, conv2d_dx_rotated
+
+
 def check_dx_rotated(actual, case: Case) -> str | None:
-    """Like compare, but a NotImplementedError may come from a function conv2d_dx_rotated calls."""
+    """_KEEP_DY_DTYPE, but a NotImplementedError may come from a function conv2d_dx_rotated calls, and an
+    error where the kernel's channels do not fit may be that its channel axes were not swapped."""
     if isinstance(actual, Raised) and actual.type == "NotImplementedError":
         return ("conv2d_dx_rotated raised NotImplementedError: it, or a function it calls (conv2d_forward, "
                 "rot180, dilate), is not implemented yet")
-    return compare(actual, case.expected, f"{case.func}(...)", case.tol)
+    w = case.args[1]
+    if isinstance(actual, Raised) and actual.type in ("ValueError", "IndexError", "AssertionError") and \
+            w.shape[0] != w.shape[1]:   # (Part.diagnose sees no Raised) the channels that do not fit tell
+        return f"{actual.describe(case.func)} (here C_in != C_out; a likely bug: {conv_bugs.CHANNELS_NOT_SWAPPED})"
+    return _KEEP_DY_DTYPE(actual, case)
 
 
 def _diagnose_dx_rotated(ref):
@@ -198,6 +207,7 @@ NAIVE_SPECS = [(1, 0, np.float64, None, 2, False), (1, 1, np.float64, None, 2, T
                (3, 2, np.float64, False, 1, False)]
 FULL_SPECS = NAIVE_SPECS + [(1, 2, np.float32, None, 1, False), (2, 1, np.float32, False, 2, True),
                             (3, 1, np.float32, None, 1, False), (3, 0, np.float64, True, 2, False)]
+ROTATED_SPECS = NAIVE_SPECS + [(2, 1, np.float32, False, 2, True)]
 
 
 def _backward_cases(ref, rng, func, specs, big=False):
@@ -242,14 +252,16 @@ def parts(ref, rng) -> list[Part]:
     rot_cases = [Case("rot180", (w,), expected=np.array(ref.rot180(w)), label=f"w of shape {w.shape}") for w in kernels]
 
     dilate_cases = []
-    for stride, shape in [(2, (1, 1, 2, 2)), (3, (2, 3, 3, 4)), (1, (2, 2, 3, 3)), (2, (1, 2, 1, 4)),
-                          (3, (2, 1, 4, 1))]:
-        dy = rng.standard_normal(shape)
-        dilate_cases.append(Case("dilate", (dy, stride), expected=ref.dilate(dy, stride),
-                                 label=f"dy of shape {shape}, stride {stride}"))
+    for stride, shape, dtype in [(2, (1, 1, 2, 2), np.float64), (3, (2, 3, 3, 4), np.float64),
+                                 (1, (2, 2, 3, 3), np.float64), (2, (1, 2, 1, 4), np.float64),
+                                 (3, (2, 1, 4, 1), np.float64), (2, (2, 1, 3, 2), np.float32),
+                                 (1, (1, 2, 2, 3), np.float32)]:
+        dy = rng.standard_normal(shape).astype(dtype)
+        dilate_cases.append(Case("dilate", (dy, stride), expected=ref.dilate(dy, stride), check=_KEEP_DY_DTYPE,
+                                 label=f"dy of shape {shape}, stride {stride}, {np.dtype(dtype).name}"))
 
     rotated_cases = []
-    for stride, pad, dtype, divisible, k_min, same in NAIVE_SPECS:
+    for stride, pad, dtype, divisible, k_min, same in ROTATED_SPECS:
         dy, x, w, _, label = _problem(rng, stride, pad, dtype, divisible, k_min, same)
         kwargs = {"stride": stride, "pad": pad}
         expected = _expected(lambda: ref.conv2d_dx_rotated(*_f64(dy, w), x.shape, **kwargs), dtype)
@@ -361,6 +373,16 @@ BUGS = {   # autograder.grader.bugs: each bug as students write it, and the cell
     # Tested in process only (shipped=False); conv2d_dx_rotated calls rot180.
     "dx_channels_not_swapped": Bug({"conv2d_dx_rotated": _DX_ROTATED.format(kernel="rot180(w)")}, shipped=False,
                                    fails={"test_conv2d_dx_rotated": "channel axes not swapped"}),
+    # dtype=dy.dtype forgotten: right values, float64 for float32 dy (the rule of both docstrings).
+    "dilate_float64": Bug({"dilate": "def dilate(dy, stride):\n"
+                                     "    B, C, H_out, W_out = dy.shape\n"
+                                     "    out = np.zeros((B, C, (H_out - 1) * stride + 1, (W_out - 1) * stride + 1))\n"
+                                     "    out[:, :, ::stride, ::stride] = dy\n"
+                                     "    return out\n"}, shipped=False,
+                          fails={"test_dilate": "returned float64 for float32 input",
+                                 "test_conv2d_dx_rotated": "returned float64 for float32 input"}),
+    "dx_rotated_float64": Bug({"conv2d_dx_rotated": _DX_ROTATED.format(kernel="rot180(w).transpose(1, 0, 2, 3)")},
+                              shipped=False, fails={"test_conv2d_dx_rotated": "returned float64 for float32 input"}),
     "dx_cropped_at_wrong_offset": Bug({"conv2d_backward": _backward(crop=":H, :W")}, shipped=False,
                                       fails={"test_conv2d_backward": "cropped at the wrong offset"}),
     "dx_rows_missing": Bug({"conv2d_backward": _backward(
