@@ -51,9 +51,9 @@ from convlab.speed import SPEED_LABEL, SPEED_SECONDS, speed_problem
 # ## 1. Your forward pass from lesson 01
 #
 # Paste your **vectorized** `conv2d_forward` from lesson 01 into the cell below (the whole body,
-# with the helpers it calls, such as `conv_output_size` and `zero_pad`). It is used twice in this lesson: the gradient checks differentiate
-# it numerically, and in section 4 you will discover that `dx` *is* a forward convolution and
-# compute it with this very function.
+# with the helpers it calls, such as `conv_output_size` and `zero_pad`). It is used twice in this
+# lesson: the gradient checks differentiate it numerically, and in section 4 you will discover
+# that `dx` *is* a forward convolution and compute it with this very function.
 #
 # $$y[bi, co, i, j] = \sum_{ci}\sum_{m=0}^{K_h-1}\sum_{n=0}^{K_w-1} w[co, ci, m, n]\;
 #   x_{pad}[bi, ci, \mathrm{stride}\cdot i + m,\ \mathrm{stride}\cdot j + n] + b[co]$$
